@@ -1,0 +1,295 @@
+//! Building blocks shared by every model: torch-layout layers loaded from a
+//! [`WeightPath`], plus the `MLP` and `LayerNorm2d` of `sam2/modeling/sam2_utils.py`.
+
+use burn::module::{Module, Param};
+use burn::tensor::Tensor;
+use burn::tensor::activation::{gelu, relu, sigmoid};
+use burn::tensor::module::{conv_transpose2d, conv2d, layer_norm, linear};
+use burn::tensor::ops::{ConvOptions, ConvTransposeOptions};
+
+use crate::weights::{WeightError, WeightPath};
+
+/// `nn.Linear`: torch stores `[out, in]`, burn multiplies by `[in, out]`.
+#[derive(Module, Debug)]
+pub struct Linear {
+    pub weight: Param<Tensor<2>>,
+    pub bias: Option<Param<Tensor<1>>>,
+}
+
+/// Whether a layer has a bias term (torch's `bias=` argument).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Bias {
+    With,
+    Without,
+}
+
+impl Linear {
+    pub fn load(
+        vb: &WeightPath,
+        d_in: usize,
+        d_out: usize,
+        bias: Bias,
+    ) -> Result<Self, WeightError> {
+        let weight = vb.tensor("weight", [d_out, d_in])?.transpose();
+        let bias = match bias {
+            Bias::With => Some(Param::from_tensor(vb.tensor("bias", [d_out])?)),
+            Bias::Without => None,
+        };
+        Ok(Self {
+            weight: Param::from_tensor(weight),
+            bias,
+        })
+    }
+
+    pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
+        linear(x, self.weight.val(), self.bias.as_ref().map(|b| b.val()))
+    }
+}
+
+/// Geometry of a 2-D convolution (square kernels, as every model here uses).
+#[derive(Clone, Copy, Debug)]
+pub struct Conv2dSpec {
+    pub in_channels: usize,
+    pub out_channels: usize,
+    pub kernel: usize,
+    pub stride: usize,
+    pub padding: usize,
+    pub groups: usize,
+    pub bias: Bias,
+}
+
+impl Conv2dSpec {
+    pub fn new(in_channels: usize, out_channels: usize, kernel: usize) -> Self {
+        Self {
+            in_channels,
+            out_channels,
+            kernel,
+            stride: 1,
+            padding: 0,
+            groups: 1,
+            bias: Bias::With,
+        }
+    }
+    pub fn stride(mut self, stride: usize) -> Self {
+        self.stride = stride;
+        self
+    }
+    pub fn padding(mut self, padding: usize) -> Self {
+        self.padding = padding;
+        self
+    }
+    pub fn groups(mut self, groups: usize) -> Self {
+        self.groups = groups;
+        self
+    }
+    pub fn bias(mut self, bias: Bias) -> Self {
+        self.bias = bias;
+        self
+    }
+}
+
+/// `nn.Conv2d` (NCHW, weight `[out, in/groups, k, k]` as in torch).
+#[derive(Module, Debug)]
+pub struct Conv2d {
+    pub weight: Param<Tensor<4>>,
+    pub bias: Option<Param<Tensor<1>>>,
+    pub stride: usize,
+    pub padding: usize,
+    pub groups: usize,
+}
+
+impl Conv2d {
+    pub fn load(vb: &WeightPath, spec: Conv2dSpec) -> Result<Self, WeightError> {
+        let weight = vb.tensor(
+            "weight",
+            [
+                spec.out_channels,
+                spec.in_channels / spec.groups,
+                spec.kernel,
+                spec.kernel,
+            ],
+        )?;
+        let bias = match spec.bias {
+            Bias::With => Some(Param::from_tensor(vb.tensor("bias", [spec.out_channels])?)),
+            Bias::Without => None,
+        };
+        Ok(Self {
+            weight: Param::from_tensor(weight),
+            bias,
+            stride: spec.stride,
+            padding: spec.padding,
+            groups: spec.groups,
+        })
+    }
+
+    /// Builds a convolution from tensors computed at load time (e.g. BatchNorm folded in).
+    pub fn from_tensors(weight: Tensor<4>, bias: Tensor<1>, spec: Conv2dSpec) -> Self {
+        Self {
+            weight: Param::from_tensor(weight),
+            bias: Some(Param::from_tensor(bias)),
+            stride: spec.stride,
+            padding: spec.padding,
+            groups: spec.groups,
+        }
+    }
+
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        conv2d(
+            x,
+            self.weight.val(),
+            self.bias.as_ref().map(|b| b.val()),
+            ConvOptions::new([self.stride; 2], [self.padding; 2], [1, 1], self.groups),
+        )
+    }
+}
+
+/// `nn.ConvTranspose2d(in, out, kernel_size=k, stride=k)` as the SAM mask decoder uses it.
+#[derive(Module, Debug)]
+pub struct ConvTranspose2d {
+    pub weight: Param<Tensor<4>>,
+    pub bias: Param<Tensor<1>>,
+    pub stride: usize,
+}
+
+impl ConvTranspose2d {
+    pub fn load(
+        vb: &WeightPath,
+        in_channels: usize,
+        out_channels: usize,
+        kernel: usize,
+        stride: usize,
+    ) -> Result<Self, WeightError> {
+        Ok(Self {
+            weight: Param::from_tensor(
+                vb.tensor("weight", [in_channels, out_channels, kernel, kernel])?,
+            ),
+            bias: Param::from_tensor(vb.tensor("bias", [out_channels])?),
+            stride,
+        })
+    }
+
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        conv_transpose2d(
+            x,
+            self.weight.val(),
+            Some(self.bias.val()),
+            ConvTransposeOptions::new([self.stride; 2], [0, 0], [0, 0], [1, 1], 1),
+        )
+    }
+}
+
+/// `nn.LayerNorm` over the last dimension.
+#[derive(Module, Debug)]
+pub struct LayerNorm {
+    pub weight: Param<Tensor<1>>,
+    pub bias: Param<Tensor<1>>,
+    pub eps: f64,
+}
+
+impl LayerNorm {
+    pub fn load(vb: &WeightPath, dim: usize, eps: f64) -> Result<Self, WeightError> {
+        Ok(Self {
+            weight: Param::from_tensor(vb.tensor("weight", [dim])?),
+            bias: Param::from_tensor(vb.tensor("bias", [dim])?),
+            eps,
+        })
+    }
+
+    pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
+        layer_norm(x, self.weight.val(), Some(self.bias.val()), self.eps)
+    }
+}
+
+/// `LayerNorm2d`: normalises over the channel axis of an NCHW tensor.
+#[derive(Module, Debug)]
+pub struct LayerNorm2d {
+    pub weight: Param<Tensor<1>>,
+    pub bias: Param<Tensor<1>>,
+    pub eps: f64,
+}
+
+impl LayerNorm2d {
+    pub fn load(vb: &WeightPath, channels: usize, eps: f64) -> Result<Self, WeightError> {
+        Ok(Self {
+            weight: Param::from_tensor(vb.tensor("weight", [channels])?),
+            bias: Param::from_tensor(vb.tensor("bias", [channels])?),
+            eps,
+        })
+    }
+
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        let c = self.weight.dims()[0];
+        let u = x.clone().mean_dim(1);
+        let xc = x - u;
+        let s = xc.clone().powi_scalar(2).mean_dim(1);
+        let x = xc / (s + self.eps).sqrt();
+        x * self.weight.val().reshape([1, c, 1, 1]) + self.bias.val().reshape([1, c, 1, 1])
+    }
+}
+
+/// The activation between MLP layers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Activation {
+    Relu,
+    Gelu,
+}
+
+impl Activation {
+    pub fn apply<const D: usize>(self, x: Tensor<D>) -> Tensor<D> {
+        match self {
+            Activation::Relu => relu(x),
+            Activation::Gelu => gelu(x),
+        }
+    }
+}
+
+/// `MLP` of `sam2_utils.py`: `num_layers` linears with the activation between them.
+#[derive(Module, Debug)]
+pub struct Mlp {
+    pub layers: Vec<Linear>,
+    #[module(skip)]
+    pub activation: Activation,
+    pub sigmoid_output: bool,
+}
+
+/// Whether an MLP ends with a sigmoid (`sigmoid_output=` in the official code).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MlpOutput {
+    Linear,
+    Sigmoid,
+}
+
+impl Mlp {
+    pub fn load(
+        vb: &WeightPath,
+        dims: [usize; 3],
+        num_layers: usize,
+        activation: Activation,
+        output: MlpOutput,
+    ) -> Result<Self, WeightError> {
+        let [input, hidden, out] = dims;
+        let layers = (0..num_layers)
+            .map(|i| {
+                let d_in = if i == 0 { input } else { hidden };
+                let d_out = if i + 1 == num_layers { out } else { hidden };
+                Linear::load(&vb.pp("layers").pp(i), d_in, d_out, Bias::With)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Self {
+            layers,
+            activation,
+            sigmoid_output: output == MlpOutput::Sigmoid,
+        })
+    }
+
+    pub fn forward<const D: usize>(&self, mut x: Tensor<D>) -> Tensor<D> {
+        let n = self.layers.len();
+        for (i, layer) in self.layers.iter().enumerate() {
+            x = layer.forward(x);
+            if i + 1 < n {
+                x = self.activation.apply(x);
+            }
+        }
+        if self.sigmoid_output { sigmoid(x) } else { x }
+    }
+}

@@ -1,0 +1,218 @@
+//! `PromptEncoder` (`sam2/modeling/sam/prompt_encoder.py`, identical in SAM 1):
+//! points and box corners through a random-Fourier position encoding plus
+//! learned type embeddings; masks through a small conv stack.
+
+use burn::module::{Module, Param};
+use burn::tensor::activation::gelu;
+use burn::tensor::{Device, Tensor, TensorData};
+
+use crate::model::layers::{Conv2d, Conv2dSpec, LayerNorm2d};
+use crate::weights::{WeightError, WeightPath};
+
+/// Point label, as the official code numbers them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PointLabel {
+    /// Padding point (`-1`).
+    NotAPoint,
+    /// Background click (`0`).
+    Negative,
+    /// Foreground click (`1`).
+    Positive,
+    /// Box top-left corner (`2`).
+    BoxTopLeft,
+    /// Box bottom-right corner (`3`).
+    BoxBottomRight,
+}
+
+impl PointLabel {
+    pub fn from_official(v: i64) -> Option<Self> {
+        Some(match v {
+            -1 => Self::NotAPoint,
+            0 => Self::Negative,
+            1 => Self::Positive,
+            2 => Self::BoxTopLeft,
+            3 => Self::BoxBottomRight,
+            _ => return None,
+        })
+    }
+
+    /// Row in the `[not_a_point, point_embeddings[0..4]]` table.
+    fn table_row(self) -> usize {
+        match self {
+            Self::NotAPoint => 0,
+            Self::Negative => 1,
+            Self::Positive => 2,
+            Self::BoxTopLeft => 3,
+            Self::BoxBottomRight => 4,
+        }
+    }
+}
+
+/// Points of one prompt, in model-input pixel coordinates.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct PointPrompt {
+    pub coords: Vec<[f32; 2]>,
+    pub labels: Vec<PointLabel>,
+}
+
+/// Sizes the prompt encoder is built for.
+#[derive(Clone, Copy, Debug)]
+pub struct PromptEncoderSpec {
+    pub embed_dim: usize,
+    /// Side of the (square) image embedding.
+    pub embedding_size: usize,
+    /// Side of the (square) model input.
+    pub input_size: usize,
+    pub mask_in_chans: usize,
+}
+
+#[derive(Module, Debug)]
+pub struct PromptEncoder {
+    /// `pe_layer.positional_encoding_gaussian_matrix`, `[2, embed_dim/2]`.
+    gaussian: Param<Tensor<2>>,
+    /// `[not_a_point_embed, point_embeddings[0..4]]`, `[5, embed_dim]`.
+    point_table: Param<Tensor<2>>,
+    no_mask_embed: Param<Tensor<1>>,
+    mask_conv1: Conv2d,
+    mask_norm1: LayerNorm2d,
+    mask_conv2: Conv2d,
+    mask_norm2: LayerNorm2d,
+    mask_conv3: Conv2d,
+    embed_dim: usize,
+    embedding_size: usize,
+    input_size: usize,
+}
+
+impl PromptEncoder {
+    pub fn load(vb: &WeightPath, s: PromptEncoderSpec) -> Result<Self, WeightError> {
+        let d = s.embed_dim;
+        let mut rows = vec![vb.tensor::<2>("not_a_point_embed.weight", [1, d])?];
+        for i in 0..4 {
+            rows.push(vb.pp("point_embeddings").pp(i).tensor("weight", [1, d])?);
+        }
+        let ds = vb.pp("mask_downscaling");
+        let c4 = s.mask_in_chans / 4;
+        Ok(Self {
+            gaussian: Param::from_tensor(
+                vb.pp("pe_layer")
+                    .tensor("positional_encoding_gaussian_matrix", [2, d / 2])?,
+            ),
+            point_table: Param::from_tensor(Tensor::cat(rows, 0)),
+            no_mask_embed: Param::from_tensor(
+                vb.tensor::<2>("no_mask_embed.weight", [1, d])?.reshape([d]),
+            ),
+            mask_conv1: Conv2d::load(&ds.pp(0), Conv2dSpec::new(1, c4, 2).stride(2))?,
+            mask_norm1: LayerNorm2d::load(&ds.pp(1), c4, 1e-6)?,
+            mask_conv2: Conv2d::load(&ds.pp(3), Conv2dSpec::new(c4, s.mask_in_chans, 2).stride(2))?,
+            mask_norm2: LayerNorm2d::load(&ds.pp(4), s.mask_in_chans, 1e-6)?,
+            mask_conv3: Conv2d::load(&ds.pp(6), Conv2dSpec::new(s.mask_in_chans, d, 1))?,
+            embed_dim: d,
+            embedding_size: s.embedding_size,
+            input_size: s.input_size,
+        })
+    }
+
+    pub fn device(&self) -> Device {
+        self.gaussian.val().device()
+    }
+
+    /// `_pe_encoding` of `[N, 2]` coordinates already normalised to [0, 1].
+    fn pe_encoding(&self, coords01: Tensor<2>) -> Tensor<2> {
+        let c = (coords01 * 2.0 - 1.0).matmul(self.gaussian.val()) * (2.0 * std::f64::consts::PI);
+        Tensor::cat(vec![c.clone().sin(), c.cos()], 1)
+    }
+
+    /// `get_dense_pe`: the encoding of every embedding cell centre, `[1, C, h, w]`.
+    pub fn dense_pe(&self) -> Tensor<4> {
+        let n = self.embedding_size;
+        let mut coords = Vec::with_capacity(n * n * 2);
+        for y in 0..n {
+            for x in 0..n {
+                coords.push((x as f32 + 0.5) / n as f32);
+                coords.push((y as f32 + 0.5) / n as f32);
+            }
+        }
+        let coords = Tensor::from_data(TensorData::new(coords, [n * n, 2]), &self.device());
+        self.pe_encoding(coords)
+            .reshape([n, n, self.embed_dim])
+            .permute([2, 0, 1])
+            .unsqueeze()
+    }
+
+    /// Embeds labelled points `[N, embed_dim]` (`_embed_points` without padding).
+    fn embed_labelled(&self, coords: &[[f32; 2]], labels: &[PointLabel]) -> Tensor<2> {
+        let n = coords.len();
+        let device = self.device();
+        let size = self.input_size as f32;
+        // +0.5: shift to the pixel centre, then normalise by the input size.
+        let flat: Vec<f32> = coords
+            .iter()
+            .flat_map(|[x, y]| [(x + 0.5) / size, (y + 0.5) / size])
+            .collect();
+        let pe = self.pe_encoding(Tensor::from_data(TensorData::new(flat, [n, 2]), &device));
+        let keep: Vec<f32> = labels
+            .iter()
+            .map(|l| (*l != PointLabel::NotAPoint) as u8 as f32)
+            .collect();
+        let mut onehot = vec![0f32; n * 5];
+        for (i, l) in labels.iter().enumerate() {
+            onehot[i * 5 + l.table_row()] = 1.0;
+        }
+        let keep = Tensor::<2>::from_data(TensorData::new(keep, [n, 1]), &device);
+        let onehot = Tensor::<2>::from_data(TensorData::new(onehot, [n, 5]), &device);
+        pe * keep + onehot.matmul(self.point_table.val())
+    }
+
+    /// Sparse and dense embeddings of one prompt (batch 1).
+    ///
+    /// `points` are labelled points (SAM 2 passes a box as two corner points);
+    /// `box_xyxy` is a SAM 1 style box input. As in the official code a
+    /// padding point is appended to the points when no box is given.
+    /// `mask`: low-res mask logits `[1, 1, 4h, 4w]`.
+    pub fn forward(
+        &self,
+        points: Option<&PointPrompt>,
+        box_xyxy: Option<[f32; 4]>,
+        mask: Option<Tensor<4>>,
+    ) -> (Tensor<3>, Tensor<4>) {
+        let mut parts = Vec::new();
+        if let Some(p) = points {
+            let mut coords = p.coords.clone();
+            let mut labels = p.labels.clone();
+            if box_xyxy.is_none() {
+                coords.push([0.0, 0.0]);
+                labels.push(PointLabel::NotAPoint);
+            }
+            parts.push(self.embed_labelled(&coords, &labels));
+        }
+        if let Some([x0, y0, x1, y1]) = box_xyxy {
+            parts.push(self.embed_labelled(
+                &[[x0, y0], [x1, y1]],
+                &[PointLabel::BoxTopLeft, PointLabel::BoxBottomRight],
+            ));
+        }
+        let sparse = if parts.is_empty() {
+            Tensor::zeros([1, 0, self.embed_dim], &self.device())
+        } else {
+            Tensor::cat(parts, 0).unsqueeze()
+        };
+        let dense = match mask {
+            Some(m) => self.embed_mask(m),
+            None => {
+                let (d, n) = (self.embed_dim, self.embedding_size);
+                self.no_mask_embed
+                    .val()
+                    .reshape([1, d, 1, 1])
+                    .expand([1, d, n, n])
+            }
+        };
+        (sparse, dense)
+    }
+
+    /// `mask_downscaling`.
+    fn embed_mask(&self, m: Tensor<4>) -> Tensor<4> {
+        let x = gelu(self.mask_norm1.forward(self.mask_conv1.forward(m)));
+        let x = gelu(self.mask_norm2.forward(self.mask_conv2.forward(x)));
+        self.mask_conv3.forward(x)
+    }
+}

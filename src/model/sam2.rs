@@ -1,0 +1,292 @@
+//! `SAM2Base` (`sam2/modeling/sam2_base.py`): the SAM 2.1 model assembled from
+//! its components, with the per-frame heads the image predictor and the video
+//! session use. Frame-to-frame state lives in `session/`, not here.
+
+use burn::module::{Module, Param};
+use burn::tensor::module::interpolate;
+use burn::tensor::ops::{InterpolateMode, InterpolateOptions};
+use burn::tensor::{Int, Tensor};
+
+use crate::model::backbone::image_encoder::ImageEncoder;
+use crate::model::config::Sam2Config;
+use crate::model::layers::{Activation, Bias, Conv2d, Conv2dSpec, Linear, Mlp, MlpOutput};
+use crate::model::memory_attention::MemoryAttention;
+use crate::model::memory_encoder::{MaskInput, MemoryEncoder};
+use crate::model::sam::mask_decoder::{MaskDecoder, MaskDecoderSpec, MaskOutput};
+use crate::model::sam::prompt_encoder::{
+    PointLabel, PointPrompt, PromptEncoder, PromptEncoderSpec,
+};
+use crate::weights::{WeightError, WeightPath};
+
+/// Logit written into masks of frames where the object is judged absent.
+pub const NO_OBJ_SCORE: f32 = -1024.0;
+
+/// `forward_image` output: FPN levels (stride 4 and 8 already projected by
+/// `conv_s0`/`conv_s1`) and their position encodings, highest resolution first.
+#[derive(Clone, Debug)]
+pub struct BackboneOutput {
+    pub backbone_fpn: Vec<Tensor<4>>,
+    pub vision_pos_enc: Vec<Tensor<4>>,
+}
+
+impl BackboneOutput {
+    /// The stride-16 features (`vision_features`).
+    pub fn vision_features(&self) -> Tensor<4> {
+        self.backbone_fpn[self.backbone_fpn.len() - 1].clone()
+    }
+}
+
+/// Image features as the SAM heads consume them.
+#[derive(Clone, Debug)]
+pub struct ImageFeatures {
+    /// Stride-16 features `[B, C, h, w]`.
+    pub embed: Tensor<4>,
+    /// Stride-4 and stride-8 projected features.
+    pub high_res: [Tensor<4>; 2],
+}
+
+/// `_forward_sam_heads` outputs.
+#[derive(Clone, Debug)]
+pub struct SamHeadsOutput {
+    pub low_res_multimasks: Tensor<4>,
+    pub high_res_multimasks: Tensor<4>,
+    pub ious: Tensor<2>,
+    pub low_res_masks: Tensor<4>,
+    pub high_res_masks: Tensor<4>,
+    pub obj_ptr: Tensor<2>,
+    pub object_score_logits: Tensor<2>,
+}
+
+/// Where a mask given to the memory encoder came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MaskSource {
+    /// Predicted from point/box prompts: binarised before encoding
+    /// (`binarize_mask_from_pts_for_mem_enc`).
+    PointPrompts,
+    /// Tracked or mask-prompted: sigmoid of the logits.
+    Tracking,
+}
+
+#[derive(Module, Debug)]
+pub struct Sam2Model {
+    pub image_encoder: ImageEncoder,
+    pub sam_prompt_encoder: PromptEncoder,
+    pub sam_mask_decoder: MaskDecoder,
+    pub memory_attention: MemoryAttention,
+    pub memory_encoder: MemoryEncoder,
+    /// `[num_maskmem, 1, 1, mem_dim]`.
+    pub maskmem_tpos_enc: Param<Tensor<4>>,
+    pub no_mem_embed: Param<Tensor<3>>,
+    pub no_mem_pos_enc: Param<Tensor<3>>,
+    pub no_obj_ptr: Param<Tensor<2>>,
+    pub no_obj_embed_spatial: Param<Tensor<2>>,
+    pub obj_ptr_proj: Mlp,
+    pub obj_ptr_tpos_proj: Linear,
+    pub mask_downsample: Conv2d,
+    #[module(skip)]
+    pub config: Sam2Config,
+}
+
+impl Sam2Model {
+    pub fn load(vb: &WeightPath, cfg: &Sam2Config) -> Result<Self, WeightError> {
+        let hidden = cfg.hidden_dim();
+        let mem = cfg.mem_dim();
+        let emb = cfg.embedding_size();
+        Ok(Self {
+            image_encoder: ImageEncoder::load(
+                &vb.pp("image_encoder"),
+                &cfg.image_encoder,
+                cfg.image_size,
+            )?,
+            sam_prompt_encoder: PromptEncoder::load(
+                &vb.pp("sam_prompt_encoder"),
+                PromptEncoderSpec {
+                    embed_dim: hidden,
+                    embedding_size: emb,
+                    input_size: cfg.image_size,
+                    mask_in_chans: 16,
+                },
+            )?,
+            sam_mask_decoder: MaskDecoder::load(
+                &vb.pp("sam_mask_decoder"),
+                MaskDecoderSpec::sam2(hidden),
+            )?,
+            memory_attention: MemoryAttention::load(
+                &vb.pp("memory_attention"),
+                &cfg.memory_attention,
+            )?,
+            memory_encoder: MemoryEncoder::load(&vb.pp("memory_encoder"), &cfg.memory_encoder)?,
+            maskmem_tpos_enc: Param::from_tensor(
+                vb.tensor("maskmem_tpos_enc", [cfg.num_maskmem, 1, 1, mem])?,
+            ),
+            no_mem_embed: Param::from_tensor(vb.tensor("no_mem_embed", [1, 1, hidden])?),
+            no_mem_pos_enc: Param::from_tensor(vb.tensor("no_mem_pos_enc", [1, 1, hidden])?),
+            no_obj_ptr: Param::from_tensor(vb.tensor("no_obj_ptr", [1, hidden])?),
+            no_obj_embed_spatial: Param::from_tensor(vb.tensor("no_obj_embed_spatial", [1, mem])?),
+            obj_ptr_proj: Mlp::load(
+                &vb.pp("obj_ptr_proj"),
+                [hidden, hidden, hidden],
+                3,
+                Activation::Relu,
+                MlpOutput::Linear,
+            )?,
+            obj_ptr_tpos_proj: Linear::load(&vb.pp("obj_ptr_tpos_proj"), hidden, mem, Bias::With)?,
+            mask_downsample: Conv2d::load(
+                &vb.pp("mask_downsample"),
+                Conv2dSpec::new(1, 1, 4).stride(4),
+            )?,
+            config: cfg.clone(),
+        })
+    }
+
+    pub fn image_size(&self) -> usize {
+        self.config.image_size
+    }
+
+    /// `forward_image`: encoder plus the `conv_s0`/`conv_s1` projections.
+    pub fn forward_image(&self, image: Tensor<4>) -> BackboneOutput {
+        let out = self.image_encoder.forward(image);
+        let mut fpn = out.features;
+        if let (Some(s0), Some(s1)) = (
+            &self.sam_mask_decoder.conv_s0,
+            &self.sam_mask_decoder.conv_s1,
+        ) {
+            fpn[0] = s0.forward(fpn[0].clone());
+            fpn[1] = s1.forward(fpn[1].clone());
+        }
+        BackboneOutput {
+            backbone_fpn: fpn,
+            vision_pos_enc: out.pos,
+        }
+    }
+
+    /// Features for single-image prediction: with no memory, SAM 2.1 adds
+    /// `no_mem_embed` to the stride-16 features (`directly_add_no_mem_embed`).
+    pub fn image_features(&self, backbone: &BackboneOutput) -> ImageFeatures {
+        let c = self.config.hidden_dim();
+        let embed = backbone.vision_features() + self.no_mem_embed.val().reshape([1, c, 1, 1]);
+        ImageFeatures {
+            embed,
+            high_res: [
+                backbone.backbone_fpn[0].clone(),
+                backbone.backbone_fpn[1].clone(),
+            ],
+        }
+    }
+
+    /// `_forward_sam_heads`. Without points a single padding point is used.
+    /// `mask_inputs` must already be at the prompt encoder's mask size.
+    pub fn forward_sam_heads(
+        &self,
+        features: &Tensor<4>,
+        high_res: &[Tensor<4>; 2],
+        points: Option<&PointPrompt>,
+        mask_inputs: Option<Tensor<4>>,
+        output: MaskOutput,
+    ) -> SamHeadsOutput {
+        let padding = PointPrompt {
+            coords: vec![[0.0, 0.0]],
+            labels: vec![PointLabel::NotAPoint],
+        };
+        let points = points.unwrap_or(&padding);
+        let (sparse, dense) = self
+            .sam_prompt_encoder
+            .forward(Some(points), None, mask_inputs);
+        let dec = self.sam_mask_decoder.forward(
+            features.clone(),
+            self.sam_prompt_encoder.dense_pe(),
+            sparse,
+            dense,
+            output,
+            Some([&high_res[0], &high_res[1]]),
+        );
+        let [b, m, h, w] = dec.masks.dims();
+        // Frames where the object is judged absent get NO_OBJ_SCORE everywhere.
+        let appearing = dec.object_score_logits.clone().greater_elem(0.0); // [b, 1]
+        let absent = appearing
+            .clone()
+            .bool_not()
+            .reshape([b, 1, 1, 1])
+            .expand([b, m, h, w]);
+        let low_res_multimasks = dec.masks.mask_fill(absent, NO_OBJ_SCORE);
+        let s = self.config.image_size;
+        let high_res_multimasks = interpolate(
+            low_res_multimasks.clone(),
+            InterpolateOptions::new(InterpolateMode::Bilinear)
+                .with_align_corners(false)
+                .with_output_size([s, s]),
+        );
+        let mut sam_token = dec
+            .sam_tokens_out
+            .clone()
+            .narrow(1, 0, 1)
+            .reshape([b, dec.sam_tokens_out.dims()[2]]);
+        let (low_res_masks, high_res_masks) = if output == MaskOutput::Multi {
+            let best: Tensor<2, Int> = dec.iou_pred.clone().argmax(1); // [b, 1]
+            let pick4 = |t: Tensor<4>, side: usize| {
+                t.gather(
+                    1,
+                    best.clone()
+                        .reshape([b, 1, 1, 1])
+                        .expand([b, 1, side, side]),
+                )
+            };
+            if dec.sam_tokens_out.dims()[1] > 1 {
+                let c = dec.sam_tokens_out.dims()[2];
+                sam_token = dec
+                    .sam_tokens_out
+                    .clone()
+                    .gather(1, best.clone().reshape([b, 1, 1]).expand([b, 1, c]))
+                    .reshape([b, c]);
+            }
+            (
+                pick4(low_res_multimasks.clone(), h),
+                pick4(high_res_multimasks.clone(), s),
+            )
+        } else {
+            (low_res_multimasks.clone(), high_res_multimasks.clone())
+        };
+        // fixed_no_obj_ptr: absent objects get the learned no-object pointer.
+        let obj_ptr = self.obj_ptr_proj.forward(sam_token);
+        let lambda = appearing.float(); // [b, 1]
+        let obj_ptr = obj_ptr * lambda.clone() + (lambda.neg() + 1.0) * self.no_obj_ptr.val();
+        SamHeadsOutput {
+            low_res_multimasks,
+            high_res_multimasks,
+            ious: dec.iou_pred,
+            low_res_masks,
+            high_res_masks,
+            obj_ptr,
+            object_score_logits: dec.object_score_logits,
+        }
+    }
+
+    /// `_encode_new_memory` for the stride-16 features `pix_feat` `[B, C, h, w]`.
+    /// Returns (maskmem_features, maskmem_pos_enc).
+    pub fn encode_new_memory(
+        &self,
+        pix_feat: Tensor<4>,
+        pred_masks_high_res: Tensor<4>,
+        object_score_logits: Tensor<2>,
+        source: MaskSource,
+    ) -> (Tensor<4>, Tensor<4>) {
+        let mask_for_mem = match source {
+            MaskSource::PointPrompts => pred_masks_high_res.greater_elem(0.0).float(),
+            MaskSource::Tracking => burn::tensor::activation::sigmoid(pred_masks_high_res),
+        };
+        let mask_for_mem = mask_for_mem * self.config.sigmoid_scale_for_mem_enc
+            + self.config.sigmoid_bias_for_mem_enc;
+        let out = self
+            .memory_encoder
+            .forward(pix_feat, mask_for_mem, MaskInput::Prepared);
+        let [b, c, h, w] = out.features.dims();
+        // no_obj_embed_spatial is added where the object is judged absent.
+        let absent = object_score_logits
+            .lower_equal_elem(0.0)
+            .float()
+            .reshape([b, 1, 1, 1]);
+        let no_obj = self.no_obj_embed_spatial.val().reshape([1, c, 1, 1]);
+        let features = out.features + (absent * no_obj).expand([b, c, h, w]);
+        (features, out.pos)
+    }
+}

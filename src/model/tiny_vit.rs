@@ -1,0 +1,1 @@
+//! TinyViT image encoder of LiteMedSAM (in progress).

@@ -1,0 +1,109 @@
+//! Shared helpers of the integration tests: the official oracles in `../shared`.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+
+use burn::tensor::{Tensor, TensorData};
+use medseg::weights::{HostTensor, TensorStore, safetensors_io};
+
+/// `../shared` next to the crate root (the oracles are read-only input).
+pub fn shared() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared")
+}
+
+pub fn sam2_small_dir() -> PathBuf {
+    shared().join("fixtures/sam2-small")
+}
+
+pub fn read_store(path: &std::path::Path) -> TensorStore {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+    safetensors_io::read(&bytes).unwrap_or_else(|e| panic!("parsing {}: {e}", path.display()))
+}
+
+/// The per-stage reference tensors of the official SAM 2 code.
+pub struct Fixtures(pub TensorStore);
+
+impl Fixtures {
+    pub fn sam2_small() -> Self {
+        Self(read_store(&sam2_small_dir().join("fixtures.safetensors")))
+    }
+
+    pub fn host(&self, name: &str) -> &HostTensor {
+        self.0
+            .get(name)
+            .unwrap_or_else(|| panic!("fixture `{name}` missing"))
+    }
+
+    pub fn tensor<const D: usize>(&self, name: &str, device: &burn::tensor::Device) -> Tensor<D> {
+        let h = self.host(name);
+        assert_eq!(h.shape.len(), D, "fixture `{name}` rank");
+        Tensor::from_data(TensorData::new(h.data.clone(), h.shape.clone()), device)
+    }
+
+    pub fn has(&self, name: &str) -> bool {
+        self.0.get(name).is_some()
+    }
+}
+
+/// Max |a - b|, asserting equal shapes.
+pub fn max_abs_diff(name: &str, got_shape: &[usize], got: &[f32], want: &HostTensor) -> f32 {
+    assert_eq!(got_shape, want.shape.as_slice(), "`{name}` shape");
+    got.iter()
+        .zip(&want.data)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f32, f32::max)
+}
+
+/// Reads a tensor back to the host.
+pub fn host_of<const D: usize>(t: &Tensor<D>) -> (Vec<usize>, Vec<f32>) {
+    let shape = t.dims().to_vec();
+    (shape, t.to_data().try_to_vec::<f32>().expect("f32 tensor"))
+}
+
+/// Tracks the worst error per group and prints a table.
+#[derive(Default)]
+pub struct Report {
+    rows: Vec<(String, String, f32, f32)>,
+}
+
+impl Report {
+    /// Compares `got` with fixture `name` under `group`, tolerance `tol`.
+    pub fn check<const D: usize>(
+        &mut self,
+        group: &str,
+        name: &str,
+        got: &Tensor<D>,
+        fx: &Fixtures,
+        tol: f32,
+    ) {
+        let (shape, data) = host_of(got);
+        let err = max_abs_diff(name, &shape, &data, fx.host(name));
+        self.rows
+            .push((group.to_string(), name.to_string(), err, tol));
+    }
+
+    /// Prints the worst error per group and fails on any tolerance breach.
+    pub fn finish(self) {
+        let mut worst: std::collections::BTreeMap<String, (f32, String)> = Default::default();
+        let mut failures = Vec::new();
+        for (g, n, e, tol) in &self.rows {
+            let w = worst.entry(g.clone()).or_insert((0.0, String::new()));
+            if *e >= w.0 {
+                *w = (*e, n.clone());
+            }
+            // NaN must fail too, hence not `e > tol`.
+            if e.is_nan() || *e > *tol {
+                failures.push(format!("{n}: max abs err {e:.3e} > {tol:.0e}"));
+            }
+        }
+        println!("{:<28} {:>12}  worst tensor", "group", "max abs err");
+        for (g, (e, n)) in &worst {
+            println!("{g:<28} {e:>12.3e}  {n}");
+        }
+        assert!(
+            failures.is_empty(),
+            "parity failures:\n{}",
+            failures.join("\n")
+        );
+    }
+}
