@@ -1,10 +1,13 @@
 //! MedSeg: MedSAM2 (SAM 2.1) and LiteMedSAM on burn, for the browser (wasm +
 //! WebGPU) and the command line.
 
+pub mod io;
 pub mod model;
+pub mod predictor;
 pub mod preprocess;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod serve;
+pub mod session;
 pub mod weights;
 
 /// The compute device: burn's CPU backend (`flex`) natively; WebGPU in the browser.

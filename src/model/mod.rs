@@ -3,6 +3,7 @@
 pub mod backbone;
 pub mod config;
 pub mod layers;
+pub mod lite_medsam;
 pub mod memory_attention;
 pub mod memory_encoder;
 pub mod position_encoding;
@@ -13,6 +14,7 @@ pub mod tiny_vit;
 use std::collections::BTreeMap;
 
 use crate::model::config::{ConfigError, Sam2Config, Sam2Preset};
+use crate::model::lite_medsam::LiteMedSam;
 use crate::model::sam2::Sam2Model;
 use crate::weights::{TensorStore, WeightError, WeightLoader, remap};
 use burn::tensor::Device;
@@ -62,6 +64,12 @@ pub enum LoadError {
     Config(#[from] ConfigError),
     #[error("cannot tell which model this file holds: {0}")]
     UnknownArchitecture(String),
+    #[error("this file holds a {found} model, not {expected} ({evidence})")]
+    WrongArchitecture {
+        expected: &'static str,
+        found: &'static str,
+        evidence: String,
+    },
 }
 
 /// Works out the architecture from metadata, else from the key names.
@@ -148,4 +156,37 @@ pub fn sam2_expected_keys(
     let loader = WeightLoader::recorder(device);
     Sam2Model::load(&loader.root(), cfg)?;
     Ok(loader.into_requested())
+}
+
+/// Loads LiteMedSAM strictly: training-only buffers (`*.num_batches_tracked`)
+/// dropped, SAM 1 head names remapped ([`remap::LITE_MEDSAM_RULES`]), every
+/// remaining tensor consumed with its shape checked.
+/// A file recognisably holding another model (SAM 2 / MedSAM2) is refused
+/// up front with [`LoadError::WrongArchitecture`].
+pub fn load_lite_medsam(store: TensorStore, device: &Device) -> Result<LiteMedSam, LoadError> {
+    if let Ok(arch @ Architecture::Sam2(_)) = detect_architecture(&store, None) {
+        let evidence = match store.metadata.get(META_ARCHITECTURE) {
+            Some(name) => format!("metadata `{META_ARCHITECTURE}` = `{name}`"),
+            None if store.metadata.contains_key(META_OFFICIAL_SAM2_CONFIG) => {
+                format!("metadata `{META_OFFICIAL_SAM2_CONFIG}`")
+            }
+            None => "key `image_encoder.trunk.patch_embed.proj.weight`".to_string(),
+        };
+        return Err(LoadError::WrongArchitecture {
+            expected: Architecture::LiteMedSam.name(),
+            found: arch.name(),
+            evidence,
+        });
+    }
+    let metadata = store.metadata.clone();
+    let tensors = store
+        .into_tensors()
+        .into_iter()
+        .filter(|(k, _)| !remap::is_training_only(k))
+        .collect();
+    let store = TensorStore::new(tensors, metadata).remapped(remap::LITE_MEDSAM_RULES);
+    let loader = WeightLoader::new(store, device);
+    let model = LiteMedSam::load(&loader.root())?;
+    loader.finish()?;
+    Ok(model)
 }

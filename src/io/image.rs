@@ -1,0 +1,103 @@
+//! 2-D images in and masks out (PNG / JPEG / WebP through the `image` crate).
+
+/// Largest image side accepted; bigger images are refused with a message
+/// rather than exhausting memory (the model works at 256–1024 px anyway).
+pub const MAX_IMAGE_SIDE: u32 = 16_384;
+/// Largest pixel count accepted (about 100 megapixels).
+pub const MAX_IMAGE_PIXELS: u64 = 100_000_000;
+
+/// An 8-bit RGB image, row-major HWC.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RgbImage {
+    pub width: usize,
+    pub height: usize,
+    pub data: Vec<u8>,
+}
+
+/// Why an image could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum ImageError {
+    #[error("the image file is empty")]
+    Empty,
+    #[error("not a PNG, JPEG or WebP image (or the file is damaged): {0}")]
+    Decode(String),
+    #[error("image is {width}×{height}: larger than the {max_side} px side / {max_mp} MP limit", max_side = MAX_IMAGE_SIDE, max_mp = MAX_IMAGE_PIXELS / 1_000_000)]
+    TooLarge { width: u32, height: u32 },
+    #[error("image has no pixels")]
+    NoPixels,
+    #[error("could not write {path}: {reason}")]
+    Write { path: String, reason: String },
+}
+
+/// Decodes an image file's bytes to RGB (grey and RGBA are converted).
+pub fn decode_rgb(bytes: &[u8]) -> Result<RgbImage, ImageError> {
+    if bytes.is_empty() {
+        return Err(ImageError::Empty);
+    }
+    let reader = image::ImageReader::new(std::io::Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(|e| ImageError::Decode(e.to_string()))?;
+    let (w, h) = reader
+        .into_dimensions()
+        .map_err(|e| ImageError::Decode(e.to_string()))?;
+    check_size(w, h)?;
+    let img = image::load_from_memory(bytes).map_err(|e| ImageError::Decode(e.to_string()))?;
+    let rgb = img.to_rgb8();
+    Ok(RgbImage {
+        width: rgb.width() as usize,
+        height: rgb.height() as usize,
+        data: rgb.into_raw(),
+    })
+}
+
+fn check_size(w: u32, h: u32) -> Result<(), ImageError> {
+    if w == 0 || h == 0 {
+        return Err(ImageError::NoPixels);
+    }
+    if w > MAX_IMAGE_SIDE || h > MAX_IMAGE_SIDE || (w as u64) * (h as u64) > MAX_IMAGE_PIXELS {
+        return Err(ImageError::TooLarge {
+            width: w,
+            height: h,
+        });
+    }
+    Ok(())
+}
+
+/// Encodes a binary mask (`0` / non-zero, row-major) as a greyscale PNG with 255 = object.
+pub fn encode_mask_png(mask: &[u8], width: usize, height: usize) -> Result<Vec<u8>, ImageError> {
+    let pixels: Vec<u8> = mask.iter().map(|&m| if m != 0 { 255 } else { 0 }).collect();
+    let mut out = Vec::new();
+    let encoder = image::codecs::png::PngEncoder::new(&mut out);
+    image::ImageEncoder::write_image(
+        encoder,
+        &pixels,
+        width as u32,
+        height as u32,
+        image::ExtendedColorType::L8,
+    )
+    .map_err(|e| ImageError::Write {
+        path: "mask.png".into(),
+        reason: e.to_string(),
+    })?;
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_renamed_png_is_a_clear_error() {
+        let err = decode_rgb(b"hello, I am a text file").unwrap_err();
+        assert!(matches!(err, ImageError::Decode(_)), "{err}");
+        assert!(matches!(decode_rgb(b"").unwrap_err(), ImageError::Empty));
+    }
+
+    #[test]
+    fn mask_png_round_trips() {
+        let mask = [0u8, 1, 1, 0, 0, 1];
+        let png = encode_mask_png(&mask, 3, 2).unwrap();
+        let back = image::load_from_memory(&png).unwrap().to_luma8();
+        assert_eq!(back.into_raw(), vec![0, 255, 255, 0, 0, 255]);
+    }
+}

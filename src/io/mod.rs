@@ -1,0 +1,4 @@
+//! Reading and writing images, volumes and masks.
+
+pub mod image;
+pub mod npy;

@@ -1,0 +1,253 @@
+//! The `medseg` binary end to end: `segment` reproduces the official
+//! `SAM2ImagePredictor` logits; `convert` writes a self-describing file; bad
+//! inputs fail with a message naming the problem.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use common::{Fixtures, read_store, sam2_small_dir};
+
+fn medseg(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_medseg"))
+        .args(args)
+        .output()
+        .expect("run medseg")
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("medseg-cli-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    dir.join(name)
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().expect("utf-8 path")
+}
+
+/// Reads a little-endian f32 `.npy` written by `medseg` (header + raw data).
+fn read_npy(path: &Path) -> (String, Vec<f32>) {
+    let bytes = std::fs::read(path).expect("npy");
+    assert_eq!(&bytes[..6], b"\x93NUMPY");
+    let hlen = u16::from_le_bytes([bytes[8], bytes[9]]) as usize;
+    let header = String::from_utf8_lossy(&bytes[10..10 + hlen]).to_string();
+    let data = bytes[10 + hlen..]
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect();
+    (header, data)
+}
+
+#[test]
+fn segment_reproduces_the_official_predictor_logits() {
+    let dir = sam2_small_dir();
+    let (mask, logits) = (scratch("mask.png"), scratch("logits.npy"));
+    let out = medseg(&[
+        "segment",
+        "--model",
+        s(&dir.join("weights.safetensors")),
+        "--image",
+        s(&dir.join("image.png")),
+        "--box",
+        "32,28.8,89.6,76.8",
+        "--out",
+        s(&mask),
+        "--logits",
+        s(&logits),
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}{}",
+        stdout,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let fx = Fixtures::sam2_small();
+    let want = fx.host("predictor.box.out.masks_logits");
+    let (header, got) = read_npy(&logits);
+    assert!(header.contains("(1, 96, 128)"), "{header}");
+    let err = got
+        .iter()
+        .zip(&want.data)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0f32, f32::max);
+    println!("segment logits max abs err {err:.3e} (tolerance 1e-3)");
+    assert!(err <= 1e-3, "max abs err {err}");
+    let iou = fx.host("predictor.box.out.iou").data[0];
+    assert!(
+        stdout.contains(&format!("iou={iou:.4}")),
+        "{stdout} vs reference iou {iou}"
+    );
+    let png = image::open(&mask).expect("mask png").to_luma8();
+    assert_eq!((png.width(), png.height()), (128, 96));
+    let agree = png
+        .pixels()
+        .zip(&want.data)
+        .filter(|(p, l)| (p.0[0] == 255) == (**l > 0.0))
+        .count();
+    assert_eq!(agree, 128 * 96, "binary mask = logits > 0");
+}
+
+#[test]
+fn convert_writes_a_file_that_loads_without_a_config() {
+    let dir = sam2_small_dir();
+    let weights = dir.join("weights.safetensors");
+    for (flag, tol) in [(None, 0.0f32), (Some("--half"), 1e-3)] {
+        let out_path = scratch(if flag.is_some() {
+            "half.safetensors"
+        } else {
+            "full.safetensors"
+        });
+        let mut args = vec!["convert", s(&weights), s(&out_path)];
+        args.extend(flag);
+        let out = medseg(&args);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let converted = read_store(&out_path);
+        assert_eq!(
+            converted
+                .metadata
+                .get("medseg_architecture")
+                .map(String::as_str),
+            Some("sam2")
+        );
+        let original = read_store(&dir.join("weights.safetensors"));
+        assert_eq!(converted.len(), original.len());
+        for (k, t) in original.iter() {
+            let c = converted.get(k).expect("key kept");
+            assert_eq!(c.shape, t.shape);
+            let err = c
+                .data
+                .iter()
+                .zip(&t.data)
+                .map(|(a, b)| (a - b).abs() / b.abs().max(1.0))
+                .fold(0f32, f32::max);
+            assert!(err <= tol, "{k}: {err}");
+        }
+        // The converted file segments with no --config and no metadata of the exporter.
+        let out = medseg(&[
+            "segment",
+            "--model",
+            s(&out_path),
+            "--image",
+            s(&dir.join("image.png")),
+            "--box",
+            "32,28.8,89.6,76.8",
+            "--out",
+            s(&scratch("m2.png")),
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+#[test]
+fn bad_inputs_fail_with_a_clear_message() {
+    let dir = sam2_small_dir();
+    let text_png = scratch("notes.png");
+    std::fs::write(&text_png, "this is a text file").expect("write");
+    let weights = dir.join("weights.safetensors");
+    let truncated = scratch("truncated.safetensors");
+    let bytes = std::fs::read(&weights).expect("weights");
+    std::fs::write(&truncated, &bytes[..1000]).expect("write");
+    let empty = scratch("empty.safetensors");
+    std::fs::write(&empty, b"").expect("write");
+    let image = dir.join("image.png");
+    let cases: [(&[&str], &str); 6] = [
+        (
+            &[
+                "segment",
+                "--model",
+                s(&weights),
+                "--image",
+                s(&text_png),
+                "--box",
+                "1,1,9,9",
+                "--out",
+                "/dev/null",
+            ],
+            "not a PNG, JPEG or WebP",
+        ),
+        (
+            &[
+                "segment",
+                "--model",
+                s(&truncated),
+                "--image",
+                s(&image),
+                "--box",
+                "1,1,9,9",
+                "--out",
+                "/dev/null",
+            ],
+            "safetensors",
+        ),
+        (
+            &[
+                "segment",
+                "--model",
+                s(&empty),
+                "--image",
+                s(&image),
+                "--box",
+                "1,1,9,9",
+                "--out",
+                "/dev/null",
+            ],
+            "empty",
+        ),
+        (
+            &[
+                "segment",
+                "--model",
+                s(&weights),
+                "--image",
+                s(&image),
+                "--box",
+                "9,9,1,1",
+                "--out",
+                "/dev/null",
+            ],
+            "x1 must exceed x0",
+        ),
+        (
+            &[
+                "segment",
+                "--model",
+                s(&weights),
+                "--image",
+                s(&image),
+                "--out",
+                "/dev/null",
+            ],
+            "--box",
+        ),
+        (
+            &[
+                "segment",
+                "--model",
+                s(&weights),
+                "--image",
+                s(&image),
+                "--point",
+                "500,5,1",
+                "--out",
+                "/dev/null",
+            ],
+            "outside",
+        ),
+    ];
+    for (args, needle) in cases {
+        let out = medseg(args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} succeeded");
+        assert!(err.contains(needle), "{args:?}: `{err}` lacks `{needle}`");
+    }
+}
