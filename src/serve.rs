@@ -1,0 +1,412 @@
+//! `medseg serve`: a small static-file HTTP/1.1 server for the browser app.
+//!
+//! Native only, std only: one thread per connection, GET and HEAD, one request per
+//! connection (`Connection: close`). It listens on the loopback interface only and never
+//! serves a file outside its root: paths with a `..` or hidden (`.name`) component are
+//! refused, and every path is canonicalised (symbolic links resolved) and checked to stay
+//! under the canonical root. Directories serve their `index.html`; there are no listings.
+//!
+//! Every response carries `Cache-Control: no-cache` (the app and the weights change while
+//! developing) and the cross-origin isolation headers (COOP/COEP), so the page may use
+//! `SharedArrayBuffer` and precise timers.
+
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The longest request head (request line and headers) accepted, in bytes.
+const MAX_HEAD: u64 = 16 * 1024;
+/// How long a connection may stay silent before it is dropped.
+const IO_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Serves the files under `root` on `addr` until the process ends.
+///
+/// `addr` must be a loopback address (`127.0.0.1:PORT`): this server is for the local
+/// browser only. Port 0 picks a free port; the address is printed to stderr.
+pub fn serve(root: &Path, addr: SocketAddr) -> io::Result<()> {
+    if !addr.ip().is_loopback() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("medseg serve listens on the loopback interface only, not {addr}"),
+        ));
+    }
+    serve_listener(root, TcpListener::bind(addr)?)
+}
+
+/// Serves the files under `root` on an already bound listener (tests bind port 0).
+pub fn serve_listener(root: &Path, listener: TcpListener) -> io::Result<()> {
+    let root =
+        Arc::new(root.canonicalize().map_err(|e| {
+            io::Error::new(e.kind(), format!("serve root {}: {e}", root.display()))
+        })?);
+    let local = listener.local_addr()?;
+    eprintln!("medseg: serving {} at http://{local}/", root.display());
+    for stream in listener.incoming() {
+        let stream = match stream {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("medseg serve: accept: {e}");
+                continue;
+            }
+        };
+        let root = Arc::clone(&root);
+        std::thread::spawn(move || {
+            if let Err(e) = handle(&root, stream) {
+                // A client that goes away mid-response is not an error worth more.
+                if !matches!(
+                    e.kind(),
+                    io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset
+                ) {
+                    eprintln!("medseg serve: {e}");
+                }
+            }
+        });
+    }
+    Ok(())
+}
+
+/// The `Content-Type` for a file, from its extension (case-insensitive).
+pub fn content_type(path: &Path) -> &'static str {
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase)
+        .unwrap_or_default();
+    match ext.as_str() {
+        "html" | "htm" => "text/html; charset=utf-8",
+        "js" | "mjs" => "text/javascript; charset=utf-8",
+        "wasm" => "application/wasm",
+        "json" | "map" => "application/json",
+        "css" => "text/css; charset=utf-8",
+        "txt" | "md" | "toml" => "text/plain; charset=utf-8",
+        "png" => "image/png",
+        "jpg" | "jpeg" => "image/jpeg",
+        "webp" => "image/webp",
+        "svg" => "image/svg+xml",
+        "ico" => "image/x-icon",
+        // Weights and volumes (`.nii.gz` too: served as bytes, never as Content-Encoding).
+        _ => "application/octet-stream",
+    }
+}
+
+/// Reads one request from `stream` and answers it.
+fn handle(root: &Path, stream: TcpStream) -> io::Result<()> {
+    stream.set_read_timeout(Some(IO_TIMEOUT))?;
+    stream.set_write_timeout(Some(IO_TIMEOUT))?;
+    let mut out = stream.try_clone()?;
+    let mut reader = BufReader::new(stream).take(MAX_HEAD);
+
+    let mut line = String::new();
+    if reader.read_line(&mut line)? == 0 {
+        return Ok(()); // closed before sending anything
+    }
+    // Skip the headers: nothing in them changes the answer.
+    let mut complete = false;
+    let mut header = String::new();
+    loop {
+        header.clear();
+        if reader.read_line(&mut header)? == 0 {
+            break;
+        }
+        if header == "\r\n" || header == "\n" {
+            complete = true;
+            break;
+        }
+    }
+    let mut parts = line.split_whitespace();
+    let (Some(method), Some(target), Some(version), true) =
+        (parts.next(), parts.next(), parts.next(), complete)
+    else {
+        return respond_error(&mut out, 400, "Bad Request", true);
+    };
+    if !version.starts_with("HTTP/1.") {
+        return respond_error(&mut out, 505, "HTTP Version Not Supported", true);
+    }
+    let head_only = match method {
+        "GET" => false,
+        "HEAD" => true,
+        _ => return respond_error(&mut out, 405, "Method Not Allowed", false),
+    };
+    let path = match resolve(root, target) {
+        Ok(p) => p,
+        Err(status) => {
+            let reason = reason(status);
+            return respond_error(&mut out, status, reason, head_only);
+        }
+    };
+    let file = match File::open(&path) {
+        Ok(f) => f,
+        Err(_) => return respond_error(&mut out, 404, "Not Found", head_only),
+    };
+    let len = file.metadata()?.len();
+    write!(
+        out,
+        "HTTP/1.1 200 OK\r\nContent-Type: {}\r\nContent-Length: {len}\r\n{}\r\n",
+        content_type(&path),
+        COMMON_HEADERS
+    )?;
+    if !head_only {
+        io::copy(&mut BufReader::with_capacity(1 << 16, file), &mut out)?;
+    }
+    out.flush()
+}
+
+const COMMON_HEADERS: &str = "Cache-Control: no-cache\r\n\
+X-Content-Type-Options: nosniff\r\n\
+Cross-Origin-Opener-Policy: same-origin\r\n\
+Cross-Origin-Embedder-Policy: require-corp\r\n\
+Connection: close\r\n";
+
+fn reason(status: u16) -> &'static str {
+    match status {
+        400 => "Bad Request",
+        403 => "Forbidden",
+        _ => "Not Found",
+    }
+}
+
+/// Maps a request target to a file under `root` (which is canonical), or an HTTP status.
+fn resolve(root: &Path, target: &str) -> Result<PathBuf, u16> {
+    let path = target.split(['?', '#']).next().unwrap_or("");
+    if !path.starts_with('/') {
+        return Err(400);
+    }
+    let decoded = percent_decode(path).ok_or(400u16)?;
+    let mut rel = PathBuf::new();
+    for part in decoded.split('/').filter(|p| !p.is_empty()) {
+        // `..`, `.`, and hidden files (.git, weights/.cache, ...) are never served.
+        if part.starts_with('.') || part.contains('\0') || part.contains('\\') {
+            return Err(403);
+        }
+        rel.push(part);
+    }
+    if rel.components().any(|c| !matches!(c, Component::Normal(_))) {
+        return Err(403);
+    }
+    let mut full = root.join(&rel);
+    if full.is_dir() {
+        full.push("index.html");
+    }
+    let canonical = full.canonicalize().map_err(|_| 404u16)?;
+    if !canonical.starts_with(root) {
+        return Err(403); // a symbolic link out of the root
+    }
+    if !canonical.is_file() {
+        return Err(404);
+    }
+    Ok(canonical)
+}
+
+/// Decodes `%XX` escapes; `None` for a malformed escape or a result that is not UTF-8.
+fn percent_decode(s: &str) -> Option<String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+fn respond_error(
+    out: &mut TcpStream,
+    status: u16,
+    reason: &str,
+    head_only: bool,
+) -> io::Result<()> {
+    let body = format!("{status} {reason}\n");
+    let allow = if status == 405 {
+        "Allow: GET, HEAD\r\n"
+    } else {
+        ""
+    };
+    write!(
+        out,
+        "HTTP/1.1 {status} {reason}\r\nContent-Type: text/plain; charset=utf-8\r\n\
+         Content-Length: {}\r\n{allow}{COMMON_HEADERS}\r\n",
+        body.len()
+    )?;
+    if !head_only {
+        out.write_all(body.as_bytes())?;
+    }
+    out.flush()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// A fresh directory under the system temp dir (removed when dropped).
+    struct TempDir(PathBuf);
+    impl TempDir {
+        fn new() -> Self {
+            static N: AtomicUsize = AtomicUsize::new(0);
+            let dir = std::env::temp_dir().join(format!(
+                "medseg-serve-test-{}-{}",
+                std::process::id(),
+                N.fetch_add(1, Ordering::Relaxed)
+            ));
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&dir).unwrap();
+            TempDir(dir)
+        }
+    }
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    /// Starts a server on port 0 over `root/site`, with a secret file beside `site`.
+    fn start(tmp: &TempDir) -> SocketAddr {
+        let site = tmp.0.join("site");
+        std::fs::create_dir_all(site.join("pkg")).unwrap();
+        std::fs::create_dir_all(site.join(".git")).unwrap();
+        std::fs::write(site.join("index.html"), "<!doctype html>hi").unwrap();
+        std::fs::write(site.join("pkg/medseg_bg.wasm"), b"\0asm\x01\0\0\0").unwrap();
+        std::fs::write(site.join("a b.json"), "{}").unwrap();
+        std::fs::write(site.join(".git/config"), "hidden").unwrap();
+        std::fs::write(tmp.0.join("secret.txt"), "secret").unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        std::thread::spawn(move || serve_listener(&site, listener));
+        addr
+    }
+
+    /// Sends a raw request; returns (status, headers, body).
+    fn request(addr: SocketAddr, raw: &str) -> (u16, String, Vec<u8>) {
+        let mut s = TcpStream::connect(addr).unwrap();
+        s.write_all(raw.as_bytes()).unwrap();
+        let mut resp = Vec::new();
+        s.read_to_end(&mut resp).unwrap();
+        let split = resp.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+        let head = String::from_utf8(resp[..split].to_vec()).unwrap();
+        let body = resp[split + 4..].to_vec();
+        let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+        (status, head, body)
+    }
+
+    fn get(addr: SocketAddr, path: &str) -> (u16, String, Vec<u8>) {
+        request(
+            addr,
+            &format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n"),
+        )
+    }
+
+    #[test]
+    fn serves_files_with_types_and_lengths() {
+        let tmp = TempDir::new();
+        let addr = start(&tmp);
+
+        let (status, head, body) = get(addr, "/pkg/medseg_bg.wasm");
+        assert_eq!(status, 200, "{head}");
+        assert_eq!(body, b"\0asm\x01\0\0\0");
+        assert!(head.contains("Content-Type: application/wasm"), "{head}");
+        assert!(head.contains("Content-Length: 8"), "{head}");
+        assert!(head.contains("Cache-Control: no-cache"), "{head}");
+
+        let (status, head, body) = get(addr, "/");
+        assert_eq!(status, 200);
+        assert_eq!(body, b"<!doctype html>hi");
+        assert!(head.contains("Content-Type: text/html"), "{head}");
+
+        let (status, _, body) = get(addr, "/a%20b.json?v=1");
+        assert_eq!((status, body.as_slice()), (200, b"{}".as_slice()));
+
+        let (status, head, body) =
+            request(addr, "HEAD /index.html HTTP/1.1\r\nHost: localhost\r\n\r\n");
+        assert_eq!(status, 200);
+        assert!(head.contains("Content-Length: 17"), "{head}");
+        assert!(body.is_empty());
+    }
+
+    #[test]
+    fn missing_file_is_404() {
+        let tmp = TempDir::new();
+        let addr = start(&tmp);
+        assert_eq!(get(addr, "/nope.js").0, 404);
+        assert_eq!(get(addr, "/pkg/").0, 404); // a directory without index.html
+    }
+
+    #[test]
+    fn traversal_and_hidden_paths_are_refused() {
+        let tmp = TempDir::new();
+        let addr = start(&tmp);
+        for path in [
+            "/../secret.txt",
+            "/pkg/../../secret.txt",
+            "/%2e%2e/secret.txt",
+            "/pkg/%2E%2E/%2e%2e/secret.txt",
+            "/.git/config",
+        ] {
+            let (status, _, body) = get(addr, path);
+            assert_eq!(status, 403, "{path}");
+            assert!(!String::from_utf8_lossy(&body).contains("secret"), "{path}");
+        }
+        assert_eq!(get(addr, "/%zz").0, 400);
+        assert_eq!(get(addr, "relative").0, 400);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn symlink_out_of_root_is_refused() {
+        let tmp = TempDir::new();
+        let addr = start(&tmp);
+        std::os::unix::fs::symlink(tmp.0.join("secret.txt"), tmp.0.join("site/link.txt")).unwrap();
+        assert_eq!(get(addr, "/link.txt").0, 403);
+    }
+
+    #[test]
+    fn other_methods_are_405() {
+        let tmp = TempDir::new();
+        let addr = start(&tmp);
+        let (status, head, _) = request(
+            addr,
+            "POST /index.html HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0\r\n\r\n",
+        );
+        assert_eq!(status, 405);
+        assert!(head.contains("Allow: GET, HEAD"), "{head}");
+    }
+
+    #[test]
+    fn only_loopback() {
+        let err = serve(Path::new("."), "0.0.0.0:0".parse().unwrap()).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
+    }
+
+    #[test]
+    fn content_types() {
+        for (name, ty) in [
+            ("index.html", "text/html; charset=utf-8"),
+            ("app.js", "text/javascript; charset=utf-8"),
+            ("worker.mjs", "text/javascript; charset=utf-8"),
+            ("medseg_bg.wasm", "application/wasm"),
+            ("APP.WASM", "application/wasm"),
+            ("cases.json", "application/json"),
+            ("style.css", "text/css; charset=utf-8"),
+            ("a.png", "image/png"),
+            ("a.jpg", "image/jpeg"),
+            ("a.jpeg", "image/jpeg"),
+            ("a.webp", "image/webp"),
+            ("icon.svg", "image/svg+xml"),
+            ("lite_medsam.safetensors", "application/octet-stream"),
+            ("MedSAM2_latest.pt", "application/octet-stream"),
+            ("ct.nii.gz", "application/octet-stream"),
+            ("ct.nii", "application/octet-stream"),
+            ("Makefile", "application/octet-stream"),
+        ] {
+            assert_eq!(content_type(Path::new(name)), ty, "{name}");
+        }
+    }
+}
