@@ -47,7 +47,11 @@ impl PositionEmbeddingSine {
         let mut out = vec![0f32; c * h * w];
         let encode = |v: f32, k: usize| {
             let p = v / dim_t[k];
-            if k.is_multiple_of(2) { p.sin() } else { p.cos() }
+            if k.is_multiple_of(2) {
+                p.sin()
+            } else {
+                p.cos()
+            }
         };
         for y in 0..h {
             let ye = (y + 1) as f32 / (h as f32 + eps) * scale;
