@@ -12,7 +12,9 @@ use crate::model::config::Sam2Config;
 use crate::model::layers::{Activation, Bias, Conv2d, Conv2dSpec, Linear, Mlp, MlpOutput};
 use crate::model::memory_attention::MemoryAttention;
 use crate::model::memory_encoder::{MaskInput, MemoryEncoder};
-use crate::model::sam::mask_decoder::{MaskDecoder, MaskDecoderSpec, MaskOutput};
+use crate::model::sam::mask_decoder::{
+    MaskDecoder, MaskDecoderOutput, MaskDecoderSpec, MaskOutput,
+};
 use crate::model::sam::prompt_encoder::{
     PointLabel, PointPrompt, PromptEncoder, PromptEncoderSpec,
 };
@@ -174,8 +176,42 @@ impl Sam2Model {
         }
     }
 
-    /// `_forward_sam_heads`. Without points a single padding point is used.
-    /// `mask_inputs` must already be at the prompt encoder's mask size.
+    /// The prompt encoder as `_forward_sam_heads` calls it: without points a
+    /// single padding point is used; boxes arrive as two labelled corners.
+    pub fn encode_prompt(
+        &self,
+        points: Option<&PointPrompt>,
+        mask_inputs: Option<Tensor<4>>,
+    ) -> (Tensor<3>, Tensor<4>) {
+        let padding = PointPrompt {
+            coords: vec![[0.0, 0.0]],
+            labels: vec![PointLabel::NotAPoint],
+        };
+        self.sam_prompt_encoder
+            .forward(Some(points.unwrap_or(&padding)), None, mask_inputs)
+    }
+
+    /// The mask decoder as `_forward_sam_heads` calls it.
+    pub fn decode(
+        &self,
+        features: &Tensor<4>,
+        high_res: &[Tensor<4>; 2],
+        sparse: Tensor<3>,
+        dense: Tensor<4>,
+        output: MaskOutput,
+    ) -> MaskDecoderOutput {
+        self.sam_mask_decoder.forward(
+            features.clone(),
+            self.sam_prompt_encoder.dense_pe(),
+            sparse,
+            dense,
+            output,
+            Some([&high_res[0], &high_res[1]]),
+        )
+    }
+
+    /// `_forward_sam_heads`. `mask_inputs` must already be at the prompt
+    /// encoder's mask size.
     pub fn forward_sam_heads(
         &self,
         features: &Tensor<4>,
@@ -184,22 +220,14 @@ impl Sam2Model {
         mask_inputs: Option<Tensor<4>>,
         output: MaskOutput,
     ) -> SamHeadsOutput {
-        let padding = PointPrompt {
-            coords: vec![[0.0, 0.0]],
-            labels: vec![PointLabel::NotAPoint],
-        };
-        let points = points.unwrap_or(&padding);
-        let (sparse, dense) = self
-            .sam_prompt_encoder
-            .forward(Some(points), None, mask_inputs);
-        let dec = self.sam_mask_decoder.forward(
-            features.clone(),
-            self.sam_prompt_encoder.dense_pe(),
-            sparse,
-            dense,
-            output,
-            Some([&high_res[0], &high_res[1]]),
-        );
+        let (sparse, dense) = self.encode_prompt(points, mask_inputs);
+        let dec = self.decode(features, high_res, sparse, dense, output);
+        self.heads_from_decoder(dec, output)
+    }
+
+    /// The second half of `_forward_sam_heads`: no-object masking, upsampling,
+    /// best-mask selection and the object pointer.
+    pub fn heads_from_decoder(&self, dec: MaskDecoderOutput, output: MaskOutput) -> SamHeadsOutput {
         let [b, m, h, w] = dec.masks.dims();
         // Frames where the object is judged absent get NO_OBJ_SCORE everywhere.
         let appearing = dec.object_score_logits.clone().greater_elem(0.0); // [b, 1]
@@ -210,17 +238,9 @@ impl Sam2Model {
             .expand([b, m, h, w]);
         let low_res_multimasks = dec.masks.mask_fill(absent, NO_OBJ_SCORE);
         let s = self.config.image_size;
-        let high_res_multimasks = interpolate(
-            low_res_multimasks.clone(),
-            InterpolateOptions::new(InterpolateMode::Bilinear)
-                .with_align_corners(false)
-                .with_output_size([s, s]),
-        );
-        let mut sam_token = dec
-            .sam_tokens_out
-            .clone()
-            .narrow(1, 0, 1)
-            .reshape([b, dec.sam_tokens_out.dims()[2]]);
+        let high_res_multimasks = upsample_bilinear(low_res_multimasks.clone(), [s, s]);
+        let c = dec.sam_tokens_out.dims()[2];
+        let mut sam_token = dec.sam_tokens_out.clone().narrow(1, 0, 1).reshape([b, c]);
         let (low_res_masks, high_res_masks) = if output == MaskOutput::Multi {
             let best: Tensor<2, Int> = dec.iou_pred.clone().argmax(1); // [b, 1]
             let pick4 = |t: Tensor<4>, side: usize| {
@@ -232,7 +252,6 @@ impl Sam2Model {
                 )
             };
             if dec.sam_tokens_out.dims()[1] > 1 {
-                let c = dec.sam_tokens_out.dims()[2];
                 sam_token = dec
                     .sam_tokens_out
                     .clone()
@@ -261,6 +280,31 @@ impl Sam2Model {
         }
     }
 
+    /// The memory encoder's mask input: binarised (point prompts) or
+    /// sigmoid'ed logits, then scaled and shifted (`sigmoid_scale/bias_for_mem_enc`).
+    pub fn mask_for_memory(&self, pred_masks_high_res: Tensor<4>, source: MaskSource) -> Tensor<4> {
+        let m = match source {
+            MaskSource::PointPrompts => pred_masks_high_res.greater_elem(0.0).float(),
+            MaskSource::Tracking => burn::tensor::activation::sigmoid(pred_masks_high_res),
+        };
+        m * self.config.sigmoid_scale_for_mem_enc + self.config.sigmoid_bias_for_mem_enc
+    }
+
+    /// Adds `no_obj_embed_spatial` to memory features where the object is judged absent.
+    pub fn add_no_object_embedding(
+        &self,
+        features: Tensor<4>,
+        object_score_logits: Tensor<2>,
+    ) -> Tensor<4> {
+        let [b, c, h, w] = features.dims();
+        let absent = object_score_logits
+            .lower_equal_elem(0.0)
+            .float()
+            .reshape([b, 1, 1, 1]);
+        let no_obj = self.no_obj_embed_spatial.val().reshape([1, c, 1, 1]);
+        features + (absent * no_obj).expand([b, c, h, w])
+    }
+
     /// `_encode_new_memory` for the stride-16 features `pix_feat` `[B, C, h, w]`.
     /// Returns (maskmem_features, maskmem_pos_enc).
     pub fn encode_new_memory(
@@ -270,23 +314,23 @@ impl Sam2Model {
         object_score_logits: Tensor<2>,
         source: MaskSource,
     ) -> (Tensor<4>, Tensor<4>) {
-        let mask_for_mem = match source {
-            MaskSource::PointPrompts => pred_masks_high_res.greater_elem(0.0).float(),
-            MaskSource::Tracking => burn::tensor::activation::sigmoid(pred_masks_high_res),
-        };
-        let mask_for_mem = mask_for_mem * self.config.sigmoid_scale_for_mem_enc
-            + self.config.sigmoid_bias_for_mem_enc;
+        let mask = self.mask_for_memory(pred_masks_high_res, source);
         let out = self
             .memory_encoder
-            .forward(pix_feat, mask_for_mem, MaskInput::Prepared);
-        let [b, c, h, w] = out.features.dims();
-        // no_obj_embed_spatial is added where the object is judged absent.
-        let absent = object_score_logits
-            .lower_equal_elem(0.0)
-            .float()
-            .reshape([b, 1, 1, 1]);
-        let no_obj = self.no_obj_embed_spatial.val().reshape([1, c, 1, 1]);
-        let features = out.features + (absent * no_obj).expand([b, c, h, w]);
-        (features, out.pos)
+            .forward(pix_feat, mask, MaskInput::Prepared);
+        (
+            self.add_no_object_embedding(out.features, object_score_logits),
+            out.pos,
+        )
     }
+}
+
+/// `F.interpolate(x, size, mode="bilinear", align_corners=False)`.
+pub fn upsample_bilinear(x: Tensor<4>, size: [usize; 2]) -> Tensor<4> {
+    interpolate(
+        x,
+        InterpolateOptions::new(InterpolateMode::Bilinear)
+            .with_align_corners(false)
+            .with_output_size(size),
+    )
 }
