@@ -2,3 +2,5 @@
 
 pub mod image;
 pub mod npy;
+pub mod volume;
+pub mod window;
