@@ -2,13 +2,17 @@
 //! WebGPU) and the command line.
 
 pub mod io;
+pub mod metrics;
 pub mod model;
 pub mod predictor;
 pub mod preprocess;
+pub mod readback;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod serve;
 pub mod session;
 pub mod weights;
+#[cfg(target_arch = "wasm32")]
+pub mod wasm;
 
 /// The compute device: burn's CPU backend (`flex`) natively; WebGPU in the browser.
 pub use burn::tensor::Device;

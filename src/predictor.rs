@@ -8,6 +8,7 @@ use crate::model::sam::mask_decoder::MaskOutput;
 use crate::model::sam::prompt_encoder::{PointLabel, PointPrompt};
 use crate::model::sam2::{ImageFeatures, Sam2Model};
 use crate::preprocess::{PreprocessError, Sam2ImageTransform};
+use crate::readback::read_f32;
 
 /// A prompt in original-image pixel coordinates.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -50,8 +51,8 @@ pub enum PredictError {
     Preprocess(#[from] PreprocessError),
     #[error("no prompt: give a box or at least one point")]
     NoPrompt,
-    #[error("could not read model output: {0}")]
-    Readback(String),
+    #[error(transparent)]
+    Readback(#[from] crate::readback::ReadbackError),
 }
 
 /// An image encoded by SAM 2, ready for prompts.
@@ -61,11 +62,6 @@ pub struct Sam2EncodedImage {
     pub orig_hw: (usize, usize),
 }
 
-fn read_f32<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>, PredictError> {
-    t.into_data()
-        .try_to_vec::<f32>()
-        .map_err(|e| PredictError::Readback(format!("{e:?}")))
-}
 
 /// `SAM2ImagePredictor` over a loaded [`Sam2Model`].
 pub struct Sam2ImagePredictor<'a> {
@@ -117,7 +113,7 @@ impl<'a> Sam2ImagePredictor<'a> {
     }
 
     /// `predict(..., multimask_output=False, return_logits=True)`.
-    pub fn predict(
+    pub async fn predict(
         &self,
         image: &Sam2EncodedImage,
         prompt: &ImagePrompt,
@@ -138,7 +134,7 @@ impl<'a> Sam2ImagePredictor<'a> {
             Some([hr0, hr1]),
         );
         let [_, _, lh, lw] = out.masks.dims();
-        let low = read_f32(out.masks)?;
+        let low = read_f32(out.masks).await?;
         let (h, w) = image.orig_hw;
         let logits = self.transform.postprocess_logits(&low, lh, lw, h, w)?;
         Ok(Prediction {
@@ -147,8 +143,8 @@ impl<'a> Sam2ImagePredictor<'a> {
             logits,
             low_res: low.iter().map(|v| v.clamp(-32.0, 32.0)).collect(),
             low_res_side: lh,
-            iou: read_f32(out.iou_pred)?.first().copied().unwrap_or(f32::NAN),
-            object_score: read_f32(out.object_score_logits)?
+            iou: read_f32(out.iou_pred).await?.first().copied().unwrap_or(f32::NAN),
+            object_score: read_f32(out.object_score_logits).await?
                 .first()
                 .copied()
                 .unwrap_or(f32::NAN),

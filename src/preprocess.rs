@@ -18,6 +18,11 @@
 //! Layouts: float images are planar CHW (`[c][y][x]`), 8-bit images are
 //! interleaved HWC (`[y][x][c]`), as the Python code holds them.
 //!
+//! The float kernels also follow torch's evaluation order, including the
+//! fused multiply-adds its CPU build contracts `acc += x * w` into, so the
+//! SAM 2 fixtures are matched bit for bit; the 8-bit ones reproduce Pillow's
+//! and OpenCV's integer arithmetic exactly.
+//!
 //! The low-level resamplers take sizes the caller already knows to be
 //! consistent and panic otherwise (see each `# Panics`); the transforms, which
 //! take user data, check sizes first and return [`PreprocessError`].
@@ -113,6 +118,23 @@ pub enum Antialias {
     Off,
 }
 
+/// `a * b + c` with a single rounding, as torch's CPU kernels compute
+/// `acc += x * w` (they are built with floating-point contraction, so such
+/// expressions become FMA instructions on AVX2 and NEON). Emulated in f64,
+/// where `a * b` is exact: this equals a true fused multiply-add except when
+/// the f64 sum lands exactly on an f32 rounding tie (probability ~2^-29),
+/// and unlike `f32::mul_add` it stays fast on wasm32, which has no FMA.
+fn fused_mul_add(a: f32, b: f32, c: f32) -> f32 {
+    (a as f64 * b as f64 + c as f64) as f32
+}
+
+/// `a * wa + b * wb` as torch's two-tap kernels (`Interpolate<.., 2>`)
+/// evaluate it once contracted: `fma(a, wa, b * wb)`, the two-tap case of
+/// [`unrolled_sum`].
+fn pair_sum(a: f32, wa: f32, b: f32, wb: f32) -> f32 {
+    fused_mul_add(a, wa, b * wb)
+}
+
 /// torch `area_pixel_compute_scale` for `align_corners=False` and no explicit
 /// scale factor: `float(in) / out`.
 fn torch_scale(in_size: usize, out_size: usize) -> f32 {
@@ -181,6 +203,9 @@ fn torch_linear_taps(in_size: usize, out_size: usize) -> Vec<LinearTap> {
 ///   `_compute_indices_min_size_weights_aa`, horizontal pass (width) first,
 ///   then vertical; an axis whose size does not change is skipped.
 ///
+/// Sums are evaluated as torch's contracted kernels do (see `pair_sum`,
+/// `sequential_sum` and `unrolled_sum` in this module).
+///
 /// # Panics
 /// If `src.len() != channels * in_h * in_w`, or the input is empty while the output is not.
 pub fn resize_bilinear(
@@ -222,17 +247,19 @@ fn bilinear_separable(
             let row0 = &plane[ty.i0 * in_w..][..in_w];
             let row1 = &plane[ty.i1 * in_w..][..in_w];
             for tx in &xs {
-                let t0 = row0[tx.i0] * tx.w0 + row0[tx.i1] * tx.w1;
-                let t1 = row1[tx.i0] * tx.w0 + row1[tx.i1] * tx.w1;
-                out.push(t0 * ty.w0 + t1 * ty.w1);
+                let t0 = pair_sum(row0[tx.i0], tx.w0, row0[tx.i1], tx.w1);
+                let t1 = pair_sum(row1[tx.i0], tx.w0, row1[tx.i1], tx.w1);
+                out.push(pair_sum(t0, ty.w0, t1, ty.w1));
             }
         }
     }
     out
 }
 
-/// `cpu_upsample_linear_channels_last`:
-/// `x00*(wy0*wx0) + x01*(wy0*wx1) + x10*(wy1*wx0) + x11*(wy1*wx1)`.
+/// `cpu_upsample_linear_channels_last` (scalar loop):
+/// `x00*(wy0*wx0) + x01*(wy0*wx1) + x10*(wy1*wx0) + x11*(wy1*wx1)`, contracted
+/// like [`unrolled_sum`]. Not covered by the fixtures (no output there is
+/// that small).
 fn bilinear_four_products(
     src: &[f32],
     channels: usize,
@@ -249,9 +276,8 @@ fn bilinear_four_products(
             for tx in &xs {
                 let (w00, w01) = (ty.w0 * tx.w0, ty.w0 * tx.w1);
                 let (w10, w11) = (ty.w1 * tx.w0, ty.w1 * tx.w1);
-                out.push(
-                    row0[tx.i0] * w00 + row0[tx.i1] * w01 + row1[tx.i0] * w10 + row1[tx.i1] * w11,
-                );
+                let taps = [row0[tx.i0], row0[tx.i1], row1[tx.i0], row1[tx.i1]];
+                out.push(unrolled_sum(&[w00, w01, w10, w11], |k| taps[k]));
             }
         }
     }
@@ -312,18 +338,17 @@ fn torch_aa_taps(in_size: usize, out_size: usize) -> Vec<TapRun> {
         .collect()
 }
 
-/// torch `interpolate_aa_single_dim`: `out = x0*w0; out += xj*wj`, where
-/// `value(j)` is the j-th tap.
-fn weighted_sum(weights: &[f32], value: impl Fn(usize) -> f32) -> f32 {
-    let mut acc = 0.0f32;
-    for (j, &w) in weights.iter().enumerate() {
-        acc = if j == 0 {
-            value(j) * w
-        } else {
-            acc + value(j) * w
-        };
-    }
-    acc
+/// torch `interpolate_aa_single_dim`, a loop over a run-time number of taps:
+/// `out = x0*w0; out += xj*wj`, each `+=` contracted to
+/// `fma(xj, wj, out)`. `value(j)` is the j-th tap.
+fn sequential_sum(weights: &[f32], value: impl Fn(usize) -> f32) -> f32 {
+    let mut taps = weights.iter().enumerate();
+    let Some((_, &w0)) = taps.next() else {
+        return 0.0;
+    };
+    taps.fold(value(0) * w0, |acc, (j, &w)| {
+        fused_mul_add(value(j), w, acc)
+    })
 }
 
 fn bilinear_antialiased(
@@ -351,7 +376,7 @@ fn resample_rows_f32(src: &[f32], width: usize, taps: &[TapRun]) -> Vec<f32> {
     let mut out = Vec::with_capacity(src.len() / width * taps.len());
     for row in src.chunks_exact(width) {
         for tap in taps {
-            out.push(weighted_sum(&tap.weights, |j| row[tap.start + j]));
+            out.push(sequential_sum(&tap.weights, |j| row[tap.start + j]));
         }
     }
     out
@@ -369,13 +394,29 @@ fn resample_columns_f32(
     for plane in src.chunks_exact(in_h * width) {
         for tap in taps {
             for x in 0..width {
-                out.push(weighted_sum(&tap.weights, |j| {
+                out.push(sequential_sum(&tap.weights, |j| {
                     plane[(tap.start + j) * width + x]
                 }));
             }
         }
     }
     out
+}
+
+/// torch `Interpolate<.., interp_size>::eval` for a compile-time tap count,
+/// whose unrolled `out = x0*w0; out += xj*wj` is contracted as
+/// `fma(x_{n-1}, w_{n-1}, ... fma(x2, w2, fma(x0, w0, x1*w1)))`.
+fn unrolled_sum(weights: &[f32], value: impl Fn(usize) -> f32) -> f32 {
+    match weights {
+        [] => 0.0,
+        [w0] => value(0) * w0,
+        [w0, w1, rest @ ..] => {
+            let first_two = fused_mul_add(value(0), *w0, value(1) * w1);
+            rest.iter().enumerate().fold(first_two, |acc, (k, &w)| {
+                fused_mul_add(value(k + 2), w, acc)
+            })
+        }
+    }
 }
 
 /// Four source taps (clamped to the border) and weights of one output index.
@@ -428,7 +469,7 @@ fn torch_cubic_taps(in_size: usize, out_size: usize) -> Vec<CubicTap> {
 /// align_corners=False)` on a float32 CHW image (`upsample_bicubic2d`,
 /// generic kernel): Keys cubic with A = -0.75, source index not clamped, the
 /// four taps clamped to the border; rows are interpolated along x first, then
-/// combined along y, each sum accumulated left to right as torch does.
+/// combined along y, each four-term sum contracted as in `unrolled_sum`.
 ///
 /// Used for Hiera's window positional-embedding background.
 ///
@@ -455,9 +496,9 @@ pub fn resize_bicubic(
             for tx in &xs {
                 let row = |y: usize| {
                     let r = &plane[y * in_w..][..in_w];
-                    weighted_sum(&tx.weight, |k| r[tx.index[k]])
+                    unrolled_sum(&tx.weight, |k| r[tx.index[k]])
                 };
-                out.push(weighted_sum(&ty.weight, |j| row(ty.index[j])));
+                out.push(unrolled_sum(&ty.weight, |j| row(ty.index[j])));
             }
         }
     }
@@ -586,10 +627,15 @@ fn pil_resample_vertical(src: &[u8], channels: usize, width: usize, taps: &[PilT
 
 /// Pillow `Image.resize((out_w, out_h), Image.BICUBIC)` on an 8-bit RGB image
 /// (interleaved HWC), i.e. `ImagingResampleInner` with the bicubic filter:
-/// separable, horizontal pass first, each pass rounded and clipped to u8 in
-/// Pillow's fixed-point arithmetic; an axis whose size does not change is not
-/// resampled. BICUBIC is the default filter of `Image.resize` for RGB images,
-/// which is what sam2 1.1.0 `_load_img_as_tensor` calls.
+/// separable, each pass rounded and clipped to u8 in Pillow's fixed-point
+/// arithmetic; an axis whose size does not change is not resampled. BICUBIC
+/// is the default filter of `Image.resize` for RGB images, which is what
+/// sam2 1.1.0 `_load_img_as_tensor` calls.
+///
+/// The pass order follows Pillow 13 (see [`pil_vertical_first`]); Pillow 12
+/// and older always ran the horizontal pass first. The two agree whenever
+/// only one axis changes size, as for SAM 2 frames whose width already
+/// equals the model resolution.
 ///
 /// # Panics
 /// If `rgb_hwc.len() != h * w * 3`, or the input is empty while the output is not.
@@ -601,6 +647,16 @@ pub fn pil_resize_bicubic_rgb(
     out_w: usize,
 ) -> Vec<u8> {
     pil_resize_bicubic(rgb_hwc, 3, h, w, out_h, out_w)
+}
+
+/// Pillow 13 `ImagingResampleInner` (python-pillow/Pillow#9549) runs the
+/// vertical pass first when the height shrinks by more than twice as many
+/// pixels as the width does: `out_h < h && h - out_h > 2 * (w - out_w)`
+/// (determined and checked against Pillow 13.0.0 on 400 random size pairs).
+pub fn pil_vertical_first(h: usize, w: usize, out_h: usize, out_w: usize) -> bool {
+    let shrink_h = h as i64 - out_h as i64;
+    let shrink_w = w as i64 - out_w as i64;
+    out_h < h && shrink_h > 2 * shrink_w
 }
 
 fn pil_resize_bicubic(
@@ -616,18 +672,22 @@ fn pil_resize_bicubic(
         return Vec::new();
     }
     assert!(h > 0 && w > 0, "cannot resize an empty image");
-    let mut data = src.to_vec();
-    let mut width = w;
-    if out_w != w {
+    let horizontal = |data: &[u8]| {
         let taps = pil_taps(w, out_w, pil_bicubic_filter, PIL_BICUBIC_SUPPORT);
-        data = pil_resample_horizontal(&data, channels, w, &taps);
-        width = out_w;
-    }
-    if out_h != h {
+        pil_resample_horizontal(data, channels, w, &taps)
+    };
+    let vertical = |data: &[u8], width: usize| {
         let taps = pil_taps(h, out_h, pil_bicubic_filter, PIL_BICUBIC_SUPPORT);
-        data = pil_resample_vertical(&data, channels, width, &taps);
+        pil_resample_vertical(data, channels, width, &taps)
+    };
+    let (need_horizontal, need_vertical) = (out_w != w, out_h != h);
+    match (need_horizontal, need_vertical) {
+        (false, false) => src.to_vec(),
+        (true, false) => horizontal(src),
+        (false, true) => vertical(src, w),
+        (true, true) if pil_vertical_first(h, w, out_h, out_w) => horizontal(&vertical(src, w)),
+        (true, true) => vertical(&horizontal(src), out_w),
     }
-    data
 }
 
 // ============================================================================
@@ -650,7 +710,7 @@ fn cv_saturate_u8(v: f32) -> u8 {
 /// - any upscale along an axis: INTER_AREA falls back to OpenCV's fixed-point
 ///   bilinear with "area" coefficients (`resizeGeneric_` + `HResizeLinear` +
 ///   `VResizeLinear`), including the 128-bit SIMD rounding of
-///   `VResizeLinearVec_32s8u` for the row elements it covers.
+///   `VResizeLinearVec_32s8u` (see `cv_vresize_row`).
 ///
 /// # Panics
 /// If `channels` is not 1..=4, `src.len() != h * w * channels`, or the input
@@ -908,32 +968,20 @@ fn cv_hresize_row(row: &[u8], cn: usize, in_w: usize, xs: &[FixedTap]) -> Vec<i3
     out
 }
 
-/// `VResizeLinear<uchar, int, short, FixedPtCast<int, uchar, 22>, VResizeLinearVec_32s8u>`.
-/// Elements covered by the 128-bit SIMD loops (16 then 8 at a time) use its
-/// reduced-precision formula; the tail uses the exact fixed-point cast.
+/// `VResizeLinear<uchar, int, short, FixedPtCast<int, uchar, 22>, VResizeLinearVec_32s8u>`
+/// as OpenCV's 128-bit SIMD kernel computes it: each row value is shifted
+/// right by 4 and saturated to i16, multiplied by the weight keeping the high
+/// 16 bits (`v_mul_hi`), the two products added with i16 saturation, then
+/// `(sum + 2) >> 2` saturated to u8. This is not the exact fixed-point cast
+/// (`(r0*b0 + r1*b1 + 2^21) >> 22`), and OpenCV 5.0 applies it to every
+/// element of the row, the last few included (checked against
+/// opencv-python-headless 5.0.0).
 fn cv_vresize_row(r0: &[i32], r1: &[i32], b0: i32, b1: i32, dst: &mut [u8]) {
-    let width = dst.len();
-    let mut simd_end = 0;
-    while simd_end + 16 <= width {
-        simd_end += 16;
-    }
-    while simd_end + 8 <= width {
-        simd_end += 8;
-    }
-    let mul_hi = |s: i32, b: i32| -> i32 {
-        let packed = (s >> 4).clamp(i16::MIN as i32, i16::MAX as i32);
-        (packed * b) >> 16
-    };
-    for x in 0..width {
-        dst[x] = if x < simd_end {
-            let sum =
-                (mul_hi(r0[x], b0) + mul_hi(r1[x], b1)).clamp(i16::MIN as i32, i16::MAX as i32);
-            let rounded = (sum + 2).clamp(i16::MIN as i32, i16::MAX as i32) >> 2;
-            rounded.clamp(0, 255) as u8
-        } else {
-            let v = r0[x] as i64 * b0 as i64 + r1[x] as i64 * b1 as i64;
-            ((v + (1 << 21)) >> 22).clamp(0, 255) as u8
-        };
+    let saturate_i16 = |v: i32| v.clamp(i16::MIN as i32, i16::MAX as i32);
+    let mul_hi = |s: i32, b: i32| (saturate_i16(s >> 4) * b) >> 16;
+    for ((d, &s0), &s1) in dst.iter_mut().zip(r0).zip(r1) {
+        let sum = saturate_i16(mul_hi(s0, b0) + mul_hi(s1, b1));
+        *d = (saturate_i16(sum + 2) >> 2).clamp(0, 255) as u8;
     }
 }
 
@@ -1116,7 +1164,7 @@ fn whole_planes(
 ) -> Result<usize, PreprocessError> {
     check_nonempty(what, height, width)?;
     let plane = height * width;
-    if len == 0 || len % plane != 0 {
+    if len == 0 || !len.is_multiple_of(plane) {
         return Err(PreprocessError::PartialPlanes {
             what,
             height,
@@ -1183,7 +1231,8 @@ impl LiteMedSamTransform {
         self.prepare_rgb(&rgb, h, w)
     }
 
-    /// `preprocess` on a 3-channel u8 HWC image: `resize_longest_side`
+    /// `preprocess` on a 3-channel u8 HWC image (the recipe itself only ever
+    /// passes grey slices repeated to 3 channels): `resize_longest_side`
     /// (cv2 INTER_AREA to [`Self::resized_hw`]), min-max normalisation over
     /// all channels `(r - min) / clip(max - min, 1e-8, None)` in float64
     /// stored as float32, zero padding to `S x S` bottom/right, CHW.

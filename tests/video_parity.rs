@@ -149,13 +149,11 @@ fn four_frame_trace_matches_reference() {
 
     let calls: Rc<RefCell<Vec<Call>>> = Rc::default();
     let sink = calls.clone();
-    let mut session = VideoSession::new(&model, frames()).expect("session");
+    let mut session = VideoSession::new(std::sync::Arc::new(model), frames()).expect("session");
     session.set_tracer(move |e| sink.borrow_mut().push(record(e)));
 
     let b = &fx.host("video.in.box_frame0").data;
-    let added = session
-        .add_prompt(0, 1, Some([b[0], b[1], b[2], b[3]]), &[])
-        .expect("add box");
+    let added = pollster::block_on(session.add_prompt(0, 1, Some([b[0], b[1], b[2], b[3]]), &[])).expect("add box");
     let mut worst: Vec<(String, f32)> = Vec::new();
     let mut check = |name: &str, got: &[f32], got_shape: &[usize], tol_rel: f32| {
         let want = fx.host(name);
@@ -175,11 +173,9 @@ fn four_frame_trace_matches_reference() {
         0.0,
     );
 
-    let mut run = session
-        .start_propagation(None, Direction::Forward, None)
-        .expect("start");
+    let mut run = pollster::block_on(session.start_propagation(None, Direction::Forward, None)).expect("start");
     let mut seen = Vec::new();
-    while let Some(out) = session.step(&mut run).expect("step") {
+    while let Some(out) = pollster::block_on(session.step(&mut run)).expect("step") {
         let f = out.frame;
         seen.push(f);
         let k = format!("video.frame{f:02}.out");

@@ -5,17 +5,26 @@
 //!                [--point x,y,label]... --out MASK.png [--logits LOGITS.npy]
 //! medseg convert IN OUT [--half] [--config PRESET]
 //! medseg bench (--model W [--config PRESET] | --random PRESET) [--runs N]
+//! medseg track --model W --input VOLUME|FRAMES_DIR --frame K --box x0,y0,x1,y1 ... --out OUT
+//! medseg eval --pred P --gt G [--tolerance-mm 2]
 //! medseg serve [--root DIR] [--port PORT]
 //! ```
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Instant;
 
 use medseg::io::image::{RgbImage, decode_rgb, encode_mask_png};
 use medseg::model::config::Sam2Preset;
 use medseg::model::sam::prompt_encoder::PointLabel;
-use medseg::model::{Architecture, detect_architecture, load_sam2, sam2_expected_keys};
+use medseg::io::volume::{Volume, write_nifti_mask};
+use medseg::io::window::{CtWindow, Windowing};
+use medseg::model::{Architecture, detect_architecture, load_lite_medsam, load_sam2, sam2_expected_keys};
+use medseg::session::frames::{FolderFrames, FrameSource};
+use medseg::session::lite_propagation::LitePropagation;
+use medseg::session::video::{Direction, VideoSession};
+use medseg::session::volume3d::segment_volume_sam2;
 use medseg::predictor::{ImagePrompt, Sam2ImagePredictor};
 use medseg::weights::safetensors_io::{StoredPrecision, write};
 use medseg::weights::{HostTensor, TensorStore};
@@ -27,6 +36,11 @@ const USAGE: &str = "usage:
                  [--point x,y,label]... --out MASK.png [--logits LOGITS.npy]
   medseg convert IN OUT [--half] [--config PRESET]
   medseg bench (--model WEIGHTS [--config PRESET] | --random PRESET) [--runs N]
+  medseg track --model WEIGHTS [--config PRESET] --input VOLUME|FRAMES_DIR --frame K
+               --box x0,y0,x1,y1 [--obj N] [--direction both|forward|backward]
+               [--range FIRST,LAST] [--window soft|lung|bone|brain|mr|none] --out OUT
+  medseg eval --pred P --gt G [--tolerance-mm 2]
+  medseg bench-video (--model WEIGHTS | --random PRESET) --frames N [--size PX]
   medseg serve [--root DIR] [--port PORT]
 presets: medsam2-t512 (MedSAM2), sam2.1-t";
 
@@ -177,8 +191,8 @@ fn cmd_segment(args: &Args) -> CliResult {
     let predictor = Sam2ImagePredictor::new(&model);
     let encoded = predictor.set_image(&image).map_err(|e| e.to_string())?;
     let pred = predictor
-        .predict(&encoded, &prompt)
-        .map_err(|e| e.to_string())?;
+        .predict(&encoded, &prompt);
+    let pred = pollster::block_on(pred).map_err(|e| e.to_string())?;
     let png = encode_mask_png(&pred.mask(), pred.width, pred.height).map_err(|e| e.to_string())?;
     write_file(&out, &png)?;
     if let Some(l) = args.get("--logits") {
@@ -343,14 +357,10 @@ fn cmd_bench(args: &Args) -> CliResult {
         enc.push(t.elapsed().as_secs_f64() * 1e3);
     }
     let mut dec = Vec::new();
-    predictor
-        .predict(&encoded, &prompt)
-        .map_err(|e| e.to_string())?;
+    pollster::block_on(predictor.predict(&encoded, &prompt)).map_err(|e| e.to_string())?;
     for _ in 0..runs.max(10) {
         let t = Instant::now();
-        predictor
-            .predict(&encoded, &prompt)
-            .map_err(|e| e.to_string())?;
+        pollster::block_on(predictor.predict(&encoded, &prompt)).map_err(|e| e.to_string())?;
         dec.push(t.elapsed().as_secs_f64() * 1e3);
     }
     let e = median_ms(enc);
@@ -364,6 +374,297 @@ fn cmd_bench(args: &Args) -> CliResult {
     }
     println!("prompt + decoder        {d:9.2} ms   (box, single mask, incl. upsampling)");
     Ok(())
+}
+
+/// Synthetic clip for propagation benchmarks: a bright disk moving over a noisy
+/// background, generated on demand so the clip itself takes no memory.
+struct SyntheticClip {
+    frames: usize,
+    size: usize,
+}
+
+impl FrameSource for SyntheticClip {
+    fn len(&self) -> usize {
+        self.frames
+    }
+    fn frame_size(&self) -> (usize, usize) {
+        (self.size, self.size)
+    }
+    fn frame(&mut self, index: usize) -> Result<RgbImage, medseg::session::frames::FrameError> {
+        let s = self.size as f32;
+        let t = index as f32 / self.frames.max(1) as f32;
+        let (cx, cy, r) = (s * (0.3 + 0.4 * t), s * 0.5, s * 0.12);
+        let mut data = Vec::with_capacity(self.size * self.size * 3);
+        for y in 0..self.size {
+            for x in 0..self.size {
+                let noise = ((x * 7919 + y * 104_729 + index * 31) % 61) as f32;
+                let inside = (x as f32 - cx).powi(2) + (y as f32 - cy).powi(2) < r * r;
+                let v = if inside { 200.0 } else { 50.0 } + noise;
+                data.extend([v as u8; 3]);
+            }
+        }
+        Ok(RgbImage { width: self.size, height: self.size, data })
+    }
+}
+
+/// Peak and current resident memory of this process in MB (Linux `/proc`).
+fn rss_mb() -> (f64, f64) {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse::<f64>().ok())
+            .map_or(f64::NAN, |kb| kb / 1024.0)
+    };
+    (field("VmHWM:"), field("VmRSS:"))
+}
+
+fn cmd_bench_video(args: &Args) -> CliResult {
+    args.only(&["--model", "--config", "--random", "--frames", "--size"])?;
+    let frames: usize = args.require("--frames")?.parse().map_err(|_| "--frames: expected a count")?;
+    let size: usize = args.get("--size").unwrap_or("512").parse().map_err(|_| "--size: expected pixels")?;
+    let device = medseg::cpu_device();
+    let (store, cfg) = sam2_store_for_bench(args, &device)?;
+    let model = Arc::new(load_sam2(store, &cfg, &device).map_err(|e| e.to_string())?);
+    let clip = SyntheticClip { frames, size };
+    let mut session = VideoSession::new(model, clip).map_err(|e| e.to_string())?;
+    let s = size as f32;
+    pollster::block_on(session.add_prompt(0, 1, Some([0.15 * s, 0.35 * s, 0.45 * s, 0.65 * s]), &[])).map_err(|e| e.to_string())?;
+    let mut run = pollster::block_on(session.start_propagation(Some(0), Direction::Forward, None)).map_err(|e| e.to_string())?;
+    let started = Instant::now();
+    let (mut after_10, mut done) = (f64::NAN, 0);
+    while pollster::block_on(session.step(&mut run)).map_err(|e| e.to_string())?.is_some() {
+        done += 1;
+        if done == 10 {
+            after_10 = rss_mb().1;
+        }
+    }
+    let (peak, now) = rss_mb();
+    println!(
+        "frames={frames} size={size} image_size={} propagated={done} in {:.1} s ({:.1} ms/frame)",
+        cfg.image_size,
+        started.elapsed().as_secs_f64(),
+        started.elapsed().as_secs_f64() * 1e3 / done.max(1) as f64
+    );
+    println!("rss after 10 frames {after_10:.1} MB, at end {now:.1} MB, peak {peak:.1} MB");
+    Ok(())
+}
+
+/// Weights for a SAM 2 benchmark: `--model FILE` or `--random PRESET`.
+fn sam2_store_for_bench(args: &Args, device: &medseg::Device) -> CliResult<(TensorStore, Box<medseg::model::config::Sam2Config>)> {
+    match (args.get("--model"), args.get("--random")) {
+        (Some(path), None) => {
+            let store = read_weights(Path::new(path))?;
+            match detect_architecture(&store, preset_arg(args)?).map_err(|e| format!("{path}: {e}"))? {
+                Architecture::Sam2(cfg) => Ok((store, cfg)),
+                Architecture::LiteMedSam => Err(format!("{path}: this benchmark needs SAM 2 / MedSAM2 weights")),
+            }
+        }
+        (None, Some(preset)) => {
+            let cfg = Box::new(Sam2Preset::parse(preset).map_err(|e| e.to_string())?.config());
+            let keys = sam2_expected_keys(&cfg, device).map_err(|e| e.to_string())?;
+            Ok((random_store(keys), cfg))
+        }
+        _ => Err("give exactly one of --model WEIGHTS or --random PRESET".into()),
+    }
+}
+
+/// `medseg eval`: DSC and NSD of a predicted mask against the ground truth (NIfTI
+/// `.nii`/`.nii.gz` masks, or `.npz` with `segs`/`gts`; spacing from the ground truth).
+fn cmd_eval(args: &Args) -> CliResult {
+    args.only(&["--pred", "--gt", "--tolerance-mm"])?;
+    let pred_path = PathBuf::from(args.require("--pred")?);
+    let gt_path = PathBuf::from(args.require("--gt")?);
+    let tolerance_mm = args
+        .get("--tolerance-mm")
+        .unwrap_or("2")
+        .parse::<f64>()
+        .ok()
+        .filter(|t| t.is_finite() && *t >= 0.0)
+        .ok_or("--tolerance-mm: expected a distance in mm (>= 0)")?;
+    let pred = read_file(&pred_path)?;
+    let gt = read_file(&gt_path)?;
+    let (dsc, nsd) = medseg::metrics::eval_files(&pred, &gt, tolerance_mm).map_err(|e| match e {
+        medseg::metrics::EvalError::Pred(e) => format!("{}: {e}", pred_path.display()),
+        medseg::metrics::EvalError::Gt(e) => format!("{}: {e}", gt_path.display()),
+        other => other.to_string(),
+    })?;
+    println!("DSC={dsc:.4} NSD={nsd:.4}");
+    Ok(())
+}
+
+/// Which directions `--direction` asks for.
+fn directions(arg: Option<&str>) -> CliResult<Vec<Direction>> {
+    Ok(match arg.unwrap_or("both") {
+        "both" => vec![Direction::Forward, Direction::Backward],
+        "forward" => vec![Direction::Forward],
+        "backward" => vec![Direction::Backward],
+        other => return Err(format!("--direction {other}: expected both, forward or backward")),
+    })
+}
+
+/// The input of `track` as grey slices (volumes) or RGB frames (clips).
+enum TrackInput {
+    Volume { volume: Volume, slices: Vec<u8> },
+    Frames(FolderFrames),
+}
+
+fn open_track_input(path: &Path, window: Option<&str>) -> CliResult<TrackInput> {
+    if path.is_dir() {
+        return Ok(TrackInput::Frames(FolderFrames::open(path).map_err(|e| e.to_string())?));
+    }
+    let volume = Volume::from_bytes(&read_file(path)?).map_err(|e| format!("{}: {e}", path.display()))?;
+    let windowing = match window {
+        None | Some("none") => Windowing::None,
+        Some("mr") => Windowing::MrPercentile,
+        Some(w) => Windowing::from(CtWindow::parse(w).map_err(|e| e.to_string())?),
+    };
+    let slices = windowing.apply(&volume.data);
+    Ok(TrackInput::Volume { volume, slices })
+}
+
+fn cmd_track(args: &Args) -> CliResult {
+    args.only(&[
+        "--model", "--config", "--input", "--frame", "--box", "--obj", "--direction", "--range", "--window", "--out",
+    ])?;
+    let model_path = PathBuf::from(args.require("--model")?);
+    let input_path = PathBuf::from(args.require("--input")?);
+    let out = PathBuf::from(args.require("--out")?);
+    let key: usize = args.require("--frame")?.parse().map_err(|_| "--frame: expected a frame / slice index")?;
+    let key_box = parse_floats::<4>("--box", args.require("--box")?)?;
+    if !(key_box[2] > key_box[0] && key_box[3] > key_box[1]) {
+        return Err(format!("--box {key_box:?}: x1 must exceed x0 and y1 must exceed y0"));
+    }
+    let obj: u8 = args.get("--obj").unwrap_or("1").parse().map_err(|_| "--obj: expected an object id 1..255")?;
+    let dirs = directions(args.get("--direction"))?;
+    let range = args
+        .get("--range")
+        .map(|r| {
+            let [a, b] = parse_floats::<2>("--range", r)?;
+            if a < 0.0 || b < a {
+                return Err(format!("--range {r}: expected FIRST,LAST with FIRST <= LAST"));
+            }
+            Ok((a as usize, b as usize))
+        })
+        .transpose()?;
+    let input = open_track_input(&input_path, args.get("--window"))?;
+    let (depth, height, width) = match &input {
+        TrackInput::Volume { volume, .. } => (volume.depth(), volume.height(), volume.width()),
+        TrackInput::Frames(f) => (f.len(), f.frame_size().0, f.frame_size().1),
+    };
+    if key >= depth {
+        return Err(format!("--frame {key}: the input has {depth} frames/slices (0..{})", depth - 1));
+    }
+    let (lo, hi) = range.unwrap_or((0, depth - 1));
+    if hi >= depth || key < lo || key > hi {
+        return Err(format!("--range {lo},{hi} must lie within 0..{} and contain --frame {key}", depth - 1));
+    }
+    let store = read_weights(&model_path)?;
+    let device = medseg::cpu_device();
+    let arch = detect_architecture(&store, preset_arg(args)?).map_err(|e| format!("{}: {e}", model_path.display()))?;
+    let started = Instant::now();
+    let mut report = |done: usize, total: usize| {
+        eprint!("\rframe {done}/{total}  {:.1} s", started.elapsed().as_secs_f64());
+    };
+    let plane = height * width;
+    let masks: Vec<u8> = match (&arch, &input) {
+        (Architecture::Sam2(cfg), TrackInput::Volume { slices, .. }) => {
+            let model = Arc::new(load_sam2(store, cfg, &device).map_err(|e| e.to_string())?);
+            pollster::block_on(segment_volume_sam2(&model, slices.as_slice().into(), [depth, height, width], key, key_box, Some((lo, hi)), &dirs, &mut report))
+                .map_err(|e| e.to_string())?
+        }
+        (Architecture::Sam2(cfg), TrackInput::Frames(frames)) => {
+            let model = Arc::new(load_sam2(store, cfg, &device).map_err(|e| e.to_string())?);
+            track_frames_sam2(&model, frames.clone(), key, key_box, (lo, hi), &dirs, &mut report)?
+        }
+        (Architecture::LiteMedSam, input) => {
+            let model = load_lite_medsam(store, &device).map_err(|e| e.to_string())?;
+            let slices = match input {
+                TrackInput::Volume { slices, .. } => slices.clone(),
+                TrackInput::Frames(frames) => grey_frames(frames.clone())?,
+            };
+            // The LiteMedSAM recipe walks from the key slice to both ends of the range.
+            let lo = if dirs.contains(&Direction::Backward) { lo } else { key };
+            let hi = if dirs.contains(&Direction::Forward) { hi } else { key };
+            let mut walk = LitePropagation::new(&model, &slices, [depth, height, width], key, key_box, lo..=hi)
+                .map_err(|e| e.to_string())?;
+            let total = walk.len();
+            let mut done = 0;
+            while let Some(step) = pollster::block_on(walk.step()) {
+                step.map_err(|e| e.to_string())?;
+                done += 1;
+                report(done, total);
+            }
+            walk.into_masks()
+        }
+    };
+    eprintln!();
+    let labelled: Vec<u8> = masks.iter().map(|&m| if m != 0 { obj } else { 0 }).collect();
+    let segmented = (0..depth).filter(|z| labelled[z * plane..(z + 1) * plane].iter().any(|&v| v != 0)).count();
+    match &input {
+        TrackInput::Volume { volume, .. } => {
+            let bytes = write_nifti_mask(&volume.geometry, &labelled).map_err(|e| e.to_string())?;
+            write_file(&out, &bytes)?;
+        }
+        TrackInput::Frames(_) => {
+            std::fs::create_dir_all(&out).map_err(|e| format!("cannot create {}: {e}", out.display()))?;
+            for z in 0..depth {
+                let png = encode_mask_png(&labelled[z * plane..(z + 1) * plane], width, height).map_err(|e| e.to_string())?;
+                write_file(&out.join(format!("{z:05}.png")), &png)?;
+            }
+        }
+    }
+    println!(
+        "{} frames/slices with a mask ({}..={}), {:.1} s, out={}",
+        segmented,
+        lo,
+        hi,
+        started.elapsed().as_secs_f64(),
+        out.display()
+    );
+    Ok(())
+}
+
+/// Frames as grey slices (ITU-R 601 luma) for LiteMedSAM's per-slice recipe.
+fn grey_frames(mut frames: FolderFrames) -> CliResult<Vec<u8>> {
+    let mut out = Vec::new();
+    for i in 0..frames.len() {
+        let f = frames.frame(i).map_err(|e| e.to_string())?;
+        out.extend(f.data.chunks_exact(3).map(|p| (0.299 * p[0] as f32 + 0.587 * p[1] as f32 + 0.114 * p[2] as f32).round() as u8));
+    }
+    Ok(out)
+}
+
+/// A clip with SAM 2 memory: one session, forward then backward from the key frame.
+fn track_frames_sam2(
+    model: &Arc<medseg::model::sam2::Sam2Model>,
+    frames: FolderFrames,
+    key: usize,
+    key_box: [f32; 4],
+    (lo, hi): (usize, usize),
+    dirs: &[Direction],
+    report: &mut impl FnMut(usize, usize),
+) -> CliResult<Vec<u8>> {
+    let (h, w) = frames.frame_size();
+    let n = frames.len();
+    let mut masks = vec![0u8; n * h * w];
+    let mut session = VideoSession::new(model.clone(), frames).map_err(|e| e.to_string())?;
+    pollster::block_on(session.add_prompt(key, 1, Some(key_box), &[])).map_err(|e| e.to_string())?;
+    let mut done = 0;
+    for &d in dirs {
+        let mut run = pollster::block_on(session.start_propagation(Some(key), d, Some((lo, hi)))).map_err(|e| e.to_string())?;
+        let total = run.total;
+        while let Some(out) = pollster::block_on(session.step(&mut run)).map_err(|e| e.to_string())? {
+            for (_, m) in &out.objects {
+                masks[out.frame * h * w..(out.frame + 1) * h * w].copy_from_slice(&m.decode());
+            }
+            done += 1;
+            report(done, total);
+        }
+    }
+    Ok(masks)
 }
 
 fn cmd_serve(args: &Args) -> CliResult {
@@ -390,6 +691,9 @@ fn main() -> ExitCode {
         "convert" => cmd_convert(&args),
         "bench" => cmd_bench(&args),
         "serve" => cmd_serve(&args),
+        "track" => cmd_track(&args),
+        "bench-video" => cmd_bench_video(&args),
+        "eval" => cmd_eval(&args),
         "help" | "--help" | "-h" => {
             println!("{USAGE}");
             Ok(())

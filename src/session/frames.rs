@@ -100,3 +100,129 @@ pub fn video_model_input(frame: &RgbImage, image_size: usize) -> Result<Vec<f32>
         frame.width,
     )?)
 }
+
+/// The slices of a windowed (u8) volume as grey frames, expanded to RGB on
+/// demand (MedSAM2 repeats the grey channel). `slices` is `depth × height × width`.
+#[derive(Clone, Debug)]
+pub struct VolumeFrames {
+    slices: std::sync::Arc<[u8]>,
+    depth: usize,
+    height: usize,
+    width: usize,
+}
+
+impl VolumeFrames {
+    pub fn new(slices: std::sync::Arc<[u8]>, [depth, height, width]: [usize; 3]) -> Result<Self, FrameError> {
+        if slices.len() != depth * height * width {
+            return Err(FrameError::Unreadable {
+                index: 0,
+                reason: format!(
+                    "volume holds {} voxels, not {depth}×{height}×{width}",
+                    slices.len()
+                ),
+            });
+        }
+        Ok(Self {
+            slices,
+            depth,
+            height,
+            width,
+        })
+    }
+}
+
+impl FrameSource for VolumeFrames {
+    fn len(&self) -> usize {
+        self.depth
+    }
+    fn frame_size(&self) -> (usize, usize) {
+        (self.height, self.width)
+    }
+    fn frame(&mut self, index: usize) -> Result<RgbImage, FrameError> {
+        if index >= self.depth {
+            return Err(FrameError::OutOfRange {
+                index,
+                len: self.depth,
+            });
+        }
+        let plane = self.height * self.width;
+        let grey = &self.slices[index * plane..(index + 1) * plane];
+        Ok(RgbImage {
+            width: self.width,
+            height: self.height,
+            data: grey.iter().flat_map(|&v| [v, v, v]).collect(),
+        })
+    }
+}
+
+/// PNG / JPEG frames in a folder, decoded one at a time (native only).
+#[cfg(not(target_arch = "wasm32"))]
+#[derive(Clone, Debug)]
+pub struct FolderFrames {
+    paths: Vec<std::path::PathBuf>,
+    size: (usize, usize),
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+impl FolderFrames {
+    /// Every `.png`, `.jpg`, `.jpeg` or `.webp` file of `dir`, in name order.
+    pub fn open(dir: &std::path::Path) -> Result<Self, FrameError> {
+        let unreadable = |reason: String| FrameError::Unreadable { index: 0, reason };
+        let mut paths: Vec<_> = std::fs::read_dir(dir)
+            .map_err(|e| unreadable(format!("{}: {e}", dir.display())))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| {
+                p.extension().and_then(|e| e.to_str()).is_some_and(|e| {
+                    matches!(
+                        e.to_ascii_lowercase().as_str(),
+                        "png" | "jpg" | "jpeg" | "webp"
+                    )
+                })
+            })
+            .collect();
+        paths.sort();
+        let first = paths.first().ok_or_else(|| {
+            unreadable(format!("{} holds no PNG/JPEG/WebP frames", dir.display()))
+        })?;
+        let bytes =
+            std::fs::read(first).map_err(|e| unreadable(format!("{}: {e}", first.display())))?;
+        let img = crate::io::image::decode_rgb(&bytes)
+            .map_err(|e| unreadable(format!("{}: {e}", first.display())))?;
+        Ok(Self {
+            paths,
+            size: (img.height, img.width),
+        })
+    }
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+impl FrameSource for FolderFrames {
+    fn len(&self) -> usize {
+        self.paths.len()
+    }
+    fn frame_size(&self) -> (usize, usize) {
+        self.size
+    }
+    fn frame(&mut self, index: usize) -> Result<RgbImage, FrameError> {
+        let path = self.paths.get(index).ok_or(FrameError::OutOfRange {
+            index,
+            len: self.paths.len(),
+        })?;
+        let unreadable = |reason: String| FrameError::Unreadable { index, reason };
+        let bytes =
+            std::fs::read(path).map_err(|e| unreadable(format!("{}: {e}", path.display())))?;
+        let img = crate::io::image::decode_rgb(&bytes)
+            .map_err(|e| unreadable(format!("{}: {e}", path.display())))?;
+        if (img.height, img.width) != self.size {
+            return Err(unreadable(format!(
+                "{} is {}×{}, the clip is {}×{}",
+                path.display(),
+                img.width,
+                img.height,
+                self.size.1,
+                self.size.0
+            )));
+        }
+        Ok(img)
+    }
+}

@@ -3,10 +3,14 @@
 //! [`VideoSession::step`] that a UI can drive and cancel.
 //!
 //! Objects are tracked independently (batch 1 per object, as the official
-//! predictor does). Memory features are kept in bfloat16 on the host, exactly
+//! predictor does). Choices where the official predictor has options:
+//! corrections become conditioning frames (`add_all_frames_to_correct_as_cond
+//! = True`), no hole filling (`fill_hole_area = 0`, as without `sam2._C`),
+//! overlapping objects allowed (`non_overlap_masks = False`). Memory features are kept in bfloat16 on the host, exactly
 //! as the official predictor stores them, which also halves their size.
 
 use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
 
 use burn::tensor::{Device, Tensor, TensorData};
 
@@ -17,6 +21,7 @@ use crate::model::sam2::{
     BackboneOutput, MaskSource, NO_OBJ_SCORE, Sam2Model, SamHeadsOutput, upsample_bilinear,
 };
 use crate::session::frames::{FrameError, FrameSource, video_model_input};
+use crate::readback::read_f32;
 use crate::session::mask_store::RleMask;
 
 pub type ObjectId = u32;
@@ -43,8 +48,8 @@ pub enum SessionError {
     UnknownObject(ObjectId),
     #[error("a prompt needs a box or at least one point")]
     EmptyPrompt,
-    #[error("could not read model output: {0}")]
-    Readback(String),
+    #[error(transparent)]
+    Readback(#[from] crate::readback::ReadbackError),
 }
 
 /// What one traced module call saw and returned (for parity tests and debugging).
@@ -93,11 +98,8 @@ struct Bf16Features {
 }
 
 impl Bf16Features {
-    fn from_tensor(t: &Tensor<4>) -> Result<Self, SessionError> {
-        let data = t
-            .to_data()
-            .try_to_vec::<f32>()
-            .map_err(|e| SessionError::Readback(format!("{e:?}")))?;
+    async fn from_tensor(t: &Tensor<4>) -> Result<Self, SessionError> {
+        let data = read_f32(t.clone()).await?;
         Ok(Self {
             shape: t.dims(),
             bits: data
@@ -237,7 +239,7 @@ const FEATURE_CACHE_FRAMES: usize = 2;
 
 /// The video / volume session.
 pub struct VideoSession<'m, F: FrameSource> {
-    model: &'m Sam2Model,
+    model: Arc<Sam2Model>,
     frames: F,
     device: Device,
     objects: BTreeMap<ObjectId, ObjectTrack>,
@@ -248,7 +250,7 @@ pub struct VideoSession<'m, F: FrameSource> {
 }
 
 impl<'m, F: FrameSource> VideoSession<'m, F> {
-    pub fn new(model: &'m Sam2Model, frames: F) -> Result<Self, SessionError> {
+    pub fn new(model: Arc<Sam2Model>, frames: F) -> Result<Self, SessionError> {
         if frames.is_empty() {
             return Err(SessionError::EmptyClip);
         }
@@ -334,7 +336,7 @@ impl<'m, F: FrameSource> VideoSession<'m, F> {
     /// Adds (replacing earlier prompts of that frame) a box and/or points in
     /// frame pixel coordinates for `object` on `frame`, and segments that
     /// frame at once (`add_new_points_or_box`). Later propagation uses it.
-    pub fn add_prompt(
+    pub async fn add_prompt(
         &mut self,
         frame: usize,
         object: ObjectId,
@@ -369,8 +371,11 @@ impl<'m, F: FrameSource> VideoSession<'m, F> {
             .get(&frame)
             .copied()
             .unwrap_or(Direction::Forward);
-        // add_all_frames_to_correct_as_cond = False: corrections on tracked frames stay non-conditioning.
-        let is_cond = is_init_cond_frame;
+        // add_all_frames_to_correct_as_cond = True: a correction on a tracked
+        // frame becomes a conditioning frame, so re-propagating from it keeps
+        // it and later frames are conditioned on it (with the official default,
+        // re-propagation would overwrite the corrected frame).
+        let is_cond = true;
         let prev_logits = track
             .output_at(frame, is_cond)
             .map(|r| r.pred_masks.clone().clamp(-32.0, 32.0));
@@ -382,14 +387,14 @@ impl<'m, F: FrameSource> VideoSession<'m, F> {
             prev_logits,
             direction,
             MemoryEncoding::Deferred,
-        )?;
+        ).await?;
         let track = self.objects.entry(object).or_default();
         if is_cond {
             track.temp_cond.insert(frame, record);
         } else {
             track.temp_non_cond.insert(frame, record);
         }
-        self.frame_output(frame, &[object])
+        self.frame_output(frame, &[object]).await
     }
 
     /// Removes an object and everything known about it.
@@ -408,13 +413,13 @@ impl<'m, F: FrameSource> VideoSession<'m, F> {
     /// Consolidates prompted frames (`propagate_in_video_preflight`) and plans
     /// a run from `start` (default: the earliest conditioning frame) in
     /// `direction`, limited to `range` (inclusive) if given.
-    pub fn start_propagation(
+    pub async fn start_propagation(
         &mut self,
         start: Option<usize>,
         direction: Direction,
         range: Option<(usize, usize)>,
     ) -> Result<Propagation, SessionError> {
-        self.preflight()?;
+        self.preflight().await?;
         let first_cond = self
             .objects
             .values()
@@ -437,7 +442,7 @@ impl<'m, F: FrameSource> VideoSession<'m, F> {
         })
     }
 
-    fn preflight(&mut self) -> Result<(), SessionError> {
+    async fn preflight(&mut self) -> Result<(), SessionError> {
         if self.objects.is_empty() {
             return Err(SessionError::NoPrompts);
         }
@@ -467,7 +472,7 @@ impl<'m, F: FrameSource> VideoSession<'m, F> {
                             high_res,
                             rec.object_score_logits.clone(),
                             MaskSource::PointPrompts,
-                        )?;
+                        ).await?;
                         rec.maskmem_features = Some(mem);
                     }
                     let o = self
@@ -498,7 +503,7 @@ impl<'m, F: FrameSource> VideoSession<'m, F> {
 
     /// Processes the next frame of `run` for every object and returns its
     /// masks; `None` when the run is finished. Dropping the run cancels it.
-    pub fn step(&mut self, run: &mut Propagation) -> Result<Option<FrameMasks>, SessionError> {
+    pub async fn step(&mut self, run: &mut Propagation) -> Result<Option<FrameMasks>, SessionError> {
         let Some(frame) = run.order.pop_front() else {
             return Ok(None);
         };
@@ -517,7 +522,7 @@ impl<'m, F: FrameSource> VideoSession<'m, F> {
                     None,
                     run.direction,
                     MemoryEncoding::Now,
-                )?;
+                ).await?;
                 let o = self
                     .objects
                     .get_mut(&id)
@@ -531,7 +536,7 @@ impl<'m, F: FrameSource> VideoSession<'m, F> {
             o.tracked.insert(frame, run.direction);
             self.drop_unreachable(id, frame, run.direction);
         }
-        self.frame_output(frame, &ids).map(Some)
+        self.frame_output(frame, &ids).await.map(Some)
     }
 
     /// Drops non-conditioning records that memory selection can no longer
@@ -552,7 +557,7 @@ impl<'m, F: FrameSource> VideoSession<'m, F> {
     }
 
     /// Upsamples each object's low-res mask to the frame size (`video_res_masks`) and stores it.
-    fn frame_output(&mut self, frame: usize, ids: &[ObjectId]) -> Result<FrameMasks, SessionError> {
+    async fn frame_output(&mut self, frame: usize, ids: &[ObjectId]) -> Result<FrameMasks, SessionError> {
         let (h, w) = self.frames.frame_size();
         let mut out = FrameMasks {
             frame,
@@ -572,10 +577,7 @@ impl<'m, F: FrameSource> VideoSession<'m, F> {
                 .or_else(|| o.non_cond.get(&frame));
             let logits = match rec {
                 Some(r) => {
-                    let up = upsample_bilinear(r.pred_masks.clone(), [h, w]);
-                    up.into_data()
-                        .try_to_vec::<f32>()
-                        .map_err(|e| SessionError::Readback(format!("{e:?}")))?
+                    read_f32(upsample_bilinear(r.pred_masks.clone(), [h, w])).await?
                 }
                 None => vec![NO_OBJ_SCORE; h * w],
             };
@@ -592,7 +594,7 @@ impl<'m, F: FrameSource> VideoSession<'m, F> {
 
     /// `_run_single_frame_inference` → `track_step` for one object.
     #[allow(clippy::too_many_arguments)]
-    fn run_single_frame(
+    async fn run_single_frame(
         &mut self,
         frame: usize,
         object: ObjectId,
@@ -626,7 +628,7 @@ impl<'m, F: FrameSource> VideoSession<'m, F> {
                     heads.high_res_masks.clone(),
                     heads.object_score_logits.clone(),
                     source,
-                )?;
+                ).await?;
                 Some(mem)
             }
             MemoryEncoding::Deferred => None,
@@ -680,7 +682,7 @@ impl<'m, F: FrameSource> VideoSession<'m, F> {
 
     /// `_encode_new_memory`, returning bf16 features (as stored) and the
     /// features' position encoding.
-    fn encode_memory(
+    async fn encode_memory(
         &mut self,
         frame: usize,
         feats: &FrameFeatures,
@@ -709,7 +711,7 @@ impl<'m, F: FrameSource> VideoSession<'m, F> {
         if self.maskmem_pos.is_none() {
             self.maskmem_pos = Some(out.pos.clone());
         }
-        Ok((Bf16Features::from_tensor(&features)?, out.pos))
+        Ok((Bf16Features::from_tensor(&features).await?, out.pos))
     }
 
     /// `_prepare_memory_conditioned_features` for one object.

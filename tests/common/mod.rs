@@ -107,3 +107,70 @@ impl Report {
         );
     }
 }
+
+/// The LiteMedSAM checkpoint: `$MEDSEG_LITE_PTH`, else
+/// `weights/.cache/lite_medsam.pth` (fetched by `scripts/fetch-weights.sh`).
+/// Panics, rather than skipping, when neither exists.
+pub fn lite_medsam_checkpoint() -> PathBuf {
+    if let Some(p) = std::env::var_os("MEDSEG_LITE_PTH") {
+        let p = PathBuf::from(p);
+        assert!(
+            p.is_file(),
+            "MEDSEG_LITE_PTH={} is not a file (unset it to use weights/.cache/lite_medsam.pth)",
+            p.display()
+        );
+        return p;
+    }
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("weights/.cache/lite_medsam.pth");
+    assert!(
+        p.is_file(),
+        "LiteMedSAM weights not found at {}: run scripts/setup.sh (or scripts/fetch-weights.sh), \
+         or point MEDSEG_LITE_PTH at lite_medsam.pth",
+        p.display()
+    );
+    p
+}
+
+/// One `uint8` array of a `.npz` (a zip of `.npy` files): shape and data.
+pub fn read_npz_u8(path: &std::path::Path, array: &str) -> (Vec<usize>, Vec<u8>) {
+    use std::io::Read;
+    let file =
+        std::fs::File::open(path).unwrap_or_else(|e| panic!("opening {}: {e}", path.display()));
+    let mut zip = zip::ZipArchive::new(file).unwrap();
+    let mut entry = zip
+        .by_name(&format!("{array}.npy"))
+        .unwrap_or_else(|e| panic!("{}: no `{array}.npy`: {e}", path.display()));
+    let mut bytes = Vec::new();
+    entry.read_to_end(&mut bytes).unwrap();
+    assert_eq!(&bytes[..6], b"\x93NUMPY", "not an .npy file");
+    let (header_len, header_start) = match bytes[6] {
+        1 => (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10),
+        _ => (
+            u32::from_le_bytes(bytes[8..12].try_into().unwrap()) as usize,
+            12,
+        ),
+    };
+    let header = std::str::from_utf8(&bytes[header_start..header_start + header_len]).unwrap();
+    assert!(
+        header.contains("'descr': '|u1'"),
+        "expected uint8: {header}"
+    );
+    assert!(
+        header.contains("'fortran_order': False"),
+        "expected C order: {header}"
+    );
+    let shape_text = header
+        .split("'shape': (")
+        .nth(1)
+        .unwrap()
+        .split(')')
+        .next()
+        .unwrap();
+    let shape: Vec<usize> = shape_text
+        .split(',')
+        .filter_map(|s| s.trim().parse().ok())
+        .collect();
+    let data = bytes[header_start + header_len..].to_vec();
+    assert_eq!(data.len(), shape.iter().product::<usize>());
+    (shape, data)
+}

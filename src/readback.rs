@@ -1,0 +1,16 @@
+//! Reading tensors back to the host. Always asynchronous: WebGPU in the
+//! browser only allows async buffer maps (a synchronous read panics there);
+//! native callers block on the future (`pollster`).
+
+use burn::tensor::Tensor;
+
+/// Why a tensor could not be read back.
+#[derive(Debug, thiserror::Error)]
+#[error("could not read a result back from the compute device: {0}")]
+pub struct ReadbackError(pub String);
+
+/// The tensor's values as f32, row-major.
+pub async fn read_f32<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>, ReadbackError> {
+    let data = t.into_data_async().await.map_err(|e| ReadbackError(format!("{e:?}")))?;
+    data.try_into_vec::<f32>().map_err(|e| ReadbackError(format!("{e:?}")))
+}
