@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Builds the browser library into pkg/: the crate for wasm32-unknown-unknown (profile
+# wasm-release of Cargo.toml, or MEDSEG_WASM_PROFILE=dev for a quick debug build), then
+# wasm-bindgen (the pinned CLI that scripts/setup.sh installs) with --target web:
+#   pkg/medseg.js, pkg/medseg_bg.wasm (+ .d.ts), pkg/manifest.json (content hash, for
+#   the service worker's cache name).
+# web/worker.js imports pkg/medseg.js. Needs scripts/setup.sh to have run (wasm32 target,
+# wasm-bindgen-cli). CARGO_TARGET_DIR as in scripts/common.sh.
+set -euo pipefail
+# shellcheck source=scripts/common.sh
+. "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+
+TARGET=wasm32-unknown-unknown
+PROFILE="${MEDSEG_WASM_PROFILE:-wasm-release}"
+case "$PROFILE" in
+  dev) OUT_DIR="$CARGO_TARGET_DIR/$TARGET/debug" ;;
+  *) OUT_DIR="$CARGO_TARGET_DIR/$TARGET/$PROFILE" ;;
+esac
+
+want=$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/[^0-9.]/, ""); print; exit }' Cargo.lock)
+have wasm-bindgen || die "wasm-bindgen is not installed: run scripts/setup.sh"
+got=$(wasm-bindgen --version | awk '{ print $2 }')
+[ "$got" = "$want" ] || die "wasm-bindgen $got does not match the crate's $want: run scripts/setup.sh"
+
+t0=$(date +%s)
+log "cargo build --lib --profile $PROFILE --target $TARGET"
+cargo build --lib --profile "$PROFILE" --target "$TARGET"
+t1=$(date +%s)
+
+wasm="$OUT_DIR/medseg.wasm"
+[ -f "$wasm" ] || die "no $wasm after the build"
+rm -rf pkg.partial
+wasm-bindgen --target web --out-dir pkg.partial --out-name medseg "$wasm"
+hash=$(sha256_of pkg.partial/medseg_bg.wasm | cut -c1-16)
+printf '{\n  "version": "%s",\n  "profile": "%s",\n  "files": ["pkg/medseg.js", "pkg/medseg_bg.wasm"]\n}\n' \
+  "$hash" "$PROFILE" >pkg.partial/manifest.json
+rm -rf pkg
+mv pkg.partial pkg
+log "pkg/medseg_bg.wasm: $(wc -c <pkg/medseg_bg.wasm | tr -d ' ') bytes, version $hash" \
+  "(cargo $((t1 - t0)) s, wasm-bindgen $(($(date +%s) - t1)) s)"

@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# Installs what MedSeg's build and tests need, idempotently: each step checks before it
+# installs, so a second run does nothing. Called by scripts/test.sh and scripts/serve.sh;
+# safe to run by hand. Needs a Rust toolchain (rustup) of at least the Cargo.toml
+# rust-version; installs everything else (apt-get runs `apt-get update` once, first).
+#
+# Steps are functions, run in order by main(). The browser steps (wasm-bindgen-cli,
+# chromium, node + the pinned playwright-core) are skipped with MEDSEG_SKIP_BROWSER=1.
+set -euo pipefail
+# shellcheck source=scripts/common.sh
+. "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+
+# The Rust toolchain is the one thing this script cannot install.
+check_rust() {
+  if ! have cargo || ! have rustc; then
+    die "cargo/rustc not found: install Rust with rustup (version >= $(rust_version_needed))"
+  fi
+  local need have_v
+  need=$(rust_version_needed)
+  have_v=$(rustc --version | cut -d' ' -f2)
+  if [ "$(printf '%s\n%s\n' "$need" "$have_v" | sort -V | head -n1)" != "$need" ]; then
+    die "rustc $have_v is older than the rust-version $need of Cargo.toml ('rustup update')"
+  fi
+}
+
+rust_version_needed() {
+  sed -n 's/^rust-version *= *"\([0-9.]*\)".*/\1/p' Cargo.toml | head -n1
+}
+
+# The browser build's target.
+ensure_wasm_target() {
+  local target=wasm32-unknown-unknown
+  if [ -d "$(rustc --print sysroot)/lib/rustlib/$target" ]; then
+    return 0
+  fi
+  have rustup || die "the Rust target $target is missing and there is no rustup to add it"
+  log "rustup target add $target"
+  rustup target add "$target" >&2
+}
+
+# The default model (LiteMedSAM): downloaded, checked, and converted when a medseg binary
+# exists (scripts/serve.sh and scripts/test.sh build one and run this again).
+ensure_weights() {
+  "$ROOT/scripts/fetch-weights.sh"
+}
+
+# wasm-bindgen-cli at exactly the version of the `wasm-bindgen` crate in Cargo.lock (the
+# CLI and the crate must match). Installed with `cargo install` into ~/.cargo/bin.
+wasm_bindgen_version() {
+  awk '/^name = "wasm-bindgen"$/ { getline; gsub(/[^0-9.]/, ""); print; exit }' Cargo.lock
+}
+
+ensure_wasm_bindgen_cli() {
+  local want got
+  want=$(wasm_bindgen_version)
+  [ -n "$want" ] || die "no wasm-bindgen in Cargo.lock"
+  if have wasm-bindgen; then
+    got=$(wasm-bindgen --version | awk '{ print $2 }')
+    [ "$got" = "$want" ] && return 0
+    log "wasm-bindgen $got installed, Cargo.lock wants $want"
+  fi
+  log "cargo install wasm-bindgen-cli --version $want"
+  # Its own target dir: the project's CARGO_TARGET_DIR holds the project's builds.
+  CARGO_TARGET_DIR="$HOME/.cache/medseg/wasm-bindgen-cli-target" \
+    cargo install wasm-bindgen-cli --version "$want" --force >&2
+  rm -rf "$HOME/.cache/medseg/wasm-bindgen-cli-target"
+}
+
+# Headless Chromium for the browser tests (Debian's package: WebGPU through SwiftShader).
+ensure_chromium() {
+  [ -x /usr/bin/chromium ] && return 0
+  apt_install chromium fonts-dejavu-core >&2 || die "could not install chromium with apt-get"
+  [ -x /usr/bin/chromium ] || die "apt-get installed chromium but /usr/bin/chromium is missing"
+}
+
+# Node.js (the test runner) and the pinned playwright-core of package.json / package-lock.json.
+ensure_node() {
+  if have node && have npm; then
+    local major
+    major=$(node -p 'process.versions.node.split(".")[0]')
+    [ "$major" -ge 20 ] && return 0
+    log "node $(node --version) is older than 20 (playwright-core needs 20)"
+  fi
+  apt_install nodejs npm >&2 || die "could not install nodejs/npm with apt-get"
+}
+
+ensure_playwright_core() {
+  local want got=""
+  want=$(node -p 'require("./package.json").devDependencies["playwright-core"]')
+  if [ -f node_modules/playwright-core/package.json ]; then
+    got=$(node -p 'require("./node_modules/playwright-core/package.json").version')
+  fi
+  [ "$got" = "$want" ] && return 0
+  log "npm ci (playwright-core $want)"
+  # PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD: the tests use Debian's chromium, never a download.
+  PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund >&2
+}
+
+main() {
+  check_rust
+  ensure_wasm_target
+  ensure_weights
+  if [ "${MEDSEG_SKIP_BROWSER:-0}" != 1 ]; then
+    ensure_wasm_bindgen_cli
+    ensure_chromium
+    ensure_node
+    ensure_playwright_core
+  fi
+  log "done"
+}
+
+main "$@"

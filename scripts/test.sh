@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# THE test command (README.md; .ci/run calls it): sets up a fresh machine, then runs every
+# test. Each phase prints `== phase NAME: SECONDS s`; the last line is the summary. Exits
+# non-zero when any phase fails.
+#
+# Phases: setup (scripts/setup.sh: Rust target, weights), lint (bash -n, shellcheck when
+# present), build (tests and the dev medseg binary), weights (convert the default model
+# with that binary), test (cargo test --all-targets --no-fail-fast), wasm (the browser
+# library: cargo build --lib --target wasm32-unknown-unknown).
+#
+# Dev profile on purpose: Cargo.toml builds the dependencies at opt-level 3 there, so the
+# tests run fast without a release build. CARGO_TARGET_DIR (default
+# ~/.cache/medseg/target) persists between runs. Extra arguments go to `cargo test`
+# (e.g. scripts/test.sh serve).
+set -uo pipefail
+# shellcheck source=scripts/common.sh
+. "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+export RUST_BACKTRACE="${RUST_BACKTRACE:-1}"
+
+T0=$(date +%s)
+failed=()
+skipped=()
+
+# run_phase NAME COMMAND...: runs it timed; records a failure.
+run_phase() {
+  local name=$1 rc
+  shift
+  phase "$name"
+  "$@"
+  rc=$?
+  phase_end
+  if [ "$rc" -ne 0 ]; then
+    echo "== phase $name FAILED (exit $rc)"
+    failed+=("$name")
+  fi
+  return "$rc"
+}
+
+lint_scripts() {
+  local f ok=0
+  for f in scripts/*.sh .ci/run; do
+    bash -n "$f" || ok=1
+  done
+  if have shellcheck; then
+    shellcheck -x scripts/*.sh .ci/run || ok=1
+  else
+    echo "(shellcheck not installed: syntax check only)"
+  fi
+  return $ok
+}
+
+build_all() {
+  cargo test --all-targets --no-run &&
+    cargo build --bin medseg
+}
+
+convert_weights() {
+  MEDSEG_BIN="$CARGO_TARGET_DIR/debug/medseg" scripts/fetch-weights.sh
+}
+
+run_tests() {
+  cargo test --all-targets --no-fail-fast "$@"
+}
+
+build_wasm() {
+  cargo build --lib --target wasm32-unknown-unknown
+}
+
+echo "== medseg tests: CARGO_TARGET_DIR=$CARGO_TARGET_DIR, $(rustc --version 2>/dev/null)"
+run_phase setup scripts/setup.sh
+run_phase lint lint_scripts
+if run_phase build build_all; then
+  run_phase weights convert_weights
+  run_phase test run_tests "$@"
+else
+  skipped+=(weights test)
+fi
+run_phase wasm build_wasm
+
+total=$(($(date +%s) - T0))
+if [ ${#failed[@]} -eq 0 ]; then
+  echo "== summary: OK, all phases passed in $total s"
+else
+  msg="== summary: FAILED: ${failed[*]}"
+  [ ${#skipped[@]} -gt 0 ] && msg+=" (skipped: ${skipped[*]})"
+  echo "$msg; $total s"
+  exit 1
+fi
