@@ -154,8 +154,11 @@ fn handle(root: &Path, stream: TcpStream) -> io::Result<()> {
     out.flush()
 }
 
+// `Service-Worker-Allowed: /` lets the app's worker at /web/sw.js control the
+// whole origin (offline use); it only has an effect on service worker scripts.
 const COMMON_HEADERS: &str = "Cache-Control: no-cache\r\n\
 X-Content-Type-Options: nosniff\r\n\
+Service-Worker-Allowed: /\r\n\
 Cross-Origin-Opener-Policy: same-origin\r\n\
 Cross-Origin-Embedder-Policy: require-corp\r\n\
 Connection: close\r\n";

@@ -251,3 +251,91 @@ fn bad_inputs_fail_with_a_clear_message() {
         assert!(err.contains(needle), "{args:?}: `{err}` lacks `{needle}`");
     }
 }
+
+#[test]
+fn lite_medsam_converts_and_segments_a_ct_slice() {
+    use common::{lite_cases, lite_medsam_checkpoint, read_npz_u8, shared};
+    let case = &lite_cases()[0];
+    let (dims, imgs) = read_npz_u8(
+        &shared().join(format!("data/ct-lesion/{}.npz", case.name)),
+        "imgs",
+    );
+    let (h, w) = (dims[1], dims[2]);
+    let slice = &imgs[case.key_slice * h * w..(case.key_slice + 1) * h * w];
+    let png = scratch("ct-slice.png");
+    image::GrayImage::from_raw(w as u32, h as u32, slice.to_vec())
+        .expect("slice")
+        .save(&png)
+        .expect("png");
+
+    let converted = scratch("lite.safetensors");
+    let out = medseg(&[
+        "convert",
+        s(&lite_medsam_checkpoint()),
+        s(&converted),
+        "--half",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let store = read_store(&converted);
+    assert_eq!(
+        store
+            .metadata
+            .get("medseg_architecture")
+            .map(String::as_str),
+        Some("lite-medsam")
+    );
+    assert_eq!(
+        store.len(),
+        408,
+        "435 tensors less the 27 BatchNorm step counters"
+    );
+
+    let b = case.box_xyxy;
+    let mask = scratch("ct-mask.png");
+    let out = medseg(&[
+        "segment",
+        "--model",
+        s(&converted),
+        "--image",
+        s(&png),
+        "--box",
+        &format!("{},{},{},{}", b[0], b[1], b[2], b[3]),
+        "--out",
+        s(&mask),
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let iou: f32 = stdout
+        .split_whitespace()
+        .find_map(|t| t.strip_prefix("iou="))
+        .and_then(|v| v.parse().ok())
+        .expect("iou printed");
+    // f16 storage moves the prediction slightly; the mask must still agree.
+    assert!(
+        (iou - case.iou_pred).abs() < 5e-3,
+        "iou {iou} vs reference {}",
+        case.iou_pred
+    );
+    let fx = Fixtures(read_store(
+        &shared().join("fixtures/lite-medsam/ct-lesion.safetensors"),
+    ));
+    let want = fx.host(&format!("{}.mask2d", case.name));
+    let got = image::open(&mask).expect("mask").to_luma8();
+    let (mut inter, mut union) = (0usize, 0usize);
+    for (p, r) in got.pixels().zip(&want.data) {
+        let (a, b) = (p.0[0] == 255, *r > 0.0);
+        inter += usize::from(a && b);
+        union += usize::from(a || b);
+    }
+    let m_iou = inter as f64 / union as f64;
+    println!("LiteMedSAM f16 via CLI: iou={iou:.4}, mask IoU vs reference {m_iou:.4}");
+    assert!(m_iou >= 0.99, "mask IoU vs reference {m_iou}");
+}

@@ -11,7 +11,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use common::{Fixtures, host_of, lite_medsam_checkpoint, read_npz_u8, read_store, shared};
+use common::{Fixtures, host_of, lite_cases, lite_medsam_checkpoint, read_npz_u8, read_store, shared};
 use medseg::model::lite_medsam::LiteMedSam;
 use medseg::model::{LoadError, load_lite_medsam};
 use medseg::session::lite_propagation::{BoxSource, LitePropagation};
@@ -35,51 +35,6 @@ const TOL_DICE2D_GT: f64 = 0.005;
 const MIN_DICE3D_REF: f64 = 0.98;
 /// |3D Dice vs GT − reference|: at most.
 const TOL_DICE3D_GT: f64 = 0.01;
-
-struct Case {
-    name: String,
-    key_slice: usize,
-    z_range: (usize, usize),
-    box_xyxy: [f32; 4],
-    box256: [f32; 4],
-    iou_pred: f32,
-    dice2d_vs_gt: f64,
-    dice3d_vs_gt: f64,
-}
-
-fn cases() -> Vec<Case> {
-    let path = shared().join("fixtures/lite-medsam/ct-lesion.json");
-    let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
-    let json: serde_json::Value = serde_json::from_str(&text).unwrap();
-    let f4 = |v: &serde_json::Value| -> [f32; 4] {
-        let v: Vec<f32> = v
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|x| x.as_f64().unwrap() as f32)
-            .collect();
-        v.try_into().unwrap()
-    };
-    json["cases"]
-        .as_object()
-        .unwrap()
-        .iter()
-        .map(|(name, c)| Case {
-            name: name.clone(),
-            key_slice: c["key_slice"].as_u64().unwrap() as usize,
-            z_range: (
-                c["lesion_z_range"][0].as_u64().unwrap() as usize,
-                c["lesion_z_range"][1].as_u64().unwrap() as usize,
-            ),
-            box_xyxy: f4(&c["box_xyxy"]),
-            box256: f4(&c["box256"]),
-            iou_pred: c["iou_pred"].as_f64().unwrap() as f32,
-            dice2d_vs_gt: c["dice2d_vs_gt"].as_f64().unwrap(),
-            dice3d_vs_gt: c["dice3d_vs_gt"].as_f64().unwrap(),
-        })
-        .collect()
-}
 
 /// `imgs` and `gts` of a case, with `[depth, height, width]`.
 struct Volume {
@@ -210,7 +165,7 @@ fn lite_medsam_2d_matches_official_recipe() {
     let transform = model.transform();
     let mut figs = Figures::default();
     let mut first = true;
-    for case in cases() {
+    for case in lite_cases() {
         println!("{} (key slice {}):", case.name, case.key_slice);
         let vol = Volume::load(&case.name);
         let [_, h, w] = vol.dims;
@@ -327,7 +282,7 @@ fn lite_medsam_3d_propagation_matches_official_recipe() {
     let model = load_model();
     let fx = fixtures();
     let mut figs = Figures::default();
-    for case in cases() {
+    for case in lite_cases() {
         let (lo, hi) = case.z_range;
         println!(
             "{} (key slice {}, lesion z {lo}..={hi}):",

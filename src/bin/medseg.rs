@@ -16,16 +16,18 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use medseg::io::image::{RgbImage, decode_rgb, encode_mask_png};
-use medseg::model::config::Sam2Preset;
-use medseg::model::sam::prompt_encoder::PointLabel;
 use medseg::io::volume::{Volume, write_nifti_mask};
 use medseg::io::window::{CtWindow, Windowing};
-use medseg::model::{Architecture, detect_architecture, load_lite_medsam, load_sam2, sam2_expected_keys};
+use medseg::model::config::Sam2Preset;
+use medseg::model::sam::prompt_encoder::PointLabel;
+use medseg::model::{
+    Architecture, detect_architecture, load_lite_medsam, load_sam2, sam2_expected_keys,
+};
+use medseg::predictor::{ImagePrompt, Sam2ImagePredictor};
 use medseg::session::frames::{FolderFrames, FrameSource};
 use medseg::session::lite_propagation::LitePropagation;
 use medseg::session::video::{Direction, VideoSession};
 use medseg::session::volume3d::segment_volume_sam2;
-use medseg::predictor::{ImagePrompt, Sam2ImagePredictor};
 use medseg::weights::safetensors_io::{StoredPrecision, write};
 use medseg::weights::{HostTensor, TensorStore};
 
@@ -178,34 +180,43 @@ fn cmd_segment(args: &Args) -> CliResult {
     }
     let store = read_weights(&model_path)?;
     let device = medseg::cpu_device();
-    let arch = detect_architecture(&store, preset_arg(args)?)
-        .map_err(|e| format!("{}: {e}", model_path.display()))?;
-    let Architecture::Sam2(cfg) = arch else {
-        return Err(format!(
-            "{}: LiteMedSAM weights are not supported by `segment` yet",
-            model_path.display()
-        ));
+    let in_file = |e: &dyn std::fmt::Display| format!("{}: {e}", model_path.display());
+    let arch = detect_architecture(&store, preset_arg(args)?).map_err(|e| in_file(&e))?;
+    let (logits, iou, object_score) = match arch {
+        Architecture::Sam2(cfg) => {
+            let model = load_sam2(store, &cfg, &device).map_err(|e| in_file(&e))?;
+            let predictor = Sam2ImagePredictor::new(&model);
+            let encoded = predictor.set_image(&image).map_err(|e| e.to_string())?;
+            let pred = pollster::block_on(predictor.predict(&encoded, &prompt))
+                .map_err(|e| e.to_string())?;
+            (pred.logits, pred.iou, Some(pred.object_score))
+        }
+        Architecture::LiteMedSam => {
+            let Some(b) = prompt.box_xyxy.filter(|_| prompt.points.is_empty()) else {
+                return Err("LiteMedSAM is prompted with a box only (--box, no --point)".into());
+            };
+            let model = load_lite_medsam(store, &device).map_err(|e| in_file(&e))?;
+            let pred =
+                pollster::block_on(model.segment_rgb(&image.data, image.height, image.width, b))
+                    .map_err(|e| e.to_string())?;
+            (pred.logits, pred.iou, None)
+        }
     };
-    let model =
-        load_sam2(store, &cfg, &device).map_err(|e| format!("{}: {e}", model_path.display()))?;
-    let predictor = Sam2ImagePredictor::new(&model);
-    let encoded = predictor.set_image(&image).map_err(|e| e.to_string())?;
-    let pred = predictor
-        .predict(&encoded, &prompt);
-    let pred = pollster::block_on(pred).map_err(|e| e.to_string())?;
-    let png = encode_mask_png(&pred.mask(), pred.width, pred.height).map_err(|e| e.to_string())?;
+    let mask: Vec<u8> = logits.iter().map(|&l| u8::from(l > 0.0)).collect();
+    let png = encode_mask_png(&mask, image.width, image.height).map_err(|e| e.to_string())?;
     write_file(&out, &png)?;
     if let Some(l) = args.get("--logits") {
         write_file(
             Path::new(l),
-            &medseg::io::npy::encode_f32(&[1, pred.height, pred.width], &pred.logits),
+            &medseg::io::npy::encode_f32(&[1, image.height, image.width], &logits),
         )?;
     }
-    let area = pred.mask().iter().filter(|&&m| m != 0).count();
+    let area = mask.iter().filter(|&&m| m != 0).count();
+    let score = object_score
+        .map(|s| format!(" object_score={s:.4}"))
+        .unwrap_or_default();
     println!(
-        "iou={:.4} object_score={:.4} mask_pixels={area} out={}",
-        pred.iou,
-        pred.object_score,
+        "iou={iou:.4}{score} mask_pixels={area} out={}",
         out.display()
     );
     Ok(())
@@ -230,18 +241,19 @@ fn cmd_convert(args: &Args) -> CliResult {
     let device = medseg::cpu_device();
     let arch =
         detect_architecture(&store, preset_arg(args)?).map_err(|e| format!("{input}: {e}"))?;
+    // Training-only buffers (BatchNorm step counters) carry nothing for inference.
+    let tensors: std::collections::BTreeMap<String, HostTensor> = store
+        .iter()
+        .filter(|(k, _)| !medseg::weights::remap::is_training_only(k))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
     // Load strictly first: a file that would not load is never written out.
-    let tensors: std::collections::BTreeMap<String, HostTensor> =
-        store.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-    let n = tensors.len();
     match &arch {
         Architecture::Sam2(cfg) => {
-            load_sam2(store, cfg, &device).map_err(|e| format!("{input}: {e}"))?;
+            drop(load_sam2(store, cfg, &device).map_err(|e| format!("{input}: {e}"))?)
         }
         Architecture::LiteMedSam => {
-            return Err(format!(
-                "{input}: LiteMedSAM conversion is not supported yet"
-            ));
+            drop(load_lite_medsam(store, &device).map_err(|e| format!("{input}: {e}"))?)
         }
     }
     let precision = if args.has("--half") {
@@ -252,8 +264,9 @@ fn cmd_convert(args: &Args) -> CliResult {
     let bytes = write(&tensors, &arch.metadata(), precision).map_err(|e| e.to_string())?;
     write_file(Path::new(output), &bytes)?;
     println!(
-        "wrote {output}: {} ({n} tensors, {:.1} MB, {precision:?})",
+        "wrote {output}: {} ({} tensors, {:.1} MB, {precision:?})",
         arch.name(),
+        tensors.len(),
         bytes.len() as f64 / 1e6
     );
     Ok(())
@@ -303,29 +316,20 @@ fn cmd_bench(args: &Args) -> CliResult {
         .parse()
         .map_err(|_| "--runs: expected a count")?;
     let device = medseg::cpu_device();
-    let (store, cfg) = match (args.get("--model"), args.get("--random")) {
-        (Some(path), None) => {
-            let store = read_weights(Path::new(path))?;
-            match detect_architecture(&store, preset_arg(args)?)
-                .map_err(|e| format!("{path}: {e}"))?
-            {
-                Architecture::Sam2(cfg) => (store, cfg),
-                Architecture::LiteMedSam => {
-                    return Err("LiteMedSAM benchmarking is not supported yet".into());
-                }
-            }
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    // LiteMedSAM weights get their own benchmark; everything else is SAM 2.
+    if let Some(path) = args.get("--model") {
+        let store = read_weights(Path::new(path))?;
+        if detect_architecture(&store, preset_arg(args)?).map_err(|e| format!("{path}: {e}"))?
+            == Architecture::LiteMedSam
+        {
+            let model = load_lite_medsam(store, &device).map_err(|e| format!("{path}: {e}"))?;
+            return bench_lite(&model, runs, threads);
         }
-        (None, Some(preset)) => {
-            let cfg = Box::new(
-                Sam2Preset::parse(preset)
-                    .map_err(|e| e.to_string())?
-                    .config(),
-            );
-            let keys = sam2_expected_keys(&cfg, &device).map_err(|e| e.to_string())?;
-            (random_store(keys), cfg)
-        }
-        _ => return Err("bench needs exactly one of --model WEIGHTS or --random PRESET".into()),
-    };
+    }
+    let (store, cfg) = sam2_store_for_bench(args, &device)?;
     let model = load_sam2(store, &cfg, &device).map_err(|e| e.to_string())?;
     let s = cfg.image_size;
     let image = RgbImage {
@@ -343,36 +347,78 @@ fn cmd_bench(args: &Args) -> CliResult {
         ]),
         points: vec![],
     };
-    let threads = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1);
     println!("model sam2 image_size={s} threads={threads} runs={runs} (median after 1 warm-up)");
-    let mut enc = Vec::new();
     let mut encoded = predictor.set_image(&image).map_err(|e| e.to_string())?;
-    for _ in 0..runs {
-        let t = Instant::now();
+    let enc = time_runs(runs, || {
         encoded = predictor.set_image(&image).map_err(|e| e.to_string())?;
         // Reading a value back waits for the backend to finish.
         let _: f32 = encoded.features.embed.clone().sum().into_scalar();
-        enc.push(t.elapsed().as_secs_f64() * 1e3);
-    }
-    let mut dec = Vec::new();
+        Ok(())
+    })?;
     pollster::block_on(predictor.predict(&encoded, &prompt)).map_err(|e| e.to_string())?;
-    for _ in 0..runs.max(10) {
-        let t = Instant::now();
+    let dec = time_runs(runs.max(10), || {
         pollster::block_on(predictor.predict(&encoded, &prompt)).map_err(|e| e.to_string())?;
-        dec.push(t.elapsed().as_secs_f64() * 1e3);
-    }
-    let e = median_ms(enc);
-    let d = median_ms(dec);
+        Ok(())
+    })?;
     match reference_encoder_gflop(s) {
         Some(g) => println!(
-            "encoder (set_image)     {e:9.1} ms   {:.1} GFLOP/s ({g} GFLOP)",
-            g / (e / 1e3)
+            "encoder (set_image)     {enc:9.1} ms   {:.1} GFLOP/s ({g} GFLOP)",
+            g / (enc / 1e3)
         ),
-        None => println!("encoder (set_image)     {e:9.1} ms"),
+        None => println!("encoder (set_image)     {enc:9.1} ms"),
     }
-    println!("prompt + decoder        {d:9.2} ms   (box, single mask, incl. upsampling)");
+    println!("prompt + decoder        {dec:9.2} ms   (box, single mask, incl. upsampling)");
+    Ok(())
+}
+
+/// Median wall time in ms of `runs` calls of `f`.
+fn time_runs(runs: usize, mut f: impl FnMut() -> CliResult) -> CliResult<f64> {
+    let mut times = Vec::with_capacity(runs);
+    for _ in 0..runs {
+        let t = Instant::now();
+        f()?;
+        times.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    Ok(median_ms(times))
+}
+
+/// LiteMedSAM: TinyViT encoder and prompt + decoder (+ postprocessing) on a 512² slice.
+fn bench_lite(
+    model: &medseg::model::lite_medsam::LiteMedSam,
+    runs: usize,
+    threads: usize,
+) -> CliResult {
+    let (h, w) = (512, 512);
+    let gray: Vec<u8> = (0..h * w).map(|i| (i * 7919 % 251) as u8).collect();
+    let input = model
+        .transform()
+        .prepare_gray(&gray, h, w)
+        .map_err(|e| e.to_string())?;
+    println!(
+        "model lite-medsam image_size=256 threads={threads} runs={runs} (median after 1 warm-up)"
+    );
+    let encode = || {
+        let e = model.encode(model.input_tensor(&input));
+        let _: f32 = e.clone().sum().into_scalar();
+        e
+    };
+    let mut embedding = encode();
+    let enc = time_runs(runs, || {
+        embedding = encode();
+        Ok(())
+    })?;
+    let decode = || -> CliResult {
+        let (low, _) = model.decode(embedding.clone(), [60.0, 60.0, 180.0, 170.0]);
+        let _: f32 = low.sum().into_scalar();
+        Ok(())
+    };
+    decode()?;
+    let dec = time_runs(runs.max(10), decode)?;
+    println!(
+        "encoder (TinyViT)       {enc:9.1} ms   {:.1} GFLOP/s (75 GFLOP)",
+        75.0 / (enc / 1e3)
+    );
+    println!("prompt + decoder        {dec:9.2} ms   (box, single mask)");
     Ok(())
 }
 
@@ -403,7 +449,11 @@ impl FrameSource for SyntheticClip {
                 data.extend([v as u8; 3]);
             }
         }
-        Ok(RgbImage { width: self.size, height: self.size, data })
+        Ok(RgbImage {
+            width: self.size,
+            height: self.size,
+            data,
+        })
     }
 }
 
@@ -423,19 +473,36 @@ fn rss_mb() -> (f64, f64) {
 
 fn cmd_bench_video(args: &Args) -> CliResult {
     args.only(&["--model", "--config", "--random", "--frames", "--size"])?;
-    let frames: usize = args.require("--frames")?.parse().map_err(|_| "--frames: expected a count")?;
-    let size: usize = args.get("--size").unwrap_or("512").parse().map_err(|_| "--size: expected pixels")?;
+    let frames: usize = args
+        .require("--frames")?
+        .parse()
+        .map_err(|_| "--frames: expected a count")?;
+    let size: usize = args
+        .get("--size")
+        .unwrap_or("512")
+        .parse()
+        .map_err(|_| "--size: expected pixels")?;
     let device = medseg::cpu_device();
     let (store, cfg) = sam2_store_for_bench(args, &device)?;
     let model = Arc::new(load_sam2(store, &cfg, &device).map_err(|e| e.to_string())?);
     let clip = SyntheticClip { frames, size };
     let mut session = VideoSession::new(model, clip).map_err(|e| e.to_string())?;
     let s = size as f32;
-    pollster::block_on(session.add_prompt(0, 1, Some([0.15 * s, 0.35 * s, 0.45 * s, 0.65 * s]), &[])).map_err(|e| e.to_string())?;
-    let mut run = pollster::block_on(session.start_propagation(Some(0), Direction::Forward, None)).map_err(|e| e.to_string())?;
+    pollster::block_on(session.add_prompt(
+        0,
+        1,
+        Some([0.15 * s, 0.35 * s, 0.45 * s, 0.65 * s]),
+        &[],
+    ))
+    .map_err(|e| e.to_string())?;
+    let mut run = pollster::block_on(session.start_propagation(Some(0), Direction::Forward, None))
+        .map_err(|e| e.to_string())?;
     let started = Instant::now();
     let (mut after_10, mut done) = (f64::NAN, 0);
-    while pollster::block_on(session.step(&mut run)).map_err(|e| e.to_string())?.is_some() {
+    while pollster::block_on(session.step(&mut run))
+        .map_err(|e| e.to_string())?
+        .is_some()
+    {
         done += 1;
         if done == 10 {
             after_10 = rss_mb().1;
@@ -453,17 +520,28 @@ fn cmd_bench_video(args: &Args) -> CliResult {
 }
 
 /// Weights for a SAM 2 benchmark: `--model FILE` or `--random PRESET`.
-fn sam2_store_for_bench(args: &Args, device: &medseg::Device) -> CliResult<(TensorStore, Box<medseg::model::config::Sam2Config>)> {
+fn sam2_store_for_bench(
+    args: &Args,
+    device: &medseg::Device,
+) -> CliResult<(TensorStore, Box<medseg::model::config::Sam2Config>)> {
     match (args.get("--model"), args.get("--random")) {
         (Some(path), None) => {
             let store = read_weights(Path::new(path))?;
-            match detect_architecture(&store, preset_arg(args)?).map_err(|e| format!("{path}: {e}"))? {
+            match detect_architecture(&store, preset_arg(args)?)
+                .map_err(|e| format!("{path}: {e}"))?
+            {
                 Architecture::Sam2(cfg) => Ok((store, cfg)),
-                Architecture::LiteMedSam => Err(format!("{path}: this benchmark needs SAM 2 / MedSAM2 weights")),
+                Architecture::LiteMedSam => Err(format!(
+                    "{path}: this benchmark needs SAM 2 / MedSAM2 weights"
+                )),
             }
         }
         (None, Some(preset)) => {
-            let cfg = Box::new(Sam2Preset::parse(preset).map_err(|e| e.to_string())?.config());
+            let cfg = Box::new(
+                Sam2Preset::parse(preset)
+                    .map_err(|e| e.to_string())?
+                    .config(),
+            );
             let keys = sam2_expected_keys(&cfg, device).map_err(|e| e.to_string())?;
             Ok((random_store(keys), cfg))
         }
@@ -486,11 +564,12 @@ fn cmd_eval(args: &Args) -> CliResult {
         .ok_or("--tolerance-mm: expected a distance in mm (>= 0)")?;
     let pred = read_file(&pred_path)?;
     let gt = read_file(&gt_path)?;
-    let (dsc, nsd) = medseg::metrics::eval_files(&pred, &gt, tolerance_mm).map_err(|e| match e {
-        medseg::metrics::EvalError::Pred(e) => format!("{}: {e}", pred_path.display()),
-        medseg::metrics::EvalError::Gt(e) => format!("{}: {e}", gt_path.display()),
-        other => other.to_string(),
-    })?;
+    let (dsc, nsd) =
+        medseg::metrics::eval_files(&pred, &gt, tolerance_mm).map_err(|e| match e {
+            medseg::metrics::EvalError::Pred(e) => format!("{}: {e}", pred_path.display()),
+            medseg::metrics::EvalError::Gt(e) => format!("{}: {e}", gt_path.display()),
+            other => other.to_string(),
+        })?;
     println!("DSC={dsc:.4} NSD={nsd:.4}");
     Ok(())
 }
@@ -501,7 +580,11 @@ fn directions(arg: Option<&str>) -> CliResult<Vec<Direction>> {
         "both" => vec![Direction::Forward, Direction::Backward],
         "forward" => vec![Direction::Forward],
         "backward" => vec![Direction::Backward],
-        other => return Err(format!("--direction {other}: expected both, forward or backward")),
+        other => {
+            return Err(format!(
+                "--direction {other}: expected both, forward or backward"
+            ));
+        }
     })
 }
 
@@ -513,9 +596,12 @@ enum TrackInput {
 
 fn open_track_input(path: &Path, window: Option<&str>) -> CliResult<TrackInput> {
     if path.is_dir() {
-        return Ok(TrackInput::Frames(FolderFrames::open(path).map_err(|e| e.to_string())?));
+        return Ok(TrackInput::Frames(
+            FolderFrames::open(path).map_err(|e| e.to_string())?,
+        ));
     }
-    let volume = Volume::from_bytes(&read_file(path)?).map_err(|e| format!("{}: {e}", path.display()))?;
+    let volume =
+        Volume::from_bytes(&read_file(path)?).map_err(|e| format!("{}: {e}", path.display()))?;
     let windowing = match window {
         None | Some("none") => Windowing::None,
         Some("mr") => Windowing::MrPercentile,
@@ -527,24 +613,44 @@ fn open_track_input(path: &Path, window: Option<&str>) -> CliResult<TrackInput> 
 
 fn cmd_track(args: &Args) -> CliResult {
     args.only(&[
-        "--model", "--config", "--input", "--frame", "--box", "--obj", "--direction", "--range", "--window", "--out",
+        "--model",
+        "--config",
+        "--input",
+        "--frame",
+        "--box",
+        "--obj",
+        "--direction",
+        "--range",
+        "--window",
+        "--out",
     ])?;
     let model_path = PathBuf::from(args.require("--model")?);
     let input_path = PathBuf::from(args.require("--input")?);
     let out = PathBuf::from(args.require("--out")?);
-    let key: usize = args.require("--frame")?.parse().map_err(|_| "--frame: expected a frame / slice index")?;
+    let key: usize = args
+        .require("--frame")?
+        .parse()
+        .map_err(|_| "--frame: expected a frame / slice index")?;
     let key_box = parse_floats::<4>("--box", args.require("--box")?)?;
     if !(key_box[2] > key_box[0] && key_box[3] > key_box[1]) {
-        return Err(format!("--box {key_box:?}: x1 must exceed x0 and y1 must exceed y0"));
+        return Err(format!(
+            "--box {key_box:?}: x1 must exceed x0 and y1 must exceed y0"
+        ));
     }
-    let obj: u8 = args.get("--obj").unwrap_or("1").parse().map_err(|_| "--obj: expected an object id 1..255")?;
+    let obj: u8 = args
+        .get("--obj")
+        .unwrap_or("1")
+        .parse()
+        .map_err(|_| "--obj: expected an object id 1..255")?;
     let dirs = directions(args.get("--direction"))?;
     let range = args
         .get("--range")
         .map(|r| {
             let [a, b] = parse_floats::<2>("--range", r)?;
             if a < 0.0 || b < a {
-                return Err(format!("--range {r}: expected FIRST,LAST with FIRST <= LAST"));
+                return Err(format!(
+                    "--range {r}: expected FIRST,LAST with FIRST <= LAST"
+                ));
             }
             Ok((a as usize, b as usize))
         })
@@ -555,29 +661,56 @@ fn cmd_track(args: &Args) -> CliResult {
         TrackInput::Frames(f) => (f.len(), f.frame_size().0, f.frame_size().1),
     };
     if key >= depth {
-        return Err(format!("--frame {key}: the input has {depth} frames/slices (0..{})", depth - 1));
+        return Err(format!(
+            "--frame {key}: the input has {depth} frames/slices (0..{})",
+            depth - 1
+        ));
     }
     let (lo, hi) = range.unwrap_or((0, depth - 1));
     if hi >= depth || key < lo || key > hi {
-        return Err(format!("--range {lo},{hi} must lie within 0..{} and contain --frame {key}", depth - 1));
+        return Err(format!(
+            "--range {lo},{hi} must lie within 0..{} and contain --frame {key}",
+            depth - 1
+        ));
     }
     let store = read_weights(&model_path)?;
     let device = medseg::cpu_device();
-    let arch = detect_architecture(&store, preset_arg(args)?).map_err(|e| format!("{}: {e}", model_path.display()))?;
+    let arch = detect_architecture(&store, preset_arg(args)?)
+        .map_err(|e| format!("{}: {e}", model_path.display()))?;
     let started = Instant::now();
     let mut report = |done: usize, total: usize| {
-        eprint!("\rframe {done}/{total}  {:.1} s", started.elapsed().as_secs_f64());
+        eprint!(
+            "\rframe {done}/{total}  {:.1} s",
+            started.elapsed().as_secs_f64()
+        );
     };
     let plane = height * width;
     let masks: Vec<u8> = match (&arch, &input) {
         (Architecture::Sam2(cfg), TrackInput::Volume { slices, .. }) => {
             let model = Arc::new(load_sam2(store, cfg, &device).map_err(|e| e.to_string())?);
-            pollster::block_on(segment_volume_sam2(&model, slices.as_slice().into(), [depth, height, width], key, key_box, Some((lo, hi)), &dirs, &mut report))
-                .map_err(|e| e.to_string())?
+            pollster::block_on(segment_volume_sam2(
+                &model,
+                slices.as_slice().into(),
+                [depth, height, width],
+                key,
+                key_box,
+                Some((lo, hi)),
+                &dirs,
+                &mut report,
+            ))
+            .map_err(|e| e.to_string())?
         }
         (Architecture::Sam2(cfg), TrackInput::Frames(frames)) => {
             let model = Arc::new(load_sam2(store, cfg, &device).map_err(|e| e.to_string())?);
-            track_frames_sam2(&model, frames.clone(), key, key_box, (lo, hi), &dirs, &mut report)?
+            track_frames_sam2(
+                &model,
+                frames.clone(),
+                key,
+                key_box,
+                (lo, hi),
+                &dirs,
+                &mut report,
+            )?
         }
         (Architecture::LiteMedSam, input) => {
             let model = load_lite_medsam(store, &device).map_err(|e| e.to_string())?;
@@ -586,10 +719,25 @@ fn cmd_track(args: &Args) -> CliResult {
                 TrackInput::Frames(frames) => grey_frames(frames.clone())?,
             };
             // The LiteMedSAM recipe walks from the key slice to both ends of the range.
-            let lo = if dirs.contains(&Direction::Backward) { lo } else { key };
-            let hi = if dirs.contains(&Direction::Forward) { hi } else { key };
-            let mut walk = LitePropagation::new(&model, &slices, [depth, height, width], key, key_box, lo..=hi)
-                .map_err(|e| e.to_string())?;
+            let lo = if dirs.contains(&Direction::Backward) {
+                lo
+            } else {
+                key
+            };
+            let hi = if dirs.contains(&Direction::Forward) {
+                hi
+            } else {
+                key
+            };
+            let mut walk = LitePropagation::new(
+                &model,
+                &slices,
+                [depth, height, width],
+                key,
+                key_box,
+                lo..=hi,
+            )
+            .map_err(|e| e.to_string())?;
             let total = walk.len();
             let mut done = 0;
             while let Some(step) = pollster::block_on(walk.step()) {
@@ -601,17 +749,24 @@ fn cmd_track(args: &Args) -> CliResult {
         }
     };
     eprintln!();
-    let labelled: Vec<u8> = masks.iter().map(|&m| if m != 0 { obj } else { 0 }).collect();
-    let segmented = (0..depth).filter(|z| labelled[z * plane..(z + 1) * plane].iter().any(|&v| v != 0)).count();
+    let labelled: Vec<u8> = masks
+        .iter()
+        .map(|&m| if m != 0 { obj } else { 0 })
+        .collect();
+    let segmented = (0..depth)
+        .filter(|z| labelled[z * plane..(z + 1) * plane].iter().any(|&v| v != 0))
+        .count();
     match &input {
         TrackInput::Volume { volume, .. } => {
             let bytes = write_nifti_mask(&volume.geometry, &labelled).map_err(|e| e.to_string())?;
             write_file(&out, &bytes)?;
         }
         TrackInput::Frames(_) => {
-            std::fs::create_dir_all(&out).map_err(|e| format!("cannot create {}: {e}", out.display()))?;
+            std::fs::create_dir_all(&out)
+                .map_err(|e| format!("cannot create {}: {e}", out.display()))?;
             for z in 0..depth {
-                let png = encode_mask_png(&labelled[z * plane..(z + 1) * plane], width, height).map_err(|e| e.to_string())?;
+                let png = encode_mask_png(&labelled[z * plane..(z + 1) * plane], width, height)
+                    .map_err(|e| e.to_string())?;
                 write_file(&out.join(format!("{z:05}.png")), &png)?;
             }
         }
@@ -632,7 +787,9 @@ fn grey_frames(mut frames: FolderFrames) -> CliResult<Vec<u8>> {
     let mut out = Vec::new();
     for i in 0..frames.len() {
         let f = frames.frame(i).map_err(|e| e.to_string())?;
-        out.extend(f.data.chunks_exact(3).map(|p| (0.299 * p[0] as f32 + 0.587 * p[1] as f32 + 0.114 * p[2] as f32).round() as u8));
+        out.extend(f.data.chunks_exact(3).map(|p| {
+            (0.299 * p[0] as f32 + 0.587 * p[1] as f32 + 0.114 * p[2] as f32).round() as u8
+        }));
     }
     Ok(out)
 }
@@ -651,12 +808,16 @@ fn track_frames_sam2(
     let n = frames.len();
     let mut masks = vec![0u8; n * h * w];
     let mut session = VideoSession::new(model.clone(), frames).map_err(|e| e.to_string())?;
-    pollster::block_on(session.add_prompt(key, 1, Some(key_box), &[])).map_err(|e| e.to_string())?;
+    pollster::block_on(session.add_prompt(key, 1, Some(key_box), &[]))
+        .map_err(|e| e.to_string())?;
     let mut done = 0;
     for &d in dirs {
-        let mut run = pollster::block_on(session.start_propagation(Some(key), d, Some((lo, hi)))).map_err(|e| e.to_string())?;
+        let mut run = pollster::block_on(session.start_propagation(Some(key), d, Some((lo, hi))))
+            .map_err(|e| e.to_string())?;
         let total = run.total;
-        while let Some(out) = pollster::block_on(session.step(&mut run)).map_err(|e| e.to_string())? {
+        while let Some(out) =
+            pollster::block_on(session.step(&mut run)).map_err(|e| e.to_string())?
+        {
             for (_, m) in &out.objects {
                 masks[out.frame * h * w..(out.frame + 1) * h * w].copy_from_slice(&m.decode());
             }

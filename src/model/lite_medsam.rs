@@ -48,6 +48,8 @@ pub enum LiteMedSamError {
 pub struct LiteSlicePrediction {
     /// The mask at the slice size, `h × w`, 1 = object.
     pub mask: Vec<u8>,
+    /// Logits at the slice size (object where > 0, i.e. sigmoid > 0.5).
+    pub logits: Vec<f32>,
     /// The decoder's 256×256 low-res logits, row-major.
     pub low_res_logits: Vec<f32>,
     /// Predicted IoU of the mask.
@@ -153,6 +155,19 @@ impl LiteMedSam {
         self.segment_gray_256(gray, h, w, box_256).await
     }
 
+    /// The 2D recipe on an RGB `h × w` image (HWC) with a box in image pixels.
+    pub async fn segment_rgb(
+        &self,
+        rgb: &[u8],
+        h: usize,
+        w: usize,
+        box_xyxy: [f32; 4],
+    ) -> Result<LiteSlicePrediction, LiteMedSamError> {
+        let input = self.transform().prepare_rgb(rgb, h, w)?;
+        let box_256 = self.transform().box_to_model(box_xyxy, (h, w));
+        self.predict_prepared(&input, (h, w), box_256).await
+    }
+
     /// Encode, decode and post-process an already preprocessed slice.
     pub async fn predict_prepared(
         &self,
@@ -171,6 +186,7 @@ impl LiteMedSam {
         )?;
         Ok(LiteSlicePrediction {
             mask: LiteMedSamTransform::logits_to_mask(&logits),
+            logits,
             low_res_logits,
             iou,
             box_256,

@@ -141,7 +141,7 @@ pub fn load_sam2(
     cfg: &Sam2Config,
     device: &Device,
 ) -> Result<Sam2Model, LoadError> {
-    let store = store.remapped(remap::SAM2_RULES);
+    let store = remap::remap_store(store, remap::SAM2_RULES);
     let loader = WeightLoader::new(store, device);
     let model = Sam2Model::load(&loader.root(), cfg)?;
     loader.finish()?;
@@ -178,42 +178,10 @@ pub fn load_lite_medsam(store: TensorStore, device: &Device) -> Result<LiteMedSa
             evidence,
         });
     }
-    let metadata = store.metadata.clone();
-    let tensors = store
-        .into_tensors()
-        .into_iter()
-        .filter(|(k, _)| !remap::is_training_only(k))
-        .collect();
-    let store = TensorStore::new(tensors, metadata).remapped(remap::LITE_MEDSAM_RULES);
-    let store = rename_sam1_mlp_blocks(store);
+    let store = remap::remap_store(store, remap::LITE_MEDSAM_RULES);
     let loader = WeightLoader::new(store, device);
     let model = LiteMedSam::load(&loader.root())?;
     loader.finish()?;
     Ok(model)
 }
 
-/// SAM 1's two-way transformer names its MLP `MLPBlock(lin1, lin2)` where
-/// SAM 2 has `MLP(layers.0, layers.1)` (same shapes, same ReLU); the shared
-/// decoder is built under the SAM 2 names. Not expressible as a prefix rule
-/// of [`remap::LITE_MEDSAM_RULES`], so renamed here, after that remap.
-const SAM1_MLP_BLOCK_RENAMES: [(&str, &str); 2] = [
-    (".mlp.lin1.", ".mlp.layers.0."),
-    (".mlp.lin2.", ".mlp.layers.1."),
-];
-
-fn rename_sam1_mlp_blocks(store: TensorStore) -> TensorStore {
-    const SCOPE: &str = "sam_mask_decoder.transformer.layers.";
-    let metadata = store.metadata.clone();
-    let tensors = store
-        .into_tensors()
-        .into_iter()
-        .map(|(k, v)| {
-            let renamed = SAM1_MLP_BLOCK_RENAMES
-                .iter()
-                .find(|(from, _)| k.starts_with(SCOPE) && k.contains(from))
-                .map(|(from, to)| k.replacen(from, to, 1));
-            (renamed.unwrap_or(k), v)
-        })
-        .collect();
-    TensorStore::new(tensors, metadata)
-}

@@ -107,19 +107,6 @@ impl TensorStore {
         self.tensors
     }
 
-    /// Renames keys with the prefix table of [`remap`]; keys matching no rule stay as they are.
-    pub fn remapped(self, rules: &[remap::PrefixRule]) -> Self {
-        let tensors = self
-            .tensors
-            .into_iter()
-            .map(|(k, v)| (remap::apply(rules, &k), v))
-            .collect();
-        Self {
-            tensors,
-            metadata: self.metadata,
-        }
-    }
-
     /// Parses a checkpoint from bytes: safetensors or a PyTorch zip checkpoint,
     /// told apart by their first bytes.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, WeightError> {

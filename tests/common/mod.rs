@@ -174,3 +174,49 @@ pub fn read_npz_u8(path: &std::path::Path, array: &str) -> (Vec<usize>, Vec<u8>)
     assert_eq!(data.len(), shape.iter().product::<usize>());
     (shape, data)
 }
+
+/// One CT case of `../shared/fixtures/lite-medsam/ct-lesion.json`.
+pub struct LiteCase {
+    pub name: String,
+    pub key_slice: usize,
+    pub z_range: (usize, usize),
+    pub box_xyxy: [f32; 4],
+    pub box256: [f32; 4],
+    pub iou_pred: f32,
+    pub dice2d_vs_gt: f64,
+    pub dice3d_vs_gt: f64,
+}
+
+pub fn lite_cases() -> Vec<LiteCase> {
+    let path = shared().join("fixtures/lite-medsam/ct-lesion.json");
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+    let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let f4 = |v: &serde_json::Value| -> [f32; 4] {
+        let v: Vec<f32> = v
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_f64().unwrap() as f32)
+            .collect();
+        v.try_into().unwrap()
+    };
+    json["cases"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(name, c)| LiteCase {
+            name: name.clone(),
+            key_slice: c["key_slice"].as_u64().unwrap() as usize,
+            z_range: (
+                c["lesion_z_range"][0].as_u64().unwrap() as usize,
+                c["lesion_z_range"][1].as_u64().unwrap() as usize,
+            ),
+            box_xyxy: f4(&c["box_xyxy"]),
+            box256: f4(&c["box256"]),
+            iou_pred: c["iou_pred"].as_f64().unwrap() as f32,
+            dice2d_vs_gt: c["dice2d_vs_gt"].as_f64().unwrap(),
+            dice3d_vs_gt: c["dice3d_vs_gt"].as_f64().unwrap(),
+        })
+        .collect()
+}
