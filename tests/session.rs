@@ -16,7 +16,9 @@ use medseg::session::video::{Direction, ObjectId, VideoSession};
 
 fn model() -> Arc<Sam2Model> {
     let store = read_store(&sam2_small_dir().join("weights.safetensors"));
-    let Architecture::Sam2(cfg) = detect_architecture(&store, None).expect("arch") else { panic!("sam2") };
+    let Architecture::Sam2(cfg) = detect_architecture(&store, None).expect("arch") else {
+        panic!("sam2")
+    };
     Arc::new(load_sam2(store, &cfg, &medseg::cpu_device()).expect("load"))
 }
 
@@ -26,7 +28,9 @@ fn clip() -> InMemoryFrames {
     let mut frames = Vec::new();
     for shift in [0usize, 12] {
         for i in 0..4 {
-            let img = image::open(dir.join(format!("{i:05}.png"))).expect("png").to_rgb8();
+            let img = image::open(dir.join(format!("{i:05}.png")))
+                .expect("png")
+                .to_rgb8();
             let (w, h) = (img.width() as usize, img.height() as usize);
             let src = img.into_raw();
             let mut data = vec![0u8; src.len()];
@@ -36,14 +40,22 @@ fn clip() -> InMemoryFrames {
                     data[(y * w + x) * 3..][..3].copy_from_slice(&src[(y * w + sx) * 3..][..3]);
                 }
             }
-            frames.push(RgbImage { width: w, height: h, data });
+            frames.push(RgbImage {
+                width: w,
+                height: h,
+                data,
+            });
         }
     }
     InMemoryFrames::new(frames).expect("clip")
 }
 
-fn propagate_all(session: &mut VideoSession<'_, InMemoryFrames>, start: Option<usize>) -> Vec<(usize, Vec<(ObjectId, RleMask)>)> {
-    let mut run = pollster::block_on(session.start_propagation(start, Direction::Forward, None)).expect("start");
+fn propagate_all(
+    session: &mut VideoSession<'_, InMemoryFrames>,
+    start: Option<usize>,
+) -> Vec<(usize, Vec<(ObjectId, RleMask)>)> {
+    let mut run = pollster::block_on(session.start_propagation(start, Direction::Forward, None))
+        .expect("start");
     let mut out = Vec::new();
     while let Some(f) = pollster::block_on(session.step(&mut run)).expect("step") {
         out.push((f.frame, f.objects));
@@ -72,13 +84,33 @@ fn two_objects_are_tracked_independently() {
     assert_eq!(pair.len(), 8, "every frame visited");
     for (((f, solo1), (_, solo2)), (g, pair_objs)) in solo.iter().zip(&solo2).zip(&pair) {
         assert_eq!(f, g);
-        let one = &pair_objs.iter().find(|(id, _)| *id == 1).expect("object 1").1;
-        let two = &pair_objs.iter().find(|(id, _)| *id == 2).expect("object 2").1;
-        assert_eq!(one, &solo1[0].1, "object 1 on frame {f} is unaffected by object 2");
-        assert_eq!(two, &solo2[0].1, "object 2 on frame {f} is unaffected by object 1");
+        let one = &pair_objs
+            .iter()
+            .find(|(id, _)| *id == 1)
+            .expect("object 1")
+            .1;
+        let two = &pair_objs
+            .iter()
+            .find(|(id, _)| *id == 2)
+            .expect("object 2")
+            .1;
+        assert_eq!(
+            one, &solo1[0].1,
+            "object 1 on frame {f} is unaffected by object 2"
+        );
+        assert_eq!(
+            two, &solo2[0].1,
+            "object 2 on frame {f} is unaffected by object 1"
+        );
     }
     assert!(pair.iter().all(|(_, objs)| objs.len() == 2));
-    let prompted = pair[3].1.iter().find(|(id, _)| *id == 2).expect("object 2").1.area();
+    let prompted = pair[3]
+        .1
+        .iter()
+        .find(|(id, _)| *id == 2)
+        .expect("object 2")
+        .1
+        .area();
     assert!(prompted > 0, "object 2 is segmented on its prompted frame");
 }
 
@@ -88,22 +120,38 @@ fn a_correction_changes_that_frame_and_later_ones_only() {
     pollster::block_on(session.add_prompt(0, 1, Some(BOX_1), &[])).expect("box");
     let before = propagate_all(&mut session, None);
     let correction = [20.0, 20.0, 60.0, 50.0];
-    let corrected = pollster::block_on(session.add_prompt(4, 1, Some(correction), &[])).expect("correction");
-    assert_ne!(corrected.objects[0].1, before[4].1[0].1, "the corrected frame changes at once");
+    let corrected =
+        pollster::block_on(session.add_prompt(4, 1, Some(correction), &[])).expect("correction");
+    assert_ne!(
+        corrected.objects[0].1, before[4].1[0].1,
+        "the corrected frame changes at once"
+    );
     let after = propagate_all(&mut session, Some(4));
     assert_eq!(after.first().map(|(f, _)| *f), Some(4));
-    for f in 0..4 {
-        assert_eq!(session.mask(f, 1), Some(&before[f].1[0].1), "frame {f} before the correction is unchanged");
+    for (f, masks) in before.iter().take(4) {
+        assert_eq!(
+            session.mask(*f, 1),
+            Some(&masks[0].1),
+            "frame {f} before the correction is unchanged"
+        );
     }
-    assert_eq!(session.mask(4, 1), Some(&corrected.objects[0].1), "the corrected frame keeps the correction");
-    let changed_later = (5..8).filter(|&f| session.mask(f, 1) != Some(&before[f].1[0].1)).count();
+    assert_eq!(
+        session.mask(4, 1),
+        Some(&corrected.objects[0].1),
+        "the corrected frame keeps the correction"
+    );
+    let changed_later = (5..8)
+        .filter(|&f| session.mask(f, 1) != Some(&before[f].1[0].1))
+        .count();
     assert!(changed_later > 0, "later frames follow the correction");
 }
 
 #[test]
 fn empty_clip_and_bad_frames_are_clear_errors() {
     let m = model();
-    let err = VideoSession::new(m.clone(), InMemoryFrames::default()).err().expect("empty clip refused");
+    let err = VideoSession::new(m.clone(), InMemoryFrames::default())
+        .err()
+        .expect("empty clip refused");
     assert!(err.to_string().contains("no frames"), "{err}");
     let mut s = VideoSession::new(m, clip()).expect("session");
     let err = pollster::block_on(s.add_prompt(99, 1, Some(BOX_1), &[])).unwrap_err();

@@ -27,7 +27,7 @@ use medseg::predictor::{ImagePrompt, Sam2ImagePredictor};
 use medseg::session::frames::{FolderFrames, FrameSource};
 use medseg::session::lite_propagation::LitePropagation;
 use medseg::session::video::{Direction, VideoSession};
-use medseg::session::volume3d::segment_volume_sam2;
+use medseg::session::volume3d::{KeySlicePrompt, segment_volume_sam2};
 use medseg::weights::safetensors_io::{StoredPrecision, write};
 use medseg::weights::{HostTensor, TensorStore};
 
@@ -692,9 +692,11 @@ fn cmd_track(args: &Args) -> CliResult {
                 &model,
                 slices.as_slice().into(),
                 [depth, height, width],
-                key,
-                key_box,
-                Some((lo, hi)),
+                &KeySlicePrompt {
+                    key_slice: key,
+                    key_box,
+                    range: Some((lo, hi)),
+                },
                 &dirs,
                 &mut report,
             ))

@@ -136,6 +136,21 @@ impl AxialRope {
     }
 }
 
+/// `get_1d_sine_pe(pos, dim)` of `sam2_utils.py` for a list of positions:
+/// `[N, dim]`, sines in the first half and cosines in the second.
+pub fn sine_pe_1d(positions: &[f32], dim: usize) -> Vec<f32> {
+    let pe_dim = dim / 2;
+    let dim_t: Vec<f32> = (0..pe_dim)
+        .map(|i| 10000f32.powf((2 * (i / 2)) as f32 / pe_dim as f32))
+        .collect();
+    let mut out = Vec::with_capacity(positions.len() * dim);
+    for &p in positions {
+        out.extend(dim_t.iter().map(|d| (p / d).sin()));
+        out.extend(dim_t.iter().map(|d| (p / d).cos()));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -153,19 +168,4 @@ mod tests {
             assert!((g[4 + k] - e).abs() < 1e-6, "x channel {k}");
         }
     }
-}
-
-/// `get_1d_sine_pe(pos, dim)` of `sam2_utils.py` for a list of positions:
-/// `[N, dim]`, sines in the first half and cosines in the second.
-pub fn sine_pe_1d(positions: &[f32], dim: usize) -> Vec<f32> {
-    let pe_dim = dim / 2;
-    let dim_t: Vec<f32> = (0..pe_dim)
-        .map(|i| 10000f32.powf((2 * (i / 2)) as f32 / pe_dim as f32))
-        .collect();
-    let mut out = Vec::with_capacity(positions.len() * dim);
-    for &p in positions {
-        out.extend(dim_t.iter().map(|d| (p / d).sin()));
-        out.extend(dim_t.iter().map(|d| (p / d).cos()));
-    }
-    out
 }

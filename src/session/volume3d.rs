@@ -8,20 +8,32 @@ use crate::model::sam2::Sam2Model;
 use crate::session::frames::VolumeFrames;
 use crate::session::video::{Direction, SessionError, VideoSession};
 
+/// The prompt of the 3-D workflow: a box on the key slice and the slice
+/// range to propagate over (inclusive; `None` = the whole volume).
+#[derive(Clone, Debug, PartialEq)]
+pub struct KeySlicePrompt {
+    pub key_slice: usize,
+    pub key_box: [f32; 4],
+    pub range: Option<(usize, usize)>,
+}
+
 /// Segments one structure in a `depth × height × width` u8 volume with SAM 2
 /// memory. Each direction starts from a fresh session with the key box, as
-/// MedSAM2 resets its state between the two passes. `range` is inclusive;
-/// slices outside it stay empty. `progress(done, total)` is called per slice.
+/// MedSAM2 resets its state between the two passes. Slices outside the range
+/// stay empty. `progress(done, total)` is called per slice.
 pub async fn segment_volume_sam2(
     model: &Arc<Sam2Model>,
     slices: Arc<[u8]>,
     dims: [usize; 3],
-    key_slice: usize,
-    key_box: [f32; 4],
-    range: Option<(usize, usize)>,
+    prompt: &KeySlicePrompt,
     directions: &[Direction],
     mut progress: impl FnMut(usize, usize),
 ) -> Result<Vec<u8>, SessionError> {
+    let KeySlicePrompt {
+        key_slice,
+        key_box,
+        range,
+    } = prompt.clone();
     let [depth, height, width] = dims;
     let plane = height * width;
     let mut union = vec![0u8; depth * plane];
@@ -44,7 +56,9 @@ pub async fn segment_volume_sam2(
         let frames = VolumeFrames::new(slices.clone(), dims)?;
         let mut session = VideoSession::new(model.clone(), frames)?;
         session.add_prompt(key_slice, 1, Some(key_box), &[]).await?;
-        let mut run = session.start_propagation(Some(key_slice), direction, Some((lo, hi))).await?;
+        let mut run = session
+            .start_propagation(Some(key_slice), direction, Some((lo, hi)))
+            .await?;
         while let Some(out) = session.step(&mut run).await? {
             for (_, mask) in &out.objects {
                 let dst = &mut union[out.frame * plane..(out.frame + 1) * plane];
