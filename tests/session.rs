@@ -159,3 +159,49 @@ fn empty_clip_and_bad_frames_are_clear_errors() {
     let err = pollster::block_on(s.start_propagation(None, Direction::Forward, None)).unwrap_err();
     assert!(err.to_string().contains("prompt"), "{err}");
 }
+
+#[test]
+fn a_mask_prompt_is_taken_as_that_frames_output_and_propagates() {
+    let mut session = VideoSession::new(model(), clip()).expect("session");
+    let (h, w) = session.frame_size();
+    let disk: Vec<u8> = (0..h * w)
+        .map(|i| {
+            let (y, x) = ((i / w) as f32, (i % w) as f32);
+            u8::from((x - 60.0).powi(2) + (y - 55.0).powi(2) < 18.0f32.powi(2))
+        })
+        .collect();
+    let out = pollster::block_on(session.add_mask(0, 7, &disk)).expect("mask prompt");
+    let got = out.objects[0].1.decode();
+    let inter = got
+        .iter()
+        .zip(&disk)
+        .filter(|(a, b)| **a == 1 && **b == 1)
+        .count();
+    let union = got
+        .iter()
+        .zip(&disk)
+        .filter(|(a, b)| **a == 1 || **b == 1)
+        .count();
+    let iou = inter as f64 / union as f64;
+    assert!(
+        iou > 0.9,
+        "the frame's output is the mask prompt (IoU {iou:.3})"
+    );
+    let frames = propagate_all(&mut session, None);
+    assert_eq!(frames.len(), 8);
+    assert_eq!(
+        session.mask(0, 7).map(|m| m.decode()),
+        Some(got),
+        "the prompted frame keeps its mask"
+    );
+
+    let err = pollster::block_on(session.add_mask(1, 7, &disk[..10])).unwrap_err();
+    assert!(err.to_string().contains("pixels"), "{err}");
+    let empty = vec![0u8; h * w];
+    let out = pollster::block_on(session.add_mask(2, 8, &empty)).expect("empty mask prompt");
+    assert_eq!(
+        out.objects[0].1.area(),
+        0,
+        "an empty mask prompt marks the object absent"
+    );
+}

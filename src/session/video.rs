@@ -20,8 +20,8 @@ use crate::model::sam::prompt_encoder::{PointLabel, PointPrompt};
 use crate::model::sam2::{
     BackboneOutput, MaskSource, NO_OBJ_SCORE, Sam2Model, SamHeadsOutput, upsample_bilinear,
 };
-use crate::session::frames::{FrameError, FrameSource, video_model_input};
 use crate::readback::read_f32;
+use crate::session::frames::{FrameError, FrameSource, video_model_input};
 use crate::session::mask_store::RleMask;
 
 pub type ObjectId = u32;
@@ -48,6 +48,12 @@ pub enum SessionError {
     UnknownObject(ObjectId),
     #[error("a prompt needs a box or at least one point")]
     EmptyPrompt,
+    #[error("the mask has {found} pixels; the frame is {width}×{height}")]
+    MaskSize {
+        found: usize,
+        height: usize,
+        width: usize,
+    },
     #[error(transparent)]
     Readback(#[from] crate::readback::ReadbackError),
 }
@@ -379,21 +385,73 @@ impl<'m, F: FrameSource> VideoSession<'m, F> {
         let prev_logits = track
             .output_at(frame, is_cond)
             .map(|r| r.pred_masks.clone().clamp(-32.0, 32.0));
-        let record = self.run_single_frame(
-            frame,
-            object,
-            is_init_cond_frame,
-            Some(&prompt),
-            prev_logits,
-            direction,
-            MemoryEncoding::Deferred,
-        ).await?;
+        let record = self
+            .run_single_frame(
+                frame,
+                object,
+                is_init_cond_frame,
+                Some(&prompt),
+                prev_logits,
+                direction,
+                MemoryEncoding::Deferred,
+            )
+            .await?;
         let track = self.objects.entry(object).or_default();
         if is_cond {
             track.temp_cond.insert(frame, record);
         } else {
             track.temp_non_cond.insert(frame, record);
         }
+        self.frame_output(frame, &[object]).await
+    }
+
+    /// Adds a mask prompt (`add_new_mask`): `mask` is the frame's size,
+    /// row-major, non-zero = object. It replaces the frame's earlier prompts
+    /// for `object` and is taken as that frame's output.
+    pub async fn add_mask(
+        &mut self,
+        frame: usize,
+        object: ObjectId,
+        mask: &[u8],
+    ) -> Result<FrameMasks, SessionError> {
+        self.check_frame(frame)?;
+        let (h, w) = self.frames.frame_size();
+        if mask.len() != h * w {
+            return Err(SessionError::MaskSize {
+                found: mask.len(),
+                height: h,
+                width: w,
+            });
+        }
+        let s = self.model.image_size();
+        let m: Vec<f32> = mask.iter().map(|&v| f32::from(u8::from(v != 0))).collect();
+        let resized = if (h, w) == (s, s) {
+            m
+        } else {
+            crate::preprocess::resize_bilinear(&m, 1, h, w, s, s, crate::preprocess::Antialias::On)
+        };
+        let binary: Vec<f32> = resized
+            .iter()
+            .map(|&v| f32::from(u8::from(v >= 0.5)))
+            .collect();
+        let feats = self.features(frame)?;
+        let n = feats.backbone.backbone_fpn.len();
+        let heads = self.model.heads_from_mask(
+            &feats.backbone.backbone_fpn[n - 1],
+            &feats.high_res(),
+            &binary,
+        );
+        let track = self.objects.entry(object).or_default();
+        track.point_inputs.remove(&frame);
+        track.temp_cond.insert(
+            frame,
+            FrameRecord {
+                maskmem_features: None,
+                pred_masks: heads.low_res_masks,
+                obj_ptr: heads.obj_ptr,
+                object_score_logits: heads.object_score_logits,
+            },
+        );
         self.frame_output(frame, &[object]).await
     }
 
@@ -466,13 +524,15 @@ impl<'m, F: FrameSource> VideoSession<'m, F> {
                         let s = self.model.image_size();
                         let high_res = upsample_bilinear(rec.pred_masks.clone(), [s, s]);
                         let feats = self.features(frame)?;
-                        let (mem, _) = self.encode_memory(
-                            frame,
-                            &feats,
-                            high_res,
-                            rec.object_score_logits.clone(),
-                            MaskSource::PointPrompts,
-                        ).await?;
+                        let (mem, _) = self
+                            .encode_memory(
+                                frame,
+                                &feats,
+                                high_res,
+                                rec.object_score_logits.clone(),
+                                MaskSource::PointPrompts,
+                            )
+                            .await?;
                         rec.maskmem_features = Some(mem);
                     }
                     let o = self
@@ -503,7 +563,10 @@ impl<'m, F: FrameSource> VideoSession<'m, F> {
 
     /// Processes the next frame of `run` for every object and returns its
     /// masks; `None` when the run is finished. Dropping the run cancels it.
-    pub async fn step(&mut self, run: &mut Propagation) -> Result<Option<FrameMasks>, SessionError> {
+    pub async fn step(
+        &mut self,
+        run: &mut Propagation,
+    ) -> Result<Option<FrameMasks>, SessionError> {
         let Some(frame) = run.order.pop_front() else {
             return Ok(None);
         };
@@ -514,15 +577,17 @@ impl<'m, F: FrameSource> VideoSession<'m, F> {
                 .get(&id)
                 .is_some_and(|o| o.cond_get(frame).is_some());
             if !is_cond {
-                let rec = self.run_single_frame(
-                    frame,
-                    id,
-                    false,
-                    None,
-                    None,
-                    run.direction,
-                    MemoryEncoding::Now,
-                ).await?;
+                let rec = self
+                    .run_single_frame(
+                        frame,
+                        id,
+                        false,
+                        None,
+                        None,
+                        run.direction,
+                        MemoryEncoding::Now,
+                    )
+                    .await?;
                 let o = self
                     .objects
                     .get_mut(&id)
@@ -557,7 +622,11 @@ impl<'m, F: FrameSource> VideoSession<'m, F> {
     }
 
     /// Upsamples each object's low-res mask to the frame size (`video_res_masks`) and stores it.
-    async fn frame_output(&mut self, frame: usize, ids: &[ObjectId]) -> Result<FrameMasks, SessionError> {
+    async fn frame_output(
+        &mut self,
+        frame: usize,
+        ids: &[ObjectId],
+    ) -> Result<FrameMasks, SessionError> {
         let (h, w) = self.frames.frame_size();
         let mut out = FrameMasks {
             frame,
@@ -576,9 +645,7 @@ impl<'m, F: FrameSource> VideoSession<'m, F> {
                 .or_else(|| o.cond_get(frame))
                 .or_else(|| o.non_cond.get(&frame));
             let logits = match rec {
-                Some(r) => {
-                    read_f32(upsample_bilinear(r.pred_masks.clone(), [h, w])).await?
-                }
+                Some(r) => read_f32(upsample_bilinear(r.pred_masks.clone(), [h, w])).await?,
                 None => vec![NO_OBJ_SCORE; h * w],
             };
             let mask: Vec<u8> = logits.iter().map(|&l| u8::from(l > 0.0)).collect();
@@ -622,13 +689,15 @@ impl<'m, F: FrameSource> VideoSession<'m, F> {
                 } else {
                     MaskSource::Tracking
                 };
-                let (mem, _) = self.encode_memory(
-                    frame,
-                    &feats,
-                    heads.high_res_masks.clone(),
-                    heads.object_score_logits.clone(),
-                    source,
-                ).await?;
+                let (mem, _) = self
+                    .encode_memory(
+                        frame,
+                        &feats,
+                        heads.high_res_masks.clone(),
+                        heads.object_score_logits.clone(),
+                        source,
+                    )
+                    .await?;
                 Some(mem)
             }
             MemoryEncoding::Deferred => None,
