@@ -284,20 +284,45 @@ impl Sam2Model {
     /// 0/1) taken as the output directly (`use_mask_input_as_output_without_sam`),
     /// with logits ±10, and the object pointer from the SAM heads run on the
     /// mask downsampled by `mask_downsample`. `pix_feat`: raw stride-16 features.
-    pub fn heads_from_mask(&self, pix_feat: &Tensor<4>, high_res: &[Tensor<4>; 2], mask: &[f32]) -> SamHeadsOutput {
+    pub fn heads_from_mask(
+        &self,
+        pix_feat: &Tensor<4>,
+        high_res: &[Tensor<4>; 2],
+        mask: &[f32],
+    ) -> SamHeadsOutput {
         let s = self.config.image_size;
         let device = pix_feat.device();
         let (out_scale, out_bias) = (20.0f32, -10.0f32);
         let high: Vec<f32> = mask.iter().map(|m| m * out_scale + out_bias).collect();
         // Antialiased downsampling has no burn op; the mask is small, so on the host.
-        let low = crate::preprocess::resize_bilinear(&high, 1, s, s, s / 4, s / 4, crate::preprocess::Antialias::On);
+        let low = crate::preprocess::resize_bilinear(
+            &high,
+            1,
+            s,
+            s,
+            s / 4,
+            s / 4,
+            crate::preprocess::Antialias::On,
+        );
         let high_res_masks = Tensor::<4>::from_data(TensorData::new(high, [1, 1, s, s]), &device);
-        let low_res_masks = Tensor::<4>::from_data(TensorData::new(low, [1, 1, s / 4, s / 4]), &device);
+        let low_res_masks =
+            Tensor::<4>::from_data(TensorData::new(low, [1, 1, s / 4, s / 4]), &device);
         let mask_t = Tensor::<4>::from_data(TensorData::new(mask.to_vec(), [1, 1, s, s]), &device);
-        let ptr_heads = self.forward_sam_heads(pix_feat, high_res, None, Some(self.mask_downsample.forward(mask_t)), MaskOutput::Single);
-        let appearing = if mask.iter().any(|&m| m > 0.0) { 1.0 } else { 0.0 };
+        let ptr_heads = self.forward_sam_heads(
+            pix_feat,
+            high_res,
+            None,
+            Some(self.mask_downsample.forward(mask_t)),
+            MaskOutput::Single,
+        );
+        let appearing = if mask.iter().any(|&m| m > 0.0) {
+            1.0
+        } else {
+            0.0
+        };
         let obj_ptr = ptr_heads.obj_ptr * appearing + self.no_obj_ptr.val() * (1.0 - appearing);
-        let object_score_logits = Tensor::<2>::ones([1, 1], &device) * (out_scale * appearing + out_bias);
+        let object_score_logits =
+            Tensor::<2>::ones([1, 1], &device) * (out_scale * appearing + out_bias);
         SamHeadsOutput {
             low_res_multimasks: low_res_masks.clone(),
             high_res_multimasks: high_res_masks.clone(),
