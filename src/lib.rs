@@ -10,9 +10,9 @@ pub mod readback;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod serve;
 pub mod session;
-pub mod weights;
 #[cfg(target_arch = "wasm32")]
 pub mod wasm;
+pub mod weights;
 
 /// The compute device: burn's CPU backend (`flex`) natively; WebGPU in the browser.
 pub use burn::tensor::Device;

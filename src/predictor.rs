@@ -62,7 +62,6 @@ pub struct Sam2EncodedImage {
     pub orig_hw: (usize, usize),
 }
 
-
 /// `SAM2ImagePredictor` over a loaded [`Sam2Model`].
 pub struct Sam2ImagePredictor<'a> {
     pub model: &'a Sam2Model,
@@ -143,8 +142,13 @@ impl<'a> Sam2ImagePredictor<'a> {
             logits,
             low_res: low.iter().map(|v| v.clamp(-32.0, 32.0)).collect(),
             low_res_side: lh,
-            iou: read_f32(out.iou_pred).await?.first().copied().unwrap_or(f32::NAN),
-            object_score: read_f32(out.object_score_logits).await?
+            iou: read_f32(out.iou_pred)
+                .await?
+                .first()
+                .copied()
+                .unwrap_or(f32::NAN),
+            object_score: read_f32(out.object_score_logits)
+                .await?
                 .first()
                 .copied()
                 .unwrap_or(f32::NAN),

@@ -11,6 +11,10 @@ pub struct ReadbackError(pub String);
 
 /// The tensor's values as f32, row-major.
 pub async fn read_f32<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>, ReadbackError> {
-    let data = t.into_data_async().await.map_err(|e| ReadbackError(format!("{e:?}")))?;
-    data.try_into_vec::<f32>().map_err(|e| ReadbackError(format!("{e:?}")))
+    let data = t
+        .into_data_async()
+        .await
+        .map_err(|e| ReadbackError(format!("{e:?}")))?;
+    data.try_into_vec::<f32>()
+        .map_err(|e| ReadbackError(format!("{e:?}")))
 }

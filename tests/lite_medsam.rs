@@ -11,7 +11,9 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use common::{Fixtures, host_of, lite_cases, lite_medsam_checkpoint, read_npz_u8, read_store, shared};
+use common::{
+    Fixtures, host_of, lite_cases, lite_medsam_checkpoint, read_npz_u8, read_store, shared,
+};
 use medseg::model::lite_medsam::LiteMedSam;
 use medseg::model::{LoadError, load_lite_medsam};
 use medseg::session::lite_propagation::{BoxSource, LitePropagation};

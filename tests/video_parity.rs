@@ -153,7 +153,8 @@ fn four_frame_trace_matches_reference() {
     session.set_tracer(move |e| sink.borrow_mut().push(record(e)));
 
     let b = &fx.host("video.in.box_frame0").data;
-    let added = pollster::block_on(session.add_prompt(0, 1, Some([b[0], b[1], b[2], b[3]]), &[])).expect("add box");
+    let added = pollster::block_on(session.add_prompt(0, 1, Some([b[0], b[1], b[2], b[3]]), &[]))
+        .expect("add box");
     let mut worst: Vec<(String, f32)> = Vec::new();
     let mut check = |name: &str, got: &[f32], got_shape: &[usize], tol_rel: f32| {
         let want = fx.host(name);
@@ -173,7 +174,8 @@ fn four_frame_trace_matches_reference() {
         0.0,
     );
 
-    let mut run = pollster::block_on(session.start_propagation(None, Direction::Forward, None)).expect("start");
+    let mut run = pollster::block_on(session.start_propagation(None, Direction::Forward, None))
+        .expect("start");
     let mut seen = Vec::new();
     while let Some(out) = pollster::block_on(session.step(&mut run)).expect("step") {
         let f = out.frame;

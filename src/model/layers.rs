@@ -3,10 +3,11 @@
 
 use burn::module::{Module, Param};
 use burn::tensor::Tensor;
-use burn::tensor::activation::{gelu, relu, sigmoid};
+use burn::tensor::activation::{relu, sigmoid};
 use burn::tensor::module::{conv_transpose2d, conv2d, layer_norm, linear};
 use burn::tensor::ops::{ConvOptions, ConvTransposeOptions};
 
+use crate::model::cpu_kernels::gelu;
 use crate::weights::{WeightError, WeightPath};
 
 /// `nn.Linear`: torch stores `[out, in]`, burn multiplies by `[in, out]`.
@@ -41,8 +42,20 @@ impl Linear {
         })
     }
 
+    /// All leading dimensions are folded into the rows of one 2-D matmul:
+    /// burn's `linear` keeps them as a batch when the row count is a multiple
+    /// of 32 or when folding makes the output less square, and the per-batch
+    /// GEMMs (repacking the weight each time) measured 3–7 % slower on the CPU.
     pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
-        linear(x, self.weight.val(), self.bias.as_ref().map(|b| b.val()))
+        let bias = self.bias.as_ref().map(|b| b.val());
+        if D <= 2 {
+            return linear(x, self.weight.val(), bias);
+        }
+        let mut dims = x.dims();
+        let d_in = dims[D - 1];
+        let rows = dims[..D - 1].iter().product();
+        dims[D - 1] = self.weight.dims()[1];
+        linear(x.reshape([rows, d_in]), self.weight.val(), bias).reshape(dims)
     }
 }
 

@@ -4,9 +4,10 @@
 
 use burn::module::{Module, Param};
 use burn::tensor::Tensor;
-use burn::tensor::activation::{gelu, sigmoid};
+use burn::tensor::activation::sigmoid;
 
 use crate::model::config::MemoryEncoderConfig;
+use crate::model::cpu_kernels::gelu;
 use crate::model::layers::{Bias, Conv2d, Conv2dSpec, LayerNorm2d, Linear};
 use crate::model::position_encoding::PositionEmbeddingSine;
 use crate::weights::{WeightError, WeightPath};

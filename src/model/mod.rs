@@ -2,6 +2,7 @@
 
 pub mod backbone;
 pub mod config;
+pub mod cpu_kernels;
 pub mod layers;
 pub mod lite_medsam;
 pub mod memory_attention;
@@ -184,4 +185,3 @@ pub fn load_lite_medsam(store: TensorStore, device: &Device) -> Result<LiteMedSa
     loader.finish()?;
     Ok(model)
 }
-

@@ -5,7 +5,11 @@
 //! Grids and frequency tables depend only on shapes, so they are computed on
 //! the host in f32 with the same operation order as torch and uploaded once.
 
+use std::sync::{Arc, Mutex};
+
 use burn::tensor::{Device, Tensor, TensorData};
+
+use crate::model::cpu_kernels::{on_host, rotate_pairs};
 
 /// `PositionEmbeddingSine(num_pos_feats, temperature=10000, normalize=True, scale=2π)`.
 #[derive(Clone, Debug)]
@@ -13,7 +17,14 @@ pub struct PositionEmbeddingSine {
     /// Half the output channels (`num_pos_feats // 2` in the official code).
     half_feats: usize,
     temperature: f32,
+    /// Encodings built so far, by map size and device: an encoding depends on
+    /// nothing else, and rebuilding the neck's four every frame cost ~2 % of
+    /// the CPU image encoder.
+    built: Arc<Mutex<Vec<BuiltEncoding>>>,
 }
+
+/// A sine encoding already built for an `[H, W]` map.
+type BuiltEncoding = ([usize; 2], Tensor<4>);
 
 impl PositionEmbeddingSine {
     pub fn new(num_pos_feats: usize) -> Self {
@@ -24,6 +35,7 @@ impl PositionEmbeddingSine {
         Self {
             half_feats: num_pos_feats / 2,
             temperature: 10000.0,
+            built: Arc::default(),
         }
     }
 
@@ -68,8 +80,17 @@ impl PositionEmbeddingSine {
 
     /// The encoding as a `[1, C, H, W]` tensor.
     pub fn forward(&self, h: usize, w: usize, device: &Device) -> Tensor<4> {
+        let mut built = self.built.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((_, t)) = built
+            .iter()
+            .find(|(hw, t)| *hw == [h, w] && t.device() == *device)
+        {
+            return t.clone();
+        }
         let c = 2 * self.half_feats;
-        Tensor::from_data(TensorData::new(self.grid(h, w), [1, c, h, w]), device)
+        let t = Tensor::from_data(TensorData::new(self.grid(h, w), [1, c, h, w]), device);
+        built.push(([h, w], t.clone()));
+        t
     }
 }
 
@@ -110,10 +131,25 @@ impl AxialRope {
         }
     }
 
-    /// Rotates `x` of shape `[B, heads, N, dim]` where N is a multiple of the
-    /// grid length (keys of several memory frames repeat the table, as
-    /// `repeat_freqs_k` does).
-    pub fn apply(&self, x: Tensor<4>) -> Tensor<4> {
+    /// Rotates the first `n_rot` positions of `x` `[B, heads, N, dim]`; the
+    /// rest (object-pointer tokens) pass through. `n_rot` is a multiple of the
+    /// grid length: keys of several memory frames repeat the table, as
+    /// `repeat_freqs_k` does.
+    pub fn apply(&self, x: Tensor<4>, n_rot: usize) -> Tensor<4> {
+        if on_host(&x) {
+            return rotate_pairs(x, &self.cos, &self.sin, n_rot);
+        }
+        let [b, h, n, d] = x.dims();
+        if n_rot == n {
+            return self.rotate(x);
+        }
+        let rotated = self.rotate(x.clone().narrow(2, 0, n_rot));
+        let plain = x.slice([0..b, 0..h, n_rot..n, 0..d]);
+        Tensor::cat(vec![rotated, plain], 2)
+    }
+
+    /// Rotates every position of `x` with tensor ops.
+    fn rotate(&self, x: Tensor<4>) -> Tensor<4> {
         let [b, h, n, d] = x.dims();
         let reps = n / self.len;
         let half = d / 2;
@@ -154,6 +190,24 @@ pub fn sine_pe_1d(positions: &[f32], dim: usize) -> Vec<f32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn host_rotation_matches_tensor_ops() {
+        let device = Device::flex();
+        // A 3×2 grid (6 positions) repeated for two memory frames, then three
+        // unrotated pointer tokens; two heads of width 8.
+        let rope = AxialRope::new(8, 3, 2, 100.0, &device);
+        let n = 15;
+        let values: Vec<f32> = (0..2 * n * 8).map(|i| (i as f32 * 0.37).sin()).collect();
+        let x = Tensor::<4>::from_data(TensorData::new(values, [1, 2, n, 8]), &device);
+        let host = rope.apply(x.clone(), 12);
+        let ops = Tensor::cat(
+            vec![rope.rotate(x.clone().narrow(2, 0, 12)), x.narrow(2, 12, 3)],
+            2,
+        );
+        host.into_data()
+            .assert_approx_eq::<f32>(&ops.into_data(), burn::tensor::Tolerance::absolute(1e-6));
+    }
 
     #[test]
     fn sine_grid_matches_hand_values() {

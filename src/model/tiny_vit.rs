@@ -10,16 +10,21 @@
 //! Every `Conv2d_BN` is loaded as one convolution with its eval-mode
 //! BatchNorm folded in (`Conv2d_BN.fuse`); the attention-bias tables
 //! (`attention_biases[:, attention_bias_idxs]`) are gathered once at load time.
+//!
+//! Feature maps are kept channels-last (`[B, H, W, C]`, which is also the
+//! official `[B, L, C]` token layout) from the patch embedding to the neck:
+//! 1×1 convolutions are linear layers over channels and the depthwise
+//! convolutions run on NHWC ([`depthwise_conv_nhwc`]), so the official
+//! token↔NCHW transposes around every convolution (full copies of the
+//! largest maps) disappear. Only the neck's 3×3 convolution runs NCHW.
 
 use std::collections::HashMap;
 
 use burn::module::{Module, Param};
-use burn::tensor::activation::gelu;
-use burn::tensor::module::attention;
-use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{Tensor, TensorData};
 
 use crate::model::backbone::hiera::{window_partition, window_unpartition};
+use crate::model::cpu_kernels::{attention, depthwise_conv_nhwc, gelu};
 use crate::model::layers::{Bias, Conv2d, Conv2dSpec, LayerNorm, LayerNorm2d, Linear};
 use crate::weights::{HostTensor, WeightError, WeightPath};
 
@@ -124,73 +129,98 @@ pub fn load_conv2d_bn(vb: &WeightPath, spec: Conv2dSpec) -> Result<Conv2d, Weigh
     ))
 }
 
+/// A 1×1 `Conv2d_BN` as a linear layer over the channels of an NHWC map.
+fn load_conv2d_bn_1x1(
+    vb: &WeightPath,
+    in_chans: usize,
+    out_chans: usize,
+) -> Result<Linear, WeightError> {
+    let conv = load_conv2d_bn(vb, Conv2dSpec::new(in_chans, out_chans, 1))?;
+    Ok(Linear {
+        weight: Param::from_tensor(conv.weight.val().reshape([out_chans, in_chans]).transpose()),
+        bias: conv.bias,
+    })
+}
+
+/// A depthwise `Conv2d_BN` (`groups = C`) applied to an NHWC map.
+fn depthwise(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
+    depthwise_conv_nhwc(
+        x,
+        conv.weight.val(),
+        conv.bias.as_ref().map(|b| b.val()),
+        conv.stride,
+        conv.padding,
+    )
+}
+
 /// `PatchEmbed`: `Conv2d_BN(in, n/2, 1) → GELU → Conv2d_BN(n/2, n, 1)`.
 #[derive(Module, Debug)]
 pub struct PatchEmbed {
-    conv1: Conv2d,
-    conv2: Conv2d,
+    conv1: Linear,
+    conv2: Linear,
 }
 
 impl PatchEmbed {
     fn load(vb: &WeightPath, in_chans: usize, embed_dim: usize) -> Result<Self, WeightError> {
         let seq = vb.pp("seq");
         Ok(Self {
-            conv1: load_conv2d_bn(&seq.pp(0), Conv2dSpec::new(in_chans, embed_dim / 2, 1))?,
-            conv2: load_conv2d_bn(&seq.pp(2), Conv2dSpec::new(embed_dim / 2, embed_dim, 1))?,
+            conv1: load_conv2d_bn_1x1(&seq.pp(0), in_chans, embed_dim / 2)?,
+            conv2: load_conv2d_bn_1x1(&seq.pp(2), embed_dim / 2, embed_dim)?,
         })
     }
 
+    /// NHWC in and out.
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         self.conv2.forward(gelu(self.conv1.forward(x)))
     }
 }
 
 /// `MBConv`: 1×1 expand, GELU, 3×3 depthwise, GELU, 1×1 project, residual
-/// add, GELU (NCHW).
+/// add, GELU (NHWC).
 #[derive(Module, Debug)]
 pub struct MbConv {
-    conv1: Conv2d,
+    conv1: Linear,
     conv2: Conv2d,
-    conv3: Conv2d,
+    conv3: Linear,
 }
 
 impl MbConv {
     fn load(vb: &WeightPath, dim: usize, expand_ratio: f64) -> Result<Self, WeightError> {
         let hidden = (dim as f64 * expand_ratio) as usize;
         Ok(Self {
-            conv1: load_conv2d_bn(&vb.pp("conv1"), Conv2dSpec::new(dim, hidden, 1))?,
+            conv1: load_conv2d_bn_1x1(&vb.pp("conv1"), dim, hidden)?,
             conv2: load_conv2d_bn(
                 &vb.pp("conv2"),
                 Conv2dSpec::new(hidden, hidden, 3).padding(1).groups(hidden),
             )?,
-            conv3: load_conv2d_bn(&vb.pp("conv3"), Conv2dSpec::new(hidden, dim, 1))?,
+            conv3: load_conv2d_bn_1x1(&vb.pp("conv3"), hidden, dim)?,
         })
     }
 
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let shortcut = x.clone();
         let x = gelu(self.conv1.forward(x));
-        let x = gelu(self.conv2.forward(x));
+        let x = gelu(depthwise(&self.conv2, x));
         let x = self.conv3.forward(x);
         gelu(x + shortcut)
     }
 }
 
 /// `PatchMerging`: 1×1 conv, GELU, 3×3 depthwise conv (stride 2, or 1 for
-/// the last stage's widths), GELU, 1×1 conv. NCHW in and out; the caller
-/// does the official `view`/`flatten` between token and image layouts.
+/// the last stage's widths), GELU, 1×1 conv. NHWC in and out (the official
+/// token/image `view`s are free in this layout).
 #[derive(Module, Debug)]
 pub struct PatchMerging {
-    conv1: Conv2d,
+    conv1: Linear,
     conv2: Conv2d,
-    conv3: Conv2d,
+    conv3: Linear,
 }
 
 impl PatchMerging {
     fn load(vb: &WeightPath, dim: usize, out_dim: usize) -> Result<Self, WeightError> {
         let stride = TinyVitConfig::merging_stride(out_dim);
         Ok(Self {
-            conv1: load_conv2d_bn(&vb.pp("conv1"), Conv2dSpec::new(dim, out_dim, 1))?,
+            conv1: load_conv2d_bn_1x1(&vb.pp("conv1"), dim, out_dim)?,
             conv2: load_conv2d_bn(
                 &vb.pp("conv2"),
                 Conv2dSpec::new(out_dim, out_dim, 3)
@@ -198,13 +228,13 @@ impl PatchMerging {
                     .padding(1)
                     .groups(out_dim),
             )?,
-            conv3: load_conv2d_bn(&vb.pp("conv3"), Conv2dSpec::new(out_dim, out_dim, 1))?,
+            conv3: load_conv2d_bn_1x1(&vb.pp("conv3"), out_dim, out_dim)?,
         })
     }
 
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let x = gelu(self.conv1.forward(x));
-        let x = gelu(self.conv2.forward(x));
+        let x = gelu(depthwise(&self.conv2, x));
         self.conv3.forward(x)
     }
 }
@@ -296,9 +326,8 @@ impl Attention {
             .reshape([b, n, heads, 2 * kd + d]);
         let part = |start: usize, len: usize| qkv.clone().narrow(3, start, len).swap_dims(1, 2);
         let (q, k, v) = (part(0, kd), part(kd, kd), part(2 * kd, d));
-        let bias = self.bias.val().unsqueeze::<4>().expand([b, heads, n, n]);
         // Default scale 1/sqrt(head_dim of q) = key_dim ** -0.5, as `self.scale`.
-        let out = attention(q, k, v, None, Some(bias), AttentionModuleOptions::default());
+        let out = attention(q, k, v, Some(self.bias.val()));
         self.proj
             .forward(out.swap_dims(1, 2).reshape([b, n, heads * d]))
     }
@@ -321,7 +350,7 @@ impl TinyVitMlp {
         })
     }
 
-    fn forward(&self, x: Tensor<3>) -> Tensor<3> {
+    fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
         self.fc2
             .forward(gelu(self.fc1.forward(self.norm.forward(x))))
     }
@@ -375,30 +404,31 @@ impl TinyVitBlock {
         })
     }
 
-    /// `[B, L, C]` tokens of a `resolution × resolution` map.
-    fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        let [b, l, c] = x.dims();
-        let (h, w, ws) = (self.resolution, self.resolution, self.window_size);
-        assert_eq!(l, h * w, "input feature has wrong size");
+    /// The `[B, L, C]` tokens of a `resolution × resolution` map, as the map
+    /// `[B, H, W, C]`.
+    fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        let [b, h, w, c] = x.dims();
+        let ws = self.window_size;
+        assert_eq!([h, w], [self.resolution; 2], "input feature has wrong size");
         let res_x = x.clone();
         let x = if h == ws && w == ws {
-            self.attn.forward(x)
+            self.attn
+                .forward(x.reshape([b, h * w, c]))
+                .reshape([b, h, w, c])
         } else {
-            let (windows, padded) = window_partition(x.reshape([b, h, w, c]), ws);
+            let (windows, padded) = window_partition(x, ws);
             let nw = windows.dims()[0];
             let out = self
                 .attn
                 .forward(windows.reshape([nw, ws * ws, c]))
                 .reshape([nw, ws, ws, c]);
-            window_unpartition(out, ws, padded, [h, w]).reshape([b, l, c])
+            // Cropped lazily: the residual add reads the view.
+            window_unpartition(out, ws, padded, [h, w])
         };
         let x = res_x + x;
-        let x = self
-            .local_conv
-            .forward(x.swap_dims(1, 2).reshape([b, c, h, w]))
-            .reshape([b, c, l])
-            .swap_dims(1, 2);
-        x.clone() + self.mlp.forward(x)
+        let x = depthwise(&self.local_conv, x);
+        let y = self.mlp.forward(x.clone());
+        x + y
     }
 }
 
@@ -407,50 +437,50 @@ impl TinyVitBlock {
 pub struct BasicLayer {
     blocks: Vec<TinyVitBlock>,
     downsample: Option<PatchMerging>,
-    resolution: usize,
 }
 
 impl BasicLayer {
-    /// `[B, L, C]` in, `[B, L', C']` out.
-    fn forward(&self, mut x: Tensor<3>) -> Tensor<3> {
+    /// NHWC in and out.
+    fn forward(&self, mut x: Tensor<4>) -> Tensor<4> {
         for blk in &self.blocks {
             x = blk.forward(x);
         }
         match &self.downsample {
-            Some(ds) => {
-                let [b, _, c] = x.dims();
-                let r = self.resolution;
-                let img = x.reshape([b, r, r, c]).permute([0, 3, 1, 2]);
-                tokens(ds.forward(img))
-            }
+            Some(ds) => ds.forward(x),
             None => x,
         }
     }
 }
 
-/// `x.flatten(2).transpose(1, 2)`: NCHW to `[B, HW, C]`.
-fn tokens(x: Tensor<4>) -> Tensor<3> {
-    let [b, c, h, w] = x.dims();
-    x.reshape([b, c, h * w]).swap_dims(1, 2)
-}
-
 /// The neck: 1×1 conv, LayerNorm2d, 3×3 conv, LayerNorm2d (convs bias-free).
+/// NHWC in, NCHW out; the first half runs channels-last (a linear layer and
+/// a LayerNorm over channels, the same function as `LayerNorm2d`).
 #[derive(Module, Debug)]
 pub struct Neck {
-    conv1: Conv2d,
-    norm1: LayerNorm2d,
+    conv1: Linear,
+    norm1: LayerNorm,
     conv2: Conv2d,
     norm2: LayerNorm2d,
 }
 
 impl Neck {
     fn load(vb: &WeightPath, in_chans: usize, out_chans: usize) -> Result<Self, WeightError> {
+        let conv1 = Conv2d::load(
+            &vb.pp(0),
+            Conv2dSpec::new(in_chans, out_chans, 1).bias(Bias::Without),
+        )?;
         Ok(Self {
-            conv1: Conv2d::load(
-                &vb.pp(0),
-                Conv2dSpec::new(in_chans, out_chans, 1).bias(Bias::Without),
-            )?,
-            norm1: LayerNorm2d::load(&vb.pp(1), out_chans, LN2D_EPS)?,
+            conv1: Linear {
+                weight: Param::from_tensor(
+                    conv1
+                        .weight
+                        .val()
+                        .reshape([out_chans, in_chans])
+                        .transpose(),
+                ),
+                bias: None,
+            },
+            norm1: LayerNorm::load(&vb.pp(1), out_chans, LN2D_EPS)?,
             conv2: Conv2d::load(
                 &vb.pp(2),
                 Conv2dSpec::new(out_chans, out_chans, 3)
@@ -463,7 +493,8 @@ impl Neck {
 
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let x = self.norm1.forward(self.conv1.forward(x));
-        self.norm2.forward(self.conv2.forward(x))
+        self.norm2
+            .forward(self.conv2.forward(x.permute([0, 3, 1, 2])))
     }
 }
 
@@ -478,7 +509,6 @@ pub struct TinyVit {
     layers: Vec<BasicLayer>,
     neck: Neck,
     img_size: usize,
-    embedding_size: usize,
 }
 
 impl TinyVit {
@@ -521,7 +551,6 @@ impl TinyVit {
                     .map(|j| TinyVitBlock::load(&li.pp("blocks").pp(j), spec))
                     .collect::<Result<_, _>>()?,
                 downsample: downsample(&li, i)?,
-                resolution: spec.resolution,
             });
         }
         Ok(Self {
@@ -530,7 +559,6 @@ impl TinyVit {
             layers,
             neck: Neck::load(&vb.pp("neck"), dims[n - 1], cfg.out_chans)?,
             img_size: cfg.img_size,
-            embedding_size: cfg.embedding_size(),
         })
     }
 
@@ -541,20 +569,16 @@ impl TinyVit {
 
     /// `forward_features`: `[B, in_chans, S, S]` → `[B, out_chans, r, r]`.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let mut x = self.patch_embed.forward(x);
+        let mut x = self.patch_embed.forward(x.permute([0, 2, 3, 1]));
         for blk in &self.conv_layer.blocks {
             x = blk.forward(x);
         }
-        let mut t = match &self.conv_layer.downsample {
-            Some(ds) => tokens(ds.forward(x)),
-            None => tokens(x),
-        };
-        for layer in &self.layers {
-            t = layer.forward(t);
+        if let Some(ds) = &self.conv_layer.downsample {
+            x = ds.forward(x);
         }
-        let [b, _, c] = t.dims();
-        let r = self.embedding_size;
-        let x = t.reshape([b, r, r, c]).permute([0, 3, 1, 2]);
+        for layer in &self.layers {
+            x = layer.forward(x);
+        }
         self.neck.forward(x)
     }
 }

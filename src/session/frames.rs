@@ -112,7 +112,10 @@ pub struct VolumeFrames {
 }
 
 impl VolumeFrames {
-    pub fn new(slices: std::sync::Arc<[u8]>, [depth, height, width]: [usize; 3]) -> Result<Self, FrameError> {
+    pub fn new(
+        slices: std::sync::Arc<[u8]>,
+        [depth, height, width]: [usize; 3],
+    ) -> Result<Self, FrameError> {
         if slices.len() != depth * height * width {
             return Err(FrameError::Unreadable {
                 index: 0,

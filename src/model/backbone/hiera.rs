@@ -3,11 +3,10 @@
 //! stage changes, and the windowed absolute position embedding.
 
 use burn::module::Module;
-use burn::tensor::module::{attention, max_pool2d};
-use burn::tensor::ops::{AttentionModuleOptions, MaxPoolOptions};
 use burn::tensor::{Tensor, TensorData};
 
 use crate::model::config::HieraConfig;
+use crate::model::cpu_kernels::{attention, max_pool_nhwc};
 use crate::model::layers::{
     Activation, Bias, Conv2d, Conv2dSpec, LayerNorm, Linear, Mlp, MlpOutput,
 };
@@ -16,16 +15,6 @@ use crate::weights::{WeightError, WeightPath};
 
 /// Hiera's LayerNorm epsilon (`partial(nn.LayerNorm, eps=1e-6)`).
 const NORM_EPS: f64 = 1e-6;
-
-/// Max-pools an NHWC tensor by `stride` (the official `do_pool`).
-fn pool_nhwc(x: Tensor<4>, stride: usize) -> Tensor<4> {
-    let x = x.permute([0, 3, 1, 2]);
-    let x = max_pool2d(
-        x,
-        MaxPoolOptions::new([stride, stride]).with_stride([stride, stride]),
-    );
-    x.permute([0, 2, 3, 1])
-}
 
 /// Splits `[B, H, W, C]` into `[B·nW, ws, ws, C]` windows, zero-padding H and W
 /// up to multiples of `ws`. Returns the padded size too.
@@ -98,30 +87,30 @@ impl MultiScaleAttention {
 
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let [b, h, w, _] = x.dims();
-        let heads = self.num_heads;
-        let hd = self.dim_out / heads;
-        // (B, HW, 3, heads, hd) -> three (B, heads, HW, hd)
-        let qkv = self
-            .qkv
-            .forward(x)
-            .reshape([b, h * w, 3, heads, hd])
-            .permute([2, 0, 3, 1, 4]);
-        let take = |i: usize| qkv.clone().narrow(0, i, 1).reshape([b, heads, h * w, hd]);
-        let (mut q, k, v) = (take(0), take(1), take(2));
-        let (mut qh, mut qw) = (h, w);
-        if let Some(s) = self.q_stride {
-            // Pool q in NHWC with all heads as channels, as the official code does.
-            let q_nhwc = q.permute([0, 2, 1, 3]).reshape([b, h, w, heads * hd]);
-            let pooled = pool_nhwc(q_nhwc, s);
-            let [_, ph, pw, _] = pooled.dims();
-            (qh, qw) = (ph, pw);
-            q = pooled
-                .reshape([b, ph * pw, heads, hd])
-                .permute([0, 2, 1, 3]);
-        }
-        let out = attention(q, k, v, None, None, AttentionModuleOptions::default());
-        let out = out.permute([0, 2, 1, 3]).reshape([b, qh, qw, self.dim_out]);
-        self.proj.forward(out)
+        let (heads, c) = (self.num_heads, self.dim_out);
+        let hd = c / heads;
+        let qkv = self.qkv.forward(x);
+        // Channels are (3, heads, hd): q, k and v of every head as strided views
+        // `[B, heads, HW, hd]` of the projection, which the attention matmuls
+        // read in place (no copies).
+        let heads_view = qkv
+            .clone()
+            .reshape([b, h * w, 3 * heads, hd])
+            .swap_dims(1, 2);
+        let take = |i: usize| heads_view.clone().narrow(1, i * heads, heads);
+        let (k, v) = (take(1), take(2));
+        let (q, qh, qw) = match self.q_stride {
+            None => (take(0), h, w),
+            Some(s) => {
+                // Pool q in NHWC with all heads as channels, as the official code does.
+                let pooled = max_pool_nhwc(qkv.narrow(3, 0, c), s);
+                let [_, ph, pw, _] = pooled.dims();
+                let q = pooled.reshape([b, ph * pw, heads, hd]).swap_dims(1, 2);
+                (q, ph, pw)
+            }
+        };
+        let out = attention(q, k, v, None).swap_dims(1, 2);
+        self.proj.forward(out.reshape([b, qh, qw, c]))
     }
 }
 
@@ -183,7 +172,7 @@ impl MultiScaleBlock {
         if let Some(proj) = &self.proj {
             shortcut = proj.forward(x.clone());
             if let Some(s) = self.q_stride {
-                shortcut = pool_nhwc(shortcut, s);
+                shortcut = max_pool_nhwc(shortcut, s);
             }
         }
         let [_, h, w, _] = x.dims();

@@ -3,9 +3,9 @@
 //! IoU head) and SAM 2.1 (all three), chosen by [`MaskDecoderSpec`].
 
 use burn::module::{Module, Param};
-use burn::tensor::activation::gelu;
 use burn::tensor::{Int, Tensor};
 
+use crate::model::cpu_kernels::gelu;
 use crate::model::layers::{
     Activation, Conv2d, Conv2dSpec, ConvTranspose2d, LayerNorm2d, Mlp, MlpOutput,
 };

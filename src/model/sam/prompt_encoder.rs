@@ -3,9 +3,9 @@
 //! learned type embeddings; masks through a small conv stack.
 
 use burn::module::{Module, Param};
-use burn::tensor::activation::gelu;
 use burn::tensor::{Device, Tensor, TensorData};
 
+use crate::model::cpu_kernels::gelu;
 use crate::model::layers::{Conv2d, Conv2dSpec, LayerNorm2d};
 use crate::weights::{WeightError, WeightPath};
 

@@ -4,9 +4,8 @@
 
 use burn::module::Module;
 use burn::tensor::Tensor;
-use burn::tensor::module::attention;
-use burn::tensor::ops::AttentionModuleOptions;
 
+use crate::model::cpu_kernels::attention;
 use crate::model::layers::{Activation, Bias, LayerNorm, Linear, Mlp, MlpOutput};
 use crate::model::position_encoding::AxialRope;
 use crate::weights::{WeightError, WeightPath};
@@ -73,7 +72,7 @@ impl Attention {
     }
 
     fn finish(&self, q: Tensor<4>, k: Tensor<4>, v: Tensor<4>) -> Tensor<3> {
-        let out = attention(q, k, v, None, None, AttentionModuleOptions::default());
+        let out = attention(q, k, v, None);
         self.out_proj.forward(recombine_heads(out))
     }
 
@@ -137,16 +136,9 @@ impl RopeAttention {
             rebuilt = AxialRope::new(self.head_dim, side, side, self.theta as f32, &q.device());
             &rebuilt
         };
-        let q = rope.apply(q);
-        let [b, h, nk, d] = k.dims();
-        let n_rope = nk - num_k_exclude_rope;
-        let k = if num_k_exclude_rope == 0 {
-            rope.apply(k)
-        } else {
-            let rotated = rope.apply(k.clone().narrow(2, 0, n_rope));
-            let plain = k.slice([0..b, 0..h, n_rope..nk, 0..d]);
-            Tensor::cat(vec![rotated, plain], 2)
-        };
+        let q = rope.apply(q, nq);
+        let nk = k.dims()[2];
+        let k = rope.apply(k, nk - num_k_exclude_rope);
         self.inner.finish(q, k, v)
     }
 }
