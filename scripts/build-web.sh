@@ -4,6 +4,9 @@
 # wasm-bindgen (the pinned CLI that scripts/setup.sh installs) with --target web:
 #   pkg/medseg.js, pkg/medseg_bg.wasm (+ .d.ts), pkg/manifest.json (content hash, for
 #   the service worker's cache name).
+# Code is built with wasm SIMD (simd128: every current browser has it), which burn's CPU
+# backend uses for its element-wise kernels (its matmul uses it either way); set
+# MEDSEG_WASM_SIMD=0 for a module without it.
 # web/worker.js imports pkg/medseg.js. Needs scripts/setup.sh to have run (wasm32 target,
 # wasm-bindgen-cli). CARGO_TARGET_DIR as in scripts/common.sh.
 set -euo pipefail
@@ -21,6 +24,10 @@ want=$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/[^0-9.]/, ""); print; exi
 have wasm-bindgen || die "wasm-bindgen is not installed: run scripts/setup.sh"
 got=$(wasm-bindgen --version | awk '{ print $2 }')
 [ "$got" = "$want" ] || die "wasm-bindgen $got does not match the crate's $want: run scripts/setup.sh"
+
+if [ "${MEDSEG_WASM_SIMD:-1}" = 1 ]; then
+  export CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS="${CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS:-} -C target-feature=+simd128"
+fi
 
 t0=$(date +%s)
 log "cargo build --lib --profile $PROFILE --target $TARGET"

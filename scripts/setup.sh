@@ -4,8 +4,9 @@
 # safe to run by hand. Needs a Rust toolchain (rustup) of at least the Cargo.toml
 # rust-version; installs everything else (apt-get runs `apt-get update` once, first).
 #
-# Steps are functions, run in order by main(). The browser steps (wasm-bindgen-cli,
-# chromium, node + the pinned playwright-core) are skipped with MEDSEG_SKIP_BROWSER=1.
+# Steps are functions, run in order by main(). What only the browser tests need (chromium,
+# node + the pinned playwright-core) is skipped with MEDSEG_SKIP_BROWSER_TESTS=1
+# (scripts/serve.sh does).
 set -euo pipefail
 # shellcheck source=scripts/common.sh
 . "$(dirname "${BASH_SOURCE[0]}")/common.sh"
@@ -100,8 +101,8 @@ main() {
   check_rust
   ensure_wasm_target
   ensure_weights
-  if [ "${MEDSEG_SKIP_BROWSER:-0}" != 1 ]; then
-    ensure_wasm_bindgen_cli
+  ensure_wasm_bindgen_cli
+  if [ "${MEDSEG_SKIP_BROWSER_TESTS:-0}" != 1 ]; then
     ensure_chromium
     ensure_node
     ensure_playwright_core

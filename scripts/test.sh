@@ -6,7 +6,9 @@
 # Phases: setup (scripts/setup.sh: Rust target, weights), lint (bash -n, shellcheck when
 # present), build (tests and the dev medseg binary), weights (convert the default model
 # with that binary), test (cargo test --all-targets --no-fail-fast), wasm (the browser
-# library: cargo build --lib --target wasm32-unknown-unknown).
+# library: cargo build --lib --target wasm32-unknown-unknown). The headless-Chromium tests
+# of the browser app run separately with scripts/test-browser.sh (not yet part of this
+# command: they are still being stabilised).
 #
 # Dev profile on purpose: Cargo.toml builds the dependencies at opt-level 3 there, so the
 # tests run fast without a release build. CARGO_TARGET_DIR (default

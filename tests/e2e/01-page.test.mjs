@@ -1,0 +1,41 @@
+// The page: loads with zero console errors, finds a WebGPU adapter (SwiftShader in
+// headless Chromium with --enable-unsafe-webgpu) and runs on it; screenshot of the page.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { launch, openPage, screenshot, log, errorsText } from "./lib.mjs";
+
+test("page loads without console errors and runs on WebGPU", { timeout: 300000 }, async () => {
+  const { context, close } = await launch();
+  try {
+    const t0 = Date.now();
+    const { page, errors } = await openPage(context);
+    log(`page ready in ${Date.now() - t0} ms (state ${await page.evaluate(() => document.body.dataset.state)})`);
+    const adapter = await page.evaluate(async () => {
+      if (!navigator.gpu) return { error: "navigator.gpu is missing" };
+      const a = await navigator.gpu.requestAdapter();
+      if (!a) return { error: "requestAdapter() returned null" };
+      return { vendor: a.info.vendor, architecture: a.info.architecture };
+    });
+    assert.ok(!adapter.error, `no WebGPU adapter in headless Chromium (flags: --enable-unsafe-webgpu): ${adapter.error}`);
+    log(`WebGPU adapter: ${adapter.vendor} / ${adapter.architecture}`);
+    const backend = await page.evaluate(() => window.medseg.backend());
+    assert.equal(backend, "webgpu", "backend() with a WebGPU adapter");
+    // Let the page finish what it does at start (default model, service worker).
+    await page.waitForTimeout(1000);
+    await screenshot(page, "01-empty-page.png");
+    assert.deepEqual(errors, [], `console errors:${errorsText(errors)}`);
+  } finally {
+    await close();
+  }
+});
+
+test("?backend=cpu runs on the CPU backend", { timeout: 120000 }, async () => {
+  const { context, close } = await launch();
+  try {
+    const { page, errors } = await openPage(context, "?backend=cpu&model=none");
+    assert.equal(await page.evaluate(() => window.medseg.backend()), "cpu");
+    assert.deepEqual(errors, [], `console errors:${errorsText(errors)}`);
+  } finally {
+    await close();
+  }
+});

@@ -1,0 +1,82 @@
+// Bad input: a text file renamed .png, a truncated .nii.gz, an empty file and weights of
+// the wrong model each reject with an Error naming the problem, the page shows it, keeps
+// working, and the masks made before stay.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import fs from "node:fs";
+import path from "node:path";
+import { launch, openPage, log, putFile, putBytes, SHARED, LITE_URL, DATA_URL_PATH, errorsText } from "./lib.mjs";
+
+const VOL = path.join(SHARED, "data/ct-lesion/CT_Lesion_000001_02_01_008-023.nii.gz");
+
+async function rejection(page, expr, arg) {
+  return page.evaluate(
+    async ([expr, arg]) => {
+      try {
+        const f = { open: (n) => window.medseg.openFile(window.__files[n]), model: (n) => window.medseg.loadModel(window.__files[n]), modelAs: ([u, e]) => window.medseg.loadModel(u, { expect: e }) }[expr];
+        await f(arg);
+        return { ok: true };
+      } catch (e) {
+        return { ok: false, isError: e instanceof Error, message: e.message };
+      }
+    },
+    [expr, arg],
+  );
+}
+
+const maskSum = (page) => page.evaluate(async () => (await window.medseg.getMask(8, 1))?.data.reduce((a, b) => a + b, 0) ?? null);
+
+test("bad input gives clear errors and keeps the session", { timeout: 900000 }, async () => {
+  const { context, close } = await launch();
+  try {
+    const { page, errors } = await openPage(context, "?backend=cpu&model=none");
+    await page.evaluate((url) => window.medseg.loadModel(url, { expect: "lite-medsam" }), LITE_URL);
+    await putFile(page, VOL, "ct.nii.gz");
+    await page.evaluate(() => window.medseg.openFile(window.__files["ct.nii.gz"]));
+    await page.evaluate(() => window.medseg.addBox(8, 1, [260, 226, 331, 288]));
+    const area = await maskSum(page);
+    assert.ok(area > 1000);
+
+    const bytes = fs.readFileSync(VOL);
+    await putBytes(page, Buffer.from("this is a text file, not an image\n"), "notes.png");
+    await putBytes(page, bytes.subarray(0, Math.floor(bytes.length / 3)), "truncated.nii.gz");
+    await putBytes(page, Buffer.alloc(0), "empty.nii.gz");
+    await putFile(page, path.join(SHARED, "fixtures/sam2-small/fixtures.safetensors"), "not-a-model.safetensors");
+
+    const cases = [
+      ["open", "notes.png", /notes\.png.*not a PNG, JPEG or WebP/i],
+      ["open", "truncated.nii.gz", /truncated\.nii\.gz.*(truncated|gzip)/i],
+      ["open", "empty.nii.gz", /empty\.nii\.gz.*empty/i],
+      ["model", "not-a-model.safetensors", /not a model MedSeg knows/i],
+      ["modelAs", [`${DATA_URL_PATH}/sam2-small.safetensors`, "lite-medsam"], /wrong model: this file holds a sam2 model, lite-medsam was asked for/i],
+    ];
+    for (const [kind, arg, pattern] of cases) {
+      const r = await rejection(page, kind, arg);
+      log(`${kind} ${Array.isArray(arg) ? arg[0] : arg}: ${r.ok ? "accepted!" : r.message}`);
+      assert.equal(r.ok, false, `${arg} was accepted`);
+      assert.equal(r.isError, true, "rejects with an Error");
+      assert.match(r.message, pattern);
+      // The session keeps its model, volume and mask.
+      assert.equal(await page.evaluate(() => window.medseg.architecture()), "lite-medsam");
+      assert.equal(await page.evaluate(() => window.medseg.frameCount()), 16);
+      assert.equal(await maskSum(page), area, `the mask on slice 8 changed after ${arg}`);
+    }
+    // Still works.
+    const again = await page.evaluate(() => window.medseg.addBox(9, 1, [262, 228, 330, 286]));
+    assert.ok(again.area > 500, `segmenting after the errors: area ${again.area}`);
+
+    // The page shows such an error (through its own file input).
+    const input = await page.$("#file-input");
+    if (input) {
+      await input.setInputFiles({ name: "notes.png", mimeType: "image/png", buffer: Buffer.from("not an image") });
+      await page.waitForFunction(() => /notes\.png/.test(document.body.innerText) && /not a PNG/i.test(document.body.innerText), null, { timeout: 30000 });
+      log("the page shows the error for notes.png");
+    } else {
+      log("no #file-input on the page: UI check skipped");
+    }
+    const unexpected = errors.filter((e) => !/notes\.png|truncated|empty|not a model|wrong model/i.test(e));
+    assert.deepEqual(unexpected, [], `console errors:${errorsText(unexpected)}`);
+  } finally {
+    await close();
+  }
+});

@@ -1,0 +1,138 @@
+// The page as a person uses it (CPU backend, the default LiteMedSAM the page loads itself):
+// open a CT volume with the file input, draw a box with the mouse on slice 8, propagate
+// both ways over a few slices with the buttons, export the NIfTI with the button; then a
+// synthetic clip, propagated forward. Screenshots: the volume with its mask overlay, and
+// the clip mid-propagation (test-output/screenshots/).
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import fs from "node:fs";
+import path from "node:path";
+import { launch, openPage, log, screenshot, blobBytes, makeSyntheticClip, readNifti, dice, until, SHARED, errorsText } from "./lib.mjs";
+
+const CASE = "CT_Lesion_000001_02_01_008-023";
+const VOL = path.join(SHARED, "data/ct-lesion", `${CASE}.nii.gz`);
+const GT = path.join(SHARED, "data/ct-lesion", `${CASE}_gt.nii.gz`);
+
+/** Client coordinates of image pixel (x, y) in the viewer canvas (web/ui/viewer.js fit). */
+async function imageToClient(page, imgW, imgH, aspect = 1) {
+  const r = await page.evaluate(() => {
+    const c = document.getElementById("view");
+    const b = c.getBoundingClientRect();
+    return { left: b.left, top: b.top, w: c.parentElement.clientWidth, h: c.parentElement.clientHeight };
+  });
+  const pad = 8;
+  const s = Math.min((r.w - 2 * pad) / imgW, (r.h - 2 * pad) / (imgH * aspect));
+  const ox = (r.w - imgW * s) / 2;
+  const oy = (r.h - imgH * s * aspect) / 2;
+  return (x, y) => [r.left + ox + x * s, r.top + oy + y * s * aspect];
+}
+
+async function drawBox(page, to, [x0, y0, x1, y1]) {
+  const [ax, ay] = to(x0, y0);
+  const [bx, by] = to(x1, y1);
+  await page.mouse.move(ax, ay);
+  await page.mouse.down();
+  await page.mouse.move((ax + bx) / 2, (ay + by) / 2, { steps: 4 });
+  await page.mouse.move(bx, by, { steps: 4 });
+  await page.mouse.up();
+}
+
+async function setNumber(page, id, value) {
+  await page.fill(`#${id}`, String(value));
+  await page.dispatchEvent(`#${id}`, "change");
+}
+
+/** Waits until the engine has a mask on `frame` (for the page's first object). */
+async function waitMask(page, frame, timeout = 300000) {
+  await until(
+    page,
+    async (f) => {
+      const ids = await window.medseg.objects();
+      return ids.length > 0 && (await window.medseg.getMask(f, ids[0])) != null;
+    },
+    frame,
+    { timeout, what: `a mask on frame ${frame}` },
+  );
+}
+
+/** Waits until object `id` has masks on `n` frames and the page is no longer propagating. */
+async function waitPropagated(page, n, timeout = 600000) {
+  await until(
+    page,
+    async (n) => {
+      const ids = await window.medseg.objects();
+      const status = document.getElementById("prop-status")?.textContent || "";
+      return ids.length > 0 && (await window.medseg.maskFrames(ids[0])).length >= n && /^(done|idle)/.test(status);
+    },
+    n,
+    { timeout, what: `masks on ${n} frames` },
+  );
+}
+
+test("the page: volume and clip through the controls", { timeout: 1500000 }, async () => {
+  const { context, close } = await launch();
+  try {
+    const { page, errors } = await openPage(context, "?backend=cpu");
+    const arch = await page.evaluate(() => window.medseg.architecture());
+    assert.equal(arch, "lite-medsam", "the page loads the default LiteMedSAM by itself");
+
+    // Volume.
+    await page.setInputFiles("#file-input", VOL);
+    await page.waitForFunction(() => /16/.test(document.getElementById("frame-total")?.textContent || ""), null, { timeout: 60000 });
+    await setNumber(page, "frame-number", 8);
+    await page.waitForTimeout(300);
+    const to = await imageToClient(page, 512, 512, 1);
+    const t0 = Date.now();
+    await drawBox(page, to, [260, 226, 331, 288]);
+    await waitMask(page, 8);
+    const ids = await page.evaluate(() => window.medseg.objects());
+    log(`box drawn on slice 8 → mask in ${Date.now() - t0} ms (object ${ids[0]})`);
+    await setNumber(page, "range-from", 7);
+    await setNumber(page, "range-to", 9);
+    const t1 = Date.now();
+    await page.click("#prop-both");
+    await waitPropagated(page, 3);
+    log(`propagated over slices 7..9 with the buttons in ${Date.now() - t1} ms`);
+    await setNumber(page, "frame-number", 8);
+    await page.waitForTimeout(800);
+    await screenshot(page, "02-volume-mask-overlay.png");
+
+    // Export with the button: a download.
+    const [download] = await Promise.all([page.waitForEvent("download", { timeout: 60000 }), page.click("#export-nifti")]);
+    const file = await download.path();
+    const mask = readNifti(fs.readFileSync(file));
+    const gt = readNifti(fs.readFileSync(GT));
+    assert.deepEqual(mask.dims, [512, 512, 16]);
+    const plane = 512 * 512;
+    const d = dice(mask.data.subarray(7 * plane, 10 * plane), gt.data.subarray(7 * plane, 10 * plane));
+    log(`downloaded ${download.suggestedFilename()}: Dice vs ground truth on slices 7..9 ${d.toFixed(4)}`);
+    assert.ok(d > 0.9, `Dice ${d} on slices 7..9`);
+
+    // Clip.
+    const N = 10;
+    const centres = Array.from({ length: N }, (_, i) => [140 + 3 * i, 110]);
+    await makeSyntheticClip(page, { N, W: 320, H: 240, R: 30, centres });
+    const webm = await blobBytes(await page.evaluateHandle(() => window.__clip));
+    await page.setInputFiles("#file-input", { name: "synthetic.webm", mimeType: "video/webm", buffer: webm });
+    await page.waitForFunction(() => /of\s*(9|10|11)\b/.test(document.getElementById("frame-total")?.textContent || ""), null, { timeout: 60000 });
+    const info = await page.evaluate(() => window.medseg.info());
+    log(`clip opened through the page: ${info.frames} frames ${info.width}×${info.height}`);
+    await setNumber(page, "frame-number", 0);
+    await page.waitForTimeout(300);
+    const toClip = await imageToClient(page, info.width, info.height, 1);
+    await drawBox(page, toClip, [100, 70, 182, 152]);
+    await waitMask(page, 0);
+    await page.evaluate(() => {
+      window.__frames = 0;
+      window.medseg.on("frame", () => window.__frames++);
+    });
+    await page.click("#prop-forward");
+    await page.waitForFunction((n) => window.__frames >= n, Math.floor(info.frames / 2), { timeout: 600000 });
+    await screenshot(page, "03-clip-mid-propagation.png");
+    await waitPropagated(page, info.frames);
+    log("clip propagated through every frame with the Forward button");
+    assert.deepEqual(errors, [], `console errors:${errorsText(errors)}`);
+  } finally {
+    await close();
+  }
+});

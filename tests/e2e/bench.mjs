@@ -1,0 +1,78 @@
+// Browser benchmark (scripts/bench-browser.sh): encoder, decoder and propagation time per
+// frame of each model on each backend, in headless Chromium. WebGPU there is SwiftShader
+// (a CPU implementation): its numbers say nothing about a real GPU.
+//   MEDSEG_BENCH_ITERS (default 3) encoder/decoder runs after a warm-up run;
+//   MEDSEG_BENCH_BACKENDS (default "webgpu,cpu"); MEDSEG_BENCH_MODELS ("lite,sam2-small");
+//   MEDSEG_BENCH_WEBGPU_LITE=1 also times LiteMedSAM on WebGPU, which SwiftShader runs at
+//   many minutes per encoder pass (skipped by default).
+import fs from "node:fs";
+import path from "node:path";
+import { launch, openPage, putFile, SHARED, LITE_URL, DATA_URL_PATH } from "./lib.mjs";
+
+const iters = Number(process.env.MEDSEG_BENCH_ITERS || 3);
+const backends = (process.env.MEDSEG_BENCH_BACKENDS || "webgpu,cpu").split(",");
+const models = (process.env.MEDSEG_BENCH_MODELS || "lite,sam2-small").split(",");
+const FIX = path.join(SHARED, "fixtures/sam2-small");
+const VOL = path.join(SHARED, "data/ct-lesion/CT_Lesion_000001_02_01_008-023.nii.gz");
+
+const rows = [];
+const t00 = Date.now();
+const stage = (msg) => console.error(`[bench ${((Date.now() - t00) / 1000).toFixed(0)} s] ${msg}`);
+for (const backend of backends) {
+  for (const model of models) {
+    if (backend === "webgpu" && model === "lite" && process.env.MEDSEG_BENCH_WEBGPU_LITE !== "1") {
+      rows.push({ backend, model: "lite-medsam (lite)", skipped: "SwiftShader: minutes per encoder pass (MEDSEG_BENCH_WEBGPU_LITE=1 to run)" });
+      continue;
+    }
+    stage(`${backend} / ${model}`);
+    const { context, close } = await launch();
+    try {
+      const { page } = await openPage(context, `?backend=${backend}&model=none`);
+      const url = model === "lite" ? LITE_URL : `${DATA_URL_PATH}/sam2-small.safetensors`;
+      const load = await page.evaluate((u) => window.medseg.loadModel(u), url);
+      stage(`loaded ${load.architecture}; encoder/decoder runs`);
+      const b = await page.evaluate((n) => window.medseg.bench({ iters: n }), iters);
+      stage(`encoder ${b.encoderMs.toFixed(0)} ms, decoder ${b.decoderMs.toFixed(0)} ms; propagation`);
+      let prop;
+      if (model === "lite") {
+        // The CT case: key slice 8, both ways over z 5..11 (WebGPU: 7..9, SwiftShader is slow).
+        await putFile(page, VOL, "ct.nii.gz");
+        await page.evaluate(() => window.medseg.openFile(window.__files["ct.nii.gz"]));
+        await page.evaluate(() => window.medseg.addBox(8, 1, [260, 226, 331, 288]));
+        const range = backend === "webgpu" ? [7, 9] : [5, 11];
+        prop = await page.evaluate((r) => window.medseg.propagate("both", { range: r }), range);
+        prop.what = `CT 512², z ${range[0]}..${range[1]}`;
+      } else {
+        const frames = fs.readdirSync(path.join(FIX, "frames_png")).sort();
+        for (const f of frames) await putFile(page, path.join(FIX, "frames_png", f), f);
+        await page.evaluate((names) => window.medseg.openFile(names.map((n) => window.__files[n])), frames);
+        await page.evaluate(() => window.medseg.addBox(0, 1, [30, 20, 90, 70]));
+        prop = await page.evaluate(() => window.medseg.propagate("forward"));
+        prop.what = "4 frames 128×96";
+      }
+      rows.push({
+        backend,
+        model: `${load.architecture} (${model}, ${load.imageSize}px)`,
+        load: load.downloadMs + load.loadMs,
+        firstEncoder: b.firstEncoderMs,
+        encoder: b.encoderMs,
+        decoder: b.decoderMs,
+        propagation: prop.msPerFrame,
+        what: `${prop.frames} frames: ${prop.what}`,
+      });
+      console.log(JSON.stringify(rows.at(-1)));
+    } finally {
+      await close();
+    }
+  }
+}
+const f = (v) => (v == null ? "-" : v.toFixed(0).padStart(8));
+console.log(`\nbrowser benchmark, headless Chromium (${iters} runs after a warm-up; ms)`);
+console.log("backend  model                              load  enc(1st)  encoder  decoder  propagation/frame");
+for (const r of rows) {
+  if (r.skipped) {
+    console.log(`${r.backend.padEnd(8)} ${r.model.padEnd(32)} skipped: ${r.skipped}`);
+    continue;
+  }
+  console.log(`${r.backend.padEnd(8)} ${r.model.padEnd(32)} ${f(r.load)} ${f(r.firstEncoder)} ${f(r.encoder)} ${f(r.decoder)} ${f(r.propagation)}   (${r.what})`);
+}

@@ -1,0 +1,283 @@
+// Shared helpers of the browser tests (run by scripts/test-browser.sh, which serves the
+// repository root with `medseg serve` and sets MEDSEG_URL).
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import zlib from "node:zlib";
+import { fileURLToPath } from "node:url";
+import { chromium } from "playwright-core";
+
+export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
+export const SHARED = path.resolve(ROOT, "../shared");
+export const OUT = path.join(ROOT, "test-output");
+export const SCREENSHOTS = path.join(OUT, "screenshots");
+/** Test data copied under the served root by scripts/test-browser.sh. */
+export const DATA_URL_PATH = "/test-output/e2e-data";
+
+export const BASE = process.env.MEDSEG_URL;
+if (!BASE) throw new Error("MEDSEG_URL is not set: run the browser tests with scripts/test-browser.sh");
+export const PAGE = process.env.MEDSEG_PAGE || "/index.html";
+export const LITE_URL = process.env.MEDSEG_LITE_URL || "/weights/lite_medsam.safetensors";
+
+export const CHROMIUM = process.env.MEDSEG_CHROMIUM || "/usr/bin/chromium";
+export const CHROMIUM_ARGS = [
+  "--no-sandbox",
+  "--enable-unsafe-webgpu",
+  "--disable-quic",
+  "--no-first-run",
+  "--disable-background-networking",
+  "--disable-component-update",
+  "--disable-sync",
+];
+
+export function log(...args) {
+  console.log("#", ...args);
+}
+
+/** A fresh browser (its own temporary profile) and context. */
+export async function launch() {
+  const userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), "medseg-e2e-"));
+  const context = await chromium.launchPersistentContext(userDataDir, {
+    executablePath: CHROMIUM,
+    headless: true,
+    args: CHROMIUM_ARGS,
+    viewport: { width: 1280, height: 800 },
+  });
+  const close = async () => {
+    await context.close().catch(() => {});
+    fs.rmSync(userDataDir, { recursive: true, force: true });
+  };
+  return { context, close };
+}
+
+/**
+ * Opens the page and records console errors, page errors and every request. Waits for
+ * the UI to finish starting (body[data-state] is "ready", "engine-missing" or
+ * "engine-failed") when the page has one.
+ */
+export async function openPage(context, query = "") {
+  const page = await context.newPage();
+  const errors = [];
+  const requests = [];
+  page.on("console", (m) => {
+    if (m.type() === "error") errors.push(`console: ${m.text()}`);
+  });
+  page.on("pageerror", (e) => errors.push(`pageerror: ${e.message}`));
+  // The context sees the page's, its workers' and the service worker's requests.
+  const onRequest = (r) => requests.push({ url: r.url(), t: Date.now() });
+  context.on("request", onRequest);
+  page.on("close", () => context.off("request", onRequest));
+  page.setDefaultTimeout(0);
+  await page.goto(`${BASE}${PAGE}${query}`);
+  await page.waitForFunction(() => typeof window.medseg === "object" && window.medseg !== null, null, { timeout: 30000 });
+  await waitReady(page);
+  return { page, errors, requests };
+}
+
+export async function waitReady(page, timeout = 120000) {
+  await page.waitForFunction(
+    () => !document.body.dataset.state || ["ready", "engine-missing", "engine-failed"].includes(document.body.dataset.state),
+    null,
+    { timeout },
+  );
+}
+
+/** Makes `window.__files[name]` a File with the bytes of `localPath` (no request). */
+export async function putFile(page, localPath, name = path.basename(localPath)) {
+  const b64 = fs.readFileSync(localPath).toString("base64");
+  await page.evaluate(
+    ([b64, name]) => {
+      const bin = atob(b64);
+      const bytes = new Uint8Array(bin.length);
+      for (let i = 0; i < bin.length; i++) bytes[i] = bin.charCodeAt(i);
+      window.__files ??= {};
+      window.__files[name] = new File([bytes], name);
+    },
+    [b64, name],
+  );
+  return name;
+}
+
+/** As putFile, from raw bytes. */
+export async function putBytes(page, bytes, name) {
+  const b64 = Buffer.from(bytes).toString("base64");
+  await page.evaluate(
+    ([b64, name]) => {
+      const bin = atob(b64);
+      const out = new Uint8Array(bin.length);
+      for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
+      window.__files ??= {};
+      window.__files[name] = new File([out], name);
+    },
+    [b64, name],
+  );
+  return name;
+}
+
+export async function screenshot(page, name) {
+  fs.mkdirSync(SCREENSHOTS, { recursive: true });
+  const file = path.join(SCREENSHOTS, name);
+  await page.screenshot({ path: file });
+  log(`screenshot ${path.relative(ROOT, file)}`);
+  return file;
+}
+
+/** Reads a safetensors file: name → {dtype, shape, data (Float32Array for F32)}. */
+export function readSafetensors(file, names = null) {
+  const buf = fs.readFileSync(file);
+  const n = Number(buf.readBigUInt64LE(0));
+  const header = JSON.parse(buf.subarray(8, 8 + n).toString("utf8"));
+  const out = {};
+  for (const [k, v] of Object.entries(header)) {
+    if (k === "__metadata__" || (names && !names.includes(k))) continue;
+    const [a, b] = v.data_offsets;
+    const bytes = buf.subarray(8 + n + a, 8 + n + b);
+    let data = bytes;
+    if (v.dtype === "F32") {
+      data = new Float32Array(bytes.length / 4);
+      for (let i = 0; i < data.length; i++) data[i] = bytes.readFloatLE(i * 4);
+    }
+    out[k] = { dtype: v.dtype, shape: v.shape, data };
+  }
+  return out;
+}
+
+/** Parses a NIfTI-1 (.nii or .nii.gz): header fields and the voxels (uint8/int16/float32...). */
+export function readNifti(bytes) {
+  let b = Buffer.from(bytes);
+  if (b[0] === 0x1f && b[1] === 0x8b) b = zlib.gunzipSync(b);
+  const le = b.readInt32LE(0) === 348;
+  const i16 = (o) => (le ? b.readInt16LE(o) : b.readInt16BE(o));
+  const f32 = (o) => (le ? b.readFloatLE(o) : b.readFloatBE(o));
+  const dim = Array.from({ length: 8 }, (_, i) => i16(40 + 2 * i));
+  const pixdim = Array.from({ length: 8 }, (_, i) => f32(76 + 4 * i));
+  const datatype = i16(70);
+  const voxOffset = Math.round(f32(108));
+  const srow = [280, 296, 312].map((o) => Array.from({ length: 4 }, (_, i) => f32(o + 4 * i)));
+  const [nx, ny, nz] = [dim[1], dim[2], Math.max(1, dim[3])];
+  const n = nx * ny * nz;
+  const readers = {
+    2: [1, (o) => b.readUInt8(o)],
+    256: [1, (o) => b.readInt8(o)],
+    4: [2, (o) => i16(o)],
+    512: [2, (o) => (le ? b.readUInt16LE(o) : b.readUInt16BE(o))],
+    8: [4, (o) => (le ? b.readInt32LE(o) : b.readInt32BE(o))],
+    16: [4, (o) => f32(o)],
+    64: [8, (o) => (le ? b.readDoubleLE(o) : b.readDoubleBE(o))],
+  };
+  const r = readers[datatype];
+  if (!r) throw new Error(`NIfTI datatype ${datatype} not handled by the test reader`);
+  const data = new Float64Array(n);
+  for (let i = 0; i < n; i++) data[i] = r[1](voxOffset + i * r[0]);
+  return {
+    dims: [nx, ny, nz],
+    pixdim,
+    datatype,
+    qformCode: i16(252),
+    sformCode: i16(254),
+    srow,
+    data,
+  };
+}
+
+export function dice(a, b) {
+  let inter = 0;
+  let sa = 0;
+  let sb = 0;
+  for (let i = 0; i < a.length; i++) {
+    const x = a[i] > 0;
+    const y = b[i] > 0;
+    if (x) sa++;
+    if (y) sb++;
+    if (x && y) inter++;
+  }
+  return sa + sb === 0 ? 1 : (2 * inter) / (sa + sb);
+}
+
+export function maxAbsDiff(a, b) {
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
+  return m;
+}
+
+/** The bytes of a Blob in the page (a JSHandle from page.evaluateHandle) as a Buffer. */
+export async function blobBytes(handle) {
+  const b64 = await handle.evaluate(async (blob) => {
+    const u8 = new Uint8Array(await blob.arrayBuffer());
+    let s = "";
+    for (let i = 0; i < u8.length; i += 0x8000) s += String.fromCharCode(...u8.subarray(i, i + 0x8000));
+    return btoa(s);
+  });
+  await handle.dispose();
+  return Buffer.from(b64, "base64");
+}
+
+/** The console errors of a page, for an assertion message. */
+export function errorsText(errors) {
+  return errors.length ? `\n  ${errors.join("\n  ")}` : "";
+}
+
+/**
+ * Records a synthetic clip in the page: N frames of a bright disk of radius R at
+ * centres[i] over speckle, W×H, drawn on a canvas at 10 frames a second and encoded to
+ * WebM (VP8) by MediaRecorder from canvas.captureStream. Leaves it in window.__clip (a
+ * File "synthetic.webm"); returns its size.
+ */
+export async function makeSyntheticClip(page, { N, W, H, R, centres }) {
+  return page.evaluate(
+    async ({ N, W, H, R, centres }) => {
+      const canvas = document.createElement("canvas");
+      canvas.width = W;
+      canvas.height = H;
+      const ctx = canvas.getContext("2d");
+      let seed = 1;
+      const rnd = () => (seed = (seed * 16807) % 2147483647) / 2147483647;
+      const draw = (i) => {
+        const img = ctx.createImageData(W, H);
+        const [cx, cy] = centres[i];
+        for (let y = 0; y < H; y++) {
+          for (let x = 0; x < W; x++) {
+            const inside = (x - cx) ** 2 + (y - cy) ** 2 < R * R;
+            const v = (inside ? 200 : 50) + (rnd() - 0.5) * 60;
+            const p = 4 * (y * W + x);
+            img.data[p] = img.data[p + 1] = img.data[p + 2] = v;
+            img.data[p + 3] = 255;
+          }
+        }
+        ctx.putImageData(img, 0, 0);
+      };
+      draw(0);
+      const stream = canvas.captureStream(0);
+      const track = stream.getVideoTracks()[0];
+      const rec = new MediaRecorder(stream, { mimeType: "video/webm;codecs=vp8", videoBitsPerSecond: 4e6 });
+      const chunks = [];
+      rec.ondataavailable = (e) => e.data.size && chunks.push(e.data);
+      const stopped = new Promise((r) => (rec.onstop = r));
+      rec.start();
+      for (let i = 0; i < N; i++) {
+        draw(i);
+        track.requestFrame();
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      rec.stop();
+      await stopped;
+      window.__clip = new File(chunks, "synthetic.webm", { type: "video/webm" });
+      return window.__clip.size;
+    },
+    { N, W, H, R, centres },
+  );
+}
+
+/**
+ * Polls `fn(arg)` in the page (it may be async) every `interval` ms until it returns a
+ * truthy value; returns that value. (page.waitForFunction does not await promises.)
+ */
+export async function until(page, fn, arg, { timeout = 600000, interval = 250, what = "condition" } = {}) {
+  const end = Date.now() + timeout;
+  for (;;) {
+    const v = await page.evaluate(fn, arg);
+    if (v) return v;
+    if (Date.now() > end) throw new Error(`timed out after ${timeout} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, interval));
+  }
+}

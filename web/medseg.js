@@ -1,0 +1,476 @@
+// MedSeg's public JavaScript API: `window.medseg` on the page, or
+//   import { medseg } from "./web/medseg.js";
+// Every function returns a Promise. The models run in a Web Worker (web/worker.js) that
+// owns the wasm session; frames and masks cross as transferable buffers. Errors reject
+// with an Error whose message names the problem; the session keeps its earlier state.
+//
+//   await medseg.init({ backend: "auto" | "webgpu" | "cpu" })  // optional; default auto,
+//                                   // or ?backend=cpu|webgpu in the page URL
+//   await medseg.backend()          // "webgpu" | "cpu"
+//   await medseg.loadModel(urlOrFile, { expect: "lite-medsam" | "sam2", onProgress })
+//   await medseg.openFile(file, { window, maxFrames, maxSide, fps, onProgress })
+//                                   // image (PNG/JPEG/WebP), clip (MP4/WebM/...), volume
+//                                   // (.nii, .nii.gz, .npz) → {kind: "image" | "video" |
+//                                   // "volume", name, frames, width, height, [spacing, window]}
+//                                   // (an array of images opens as one "video")
+//   await medseg.frameCount()
+//   await medseg.addBox(frame, objId, [x0, y0, x1, y1])   → {frame, obj, area, iou, ms}
+//   await medseg.addPoints(frame, objId, [[x, y, label], ...])  (label 1 object, 0 background)
+//   await medseg.propagate("forward" | "backward" | "both", { range: [first, last], onFrame })
+//   medseg.cancel()                 // stops a propagation after the current frame
+//   await medseg.getMask(frame, objId)  → {width, height, data: Uint8Array (1 = object)} | null
+//   await medseg.getFrame(frame)    → {width, height, data: Uint8ClampedArray RGBA}
+//   await medseg.setWindow("soft" | "lung" | "bone" | "brain" | "mr" | "none" | "auto")
+//   await medseg.exportNifti(objId?) → Blob (.nii.gz);  await medseg.exportPng(frame, objId?) → Blob
+//   await medseg.exportPngZip(objId?) → Blob (zip of mask_00000.png, ...)
+//   await medseg.reset(objId?);  await medseg.removeObject(objId)
+//   medseg.on("progress" | "frame" | "notice", fn) → unsubscribe
+// Events (medseg.on(name, fn) or addEventListener, data in event.detail):
+//   "progress" {task, stage, loaded, total, fraction}   model download/load, clip decode
+//   "frame"    {frame, objects, done, total, ms, masks}  each propagated frame
+//   "notice"   {message}                                 backend fallback, clip limits
+//   "model" {info}, "open" {info}, "prompt" {frame, obj, box, points, area, mask},
+//   "reset" {obj}: after each successful call, whoever made it (a page can mirror
+//   calls that scripts or tests make through window.medseg).
+//
+// A volume slice k is shown with x = voxel index i (columns) and y = voxel index j (rows);
+// its mask is row-major (row j, column i), like imgs[k][y][x] of a MedSAM .npz.
+
+const VOLUME_EXT = /\.(nii|nii\.gz|npz)$/i;
+const IMAGE_EXT = /\.(png|jpe?g|webp)$/i;
+const VIDEO_EXT = /\.(mp4|m4v|webm|mkv|mov|ogv|ogg|avi)$/i;
+
+/** Where the default model (LiteMedSAM, converted by scripts/fetch-weights.sh) is served. */
+export const DEFAULT_MODEL_URL = new URL("../weights/lite_medsam.safetensors", import.meta.url).href;
+
+/** Limits for clips decoded in the page (each can be overridden per openFile call). */
+export const CLIP_DEFAULTS = { maxFrames: 200, maxSide: 512, fps: 10 };
+
+function magicKind(head) {
+  const b = head;
+  if (b.length >= 8 && b[0] === 0x89 && b[1] === 0x50 && b[2] === 0x4e && b[3] === 0x47) return "image";
+  if (b.length >= 3 && b[0] === 0xff && b[1] === 0xd8 && b[2] === 0xff) return "image";
+  if (b.length >= 12 && String.fromCharCode(...b.slice(0, 4)) === "RIFF" && String.fromCharCode(...b.slice(8, 12)) === "WEBP") return "image";
+  if (b.length >= 2 && b[0] === 0x1f && b[1] === 0x8b) return "volume"; // .nii.gz
+  if (b.length >= 4 && b[0] === 0x50 && b[1] === 0x4b) return "volume"; // .npz (zip)
+  if (b.length >= 4 && b[0] === 0x1a && b[1] === 0x45 && b[2] === 0xdf && b[3] === 0xa3) return "video"; // WebM/Matroska
+  if (b.length >= 8 && String.fromCharCode(...b.slice(4, 8)) === "ftyp") return "video"; // MP4/MOV
+  if (b.length >= 4 && (new DataView(b.buffer, b.byteOffset).getInt32(0, true) === 348 || new DataView(b.buffer, b.byteOffset).getInt32(0, false) === 348)) return "volume"; // .nii
+  return null;
+}
+
+function once(target, okEvent, errEvent, timeoutMs, what) {
+  return new Promise((resolve, reject) => {
+    const t = setTimeout(() => {
+      cleanup();
+      reject(new Error(`${what}: timed out`));
+    }, timeoutMs);
+    const ok = () => {
+      cleanup();
+      resolve();
+    };
+    const bad = () => {
+      cleanup();
+      reject(new Error(`${what}: the browser cannot decode this video (${target.error?.message || "unsupported codec or damaged file"})`));
+    };
+    const cleanup = () => {
+      clearTimeout(t);
+      target.removeEventListener(okEvent, ok);
+      if (errEvent) target.removeEventListener(errEvent, bad);
+    };
+    target.addEventListener(okEvent, ok);
+    if (errEvent) target.addEventListener(errEvent, bad);
+  });
+}
+
+export class MedSeg extends EventTarget {
+  constructor({ workerUrl = new URL("./worker.js", import.meta.url) } = {}) {
+    super();
+    this._workerUrl = workerUrl;
+    this._worker = null;
+    this._next = 1;
+    this._pending = new Map();
+    this._init = null;
+    this._backend = null;
+    this._notice = null;
+    this._frameListener = null;
+  }
+
+  _start() {
+    if (this._worker) this._worker.terminate();
+    for (const p of this._pending.values()) p.reject(new Error("the worker was restarted"));
+    this._pending.clear();
+    const w = new Worker(this._workerUrl, { type: "module", name: "medseg" });
+    w.onmessage = (ev) => this._onMessage(ev.data);
+    w.onerror = (ev) => {
+      ev.preventDefault?.();
+      const err = new Error(`the MedSeg worker failed: ${ev.message || "could not start (is pkg/ built?)"}`);
+      for (const p of this._pending.values()) p.reject(err);
+      this._pending.clear();
+    };
+    this._worker = w;
+  }
+
+  _onMessage(msg) {
+    if (msg.event) {
+      if (msg.event === "notice") this._notice = msg.message;
+      if (msg.event === "frame" && this._frameListener) this._frameListener(msg);
+      this.dispatchEvent(Object.assign(new Event(msg.event), { detail: msg }));
+      return;
+    }
+    const p = this._pending.get(msg.id);
+    if (!p) return;
+    this._pending.delete(msg.id);
+    if (msg.ok) p.resolve(msg.result);
+    else {
+      const e = new Error(msg.error.message);
+      e.name = msg.error.name === "Error" ? "MedSegError" : msg.error.name;
+      p.reject(e);
+    }
+  }
+
+  _call(op, args = [], transfer = []) {
+    return new Promise((resolve, reject) => {
+      const id = this._next++;
+      this._pending.set(id, { resolve, reject });
+      this._worker.postMessage({ id, op, args }, transfer);
+    });
+  }
+
+  async _ready() {
+    if (!this._init) await this.init();
+    else await this._init;
+  }
+
+  async _op(op, args = [], transfer = []) {
+    await this._ready();
+    return this._call(op, args, transfer);
+  }
+
+  /** Starts (or restarts, dropping all state) the worker on a backend. */
+  init({ backend } = {}) {
+    if (!backend) {
+      const q = typeof location !== "undefined" ? new URLSearchParams(location.search).get("backend") : null;
+      backend = q || "auto";
+    }
+    this._start();
+    const p = this._call("init", [{ backend }]).then((r) => {
+      this._backend = r.backend;
+      this._notice = r.notice;
+      return r;
+    });
+    this._init = p.catch(() => {}); // a failed init is retried by the next call's init
+    p.catch(() => {
+      this._init = null;
+    });
+    return p;
+  }
+
+  /** "webgpu" or "cpu". */
+  async backend() {
+    await this._ready();
+    return this._backend;
+  }
+
+  /** Why the session is on the CPU although WebGPU was wanted (or null). */
+  async notice() {
+    await this._ready();
+    return this._notice;
+  }
+
+  /**
+   * Loads weights from a same-origin URL or a File/Blob/ArrayBuffer (default: the
+   * LiteMedSAM weights served with the app). The architecture comes from the file;
+   * `expect` ("lite-medsam" | "sam2") refuses any other. Earlier model and masks stay
+   * when this fails.
+   */
+  async loadModel(src = DEFAULT_MODEL_URL, { expect = "", onProgress } = {}) {
+    if (src == null) src = DEFAULT_MODEL_URL;
+    if (src instanceof URL) src = src.href;
+    if (typeof src === "string") src = new URL(src, location.href).href;
+    else if (src instanceof Blob && src.size === 0) throw this._error(`${src.name || "model file"}: the file is empty`);
+    const info = await this._withProgress(onProgress, "model", () => this._op("loadModel", [src, { expect }]));
+    this._emit("model", { info, source: typeof src === "string" ? src : src.name || null });
+    return info;
+  }
+
+  async _withProgress(onProgress, task, fn) {
+    if (!onProgress) return fn();
+    const l = (ev) => ev.detail.task === task && onProgress(ev.detail);
+    this.addEventListener("progress", l);
+    try {
+      return await fn();
+    } finally {
+      this.removeEventListener("progress", l);
+    }
+  }
+
+  _emit(name, detail) {
+    this.dispatchEvent(Object.assign(new Event(name), { detail: { event: name, ...detail } }));
+  }
+
+  _error(message) {
+    const e = new Error(message);
+    e.name = "MedSegError";
+    return e;
+  }
+
+  /**
+   * Opens an image, clip or volume (a File, or a Blob with a name). Volumes are parsed
+   * in the worker (Rust); clips are decoded here (video element + canvas), at most
+   * `maxFrames` frames of at most `maxSide` px, sampled at `fps` (a "notice" event says
+   * when a limit applied). Replaces the open file and its masks; on failure both stay.
+   */
+  async openFile(file, opts = {}) {
+    const info = await this._openFile(file, opts);
+    this._emit("open", { info });
+    return info;
+  }
+
+  async _openFile(file, opts = {}) {
+    if (Array.isArray(file) || (typeof FileList !== "undefined" && file instanceof FileList)) {
+      return this.openFiles(Array.from(file), opts);
+    }
+    if (!(file instanceof Blob)) throw this._error("openFile expects a File or Blob");
+    const name = file.name || "file";
+    if (file.size === 0) throw this._error(`${name}: the file is empty`);
+    const head = new Uint8Array(await file.slice(0, 16).arrayBuffer());
+    let kind = null;
+    if (VOLUME_EXT.test(name)) kind = "volume";
+    else if (IMAGE_EXT.test(name)) kind = "image";
+    else if (VIDEO_EXT.test(name) || (file.type || "").startsWith("video/")) kind = "video";
+    const sniffed = magicKind(head);
+    if (sniffed === "video" && kind !== "video") kind = "video";
+    if (!kind) kind = sniffed;
+    if (!kind) {
+      throw this._error(`${name}: unsupported file type (open a PNG/JPEG/WebP image, an MP4/WebM clip, or a .nii/.nii.gz/.npz volume)`);
+    }
+    if (kind === "volume") return this._op("openVolume", [file, name, { window: opts.window || "" }]);
+    if (kind === "image") return this._op("openImage", [file, name]);
+    return this._openVideo(file, name, opts);
+  }
+
+  /**
+   * Opens several images (PNG/JPEG/WebP, decoded in the worker) as the frames of one
+   * clip, in the order given (sort by name first for a folder of frames).
+   */
+  async openFiles(files, { name } = {}) {
+    if (!files.length) throw this._error("openFiles: no files");
+    if (files.length === 1) return this.openFile(files[0]);
+    await this._ready();
+    await this._call("beginClip", [name || files[0].name || "frames"]);
+    for (const f of files) {
+      if (!(f instanceof Blob)) throw this._error("openFiles expects Files or Blobs");
+      if (f.size === 0) throw this._error(`${f.name || "frame"}: the file is empty`);
+      await this._call("pushFrameImage", [f, f.name || "frame"]);
+    }
+    return this._call("finishClip");
+  }
+
+  /** Opens frames already in memory: an array of ImageData-like {width, height, data (RGBA)}. */
+  async openFrames(frames, name = "frames") {
+    await this._ready();
+    await this._call("beginClip", [name]);
+    for (const f of frames) {
+      const copy = new Uint8Array(f.data).slice().buffer;
+      await this._call("pushFrame", [{ data: copy, width: f.width, height: f.height }], [copy]);
+    }
+    return this._call("finishClip");
+  }
+
+  async _openVideo(file, name, opts) {
+    await this._ready();
+    const { maxFrames, maxSide, fps } = { ...CLIP_DEFAULTS, ...opts };
+    const url = URL.createObjectURL(file);
+    const video = document.createElement("video");
+    video.muted = true;
+    video.playsInline = true;
+    video.preload = "auto";
+    const notices = [];
+    try {
+      video.src = url;
+      await once(video, "loadedmetadata", "error", 20000, name);
+      if (!Number.isFinite(video.duration)) {
+        // MediaRecorder WebM has no duration until the end has been seen.
+        video.currentTime = 1e7;
+        await once(video, "seeked", "error", 20000, name);
+      }
+      const duration = Number.isFinite(video.duration) ? video.duration : 0;
+      const vw = video.videoWidth;
+      const vh = video.videoHeight;
+      if (!vw || !vh) throw this._error(`${name}: the video has no picture`);
+      let n = Math.max(1, Math.floor(duration * fps + 1e-6));
+      let step = 1 / fps;
+      if (n > maxFrames) {
+        notices.push(`${name}: ${n} frames at ${fps} fps exceed the limit of ${maxFrames}; sampled ${maxFrames} frames across the clip`);
+        step = duration / maxFrames;
+        n = maxFrames;
+      }
+      const scale = Math.min(1, maxSide / Math.max(vw, vh));
+      const w = Math.max(1, Math.round(vw * scale));
+      const h = Math.max(1, Math.round(vh * scale));
+      if (scale < 1) notices.push(`${name}: ${vw}×${vh} scaled to ${w}×${h} (limit ${maxSide} px)`);
+      const canvas = document.createElement("canvas");
+      canvas.width = w;
+      canvas.height = h;
+      const ctx = canvas.getContext("2d", { willReadFrequently: true });
+      await this._call("beginClip", [name]);
+      for (let i = 0; i < n; i++) {
+        // The middle of frame i's interval, so a seek lands inside it.
+        const t = Math.min(i * step + step / 2, Math.max(0, duration - 1e-3));
+        if (Math.abs(video.currentTime - t) > 1e-6) {
+          video.currentTime = t;
+          await once(video, "seeked", "error", 20000, name);
+        }
+        ctx.drawImage(video, 0, 0, w, h);
+        const data = ctx.getImageData(0, 0, w, h).data.buffer;
+        await this._call("pushFrame", [{ data, width: w, height: h }], [data]);
+        opts.onProgress?.({ task: "decode", loaded: i + 1, total: n, fraction: (i + 1) / n });
+      }
+      const info = await this._call("finishClip");
+      for (const message of notices) {
+        this._notice = message;
+        this.dispatchEvent(Object.assign(new Event("notice"), { detail: { event: "notice", message } }));
+      }
+      return { ...info, notices };
+    } finally {
+      video.removeAttribute("src");
+      video.load();
+      URL.revokeObjectURL(url);
+    }
+  }
+
+  async info() {
+    return this._op("info");
+  }
+
+  async frameCount() {
+    return this._op("frameCount");
+  }
+
+  async setWindow(window) {
+    return this._op("setWindow", [window]);
+  }
+
+  /** Frame (volume slice) `frame` as RGBA for display. */
+  async getFrame(frame) {
+    const f = await this._op("getFrame", [frame]);
+    return { width: f.width, height: f.height, data: new Uint8ClampedArray(f.data.buffer) };
+  }
+
+  async addBox(frame, objId, box) {
+    if (!Array.isArray(box) && !ArrayBuffer.isView(box)) throw this._error("addBox expects a box [x0, y0, x1, y1]");
+    return this.addPrompt(frame, objId, { box });
+  }
+
+  async addPoints(frame, objId, points) {
+    if (!Array.isArray(points)) throw this._error("addPoints expects [[x, y, label], ...]");
+    return this.addPrompt(frame, objId, { points });
+  }
+
+  /** A box and/or points for one object on one frame; segments that frame. */
+  async addPrompt(frame, objId, { box = null, points = [] } = {}) {
+    const prompt = { box: box && Array.from(box), points: points.map((p) => [p[0], p[1], p[2] ?? 1]) };
+    const res = await this._op("addPrompt", [frame, objId, prompt]);
+    this._emit("prompt", { frame, obj: objId, ...prompt, area: res.area, mask: res.mask });
+    return res;
+  }
+
+  /**
+   * Propagates the prompts through the frames: "forward", "backward" or "both", over
+   * `range` [first, last] (inclusive; default all). `onFrame({frame, objects, done,
+   * total, ms, masks})` sees each frame as it is done. Resolves when done or cancelled
+   * to {frames, total, cancelled, ms, msPerFrame}.
+   */
+  async propagate(direction = "both", { range = null, onFrame = null } = {}) {
+    await this._ready();
+    this._frameListener = onFrame;
+    try {
+      return await this._call("propagate", [direction, { range, sendMasks: true }]);
+    } finally {
+      this._frameListener = null;
+    }
+  }
+
+  /** Stops a running propagation after its current frame. */
+  cancel() {
+    if (!this._worker) return Promise.resolve(null);
+    return this._call("cancel");
+  }
+
+  async getMask(frame, objId) {
+    return this._op("getMask", [frame, objId]);
+  }
+
+  /** Mask logits (Float32Array, row-major) of the last prompt on `frame` (SAM 2 only). */
+  async getLogits(frame, objId) {
+    return this._op("getLogits", [frame, objId]);
+  }
+
+  async objects() {
+    return this._op("objects");
+  }
+
+  async maskFrames(objId) {
+    return this._op("maskFrames", [objId]);
+  }
+
+  async reset(objId) {
+    await this._op("reset", [objId ?? null]);
+    this._emit("reset", { obj: objId ?? null });
+    return null;
+  }
+
+  /** Removes one object: its prompts, memory and masks. */
+  async removeObject(objId) {
+    if (!Number.isInteger(objId)) throw this._error("removeObject expects an object id");
+    return this.reset(objId);
+  }
+
+  /**
+   * Subscribes to "progress", "frame" or "notice"; `fn` gets the event's data. Returns
+   * a function that unsubscribes.
+   */
+  on(name, fn) {
+    const l = (ev) => fn(ev.detail);
+    this.addEventListener(name, l);
+    return () => this.removeEventListener(name, l);
+  }
+
+  /** Keep the logits of every propagated frame for getLogits (parity checks). */
+  async keepLogits(on = true) {
+    return this._op("keepLogits", [on]);
+  }
+
+  async architecture() {
+    return this._op("architecture");
+  }
+
+  /** The masks as a gzipped NIfTI (.nii.gz) Blob: the volume's geometry, value = object id. */
+  async exportNifti(objId) {
+    const b = await this._op("exportNifti", [objId ?? null]);
+    return new Blob([b], { type: "application/gzip" });
+  }
+
+  /** Every frame's mask as PNG (mask_00000.png, ...) in a zip Blob. */
+  async exportPngZip(objId) {
+    const b = await this._op("exportPngZip", [objId ?? null]);
+    return new Blob([b], { type: "application/zip" });
+  }
+
+  /** The mask of one frame as a PNG Blob (255 = object). */
+  async exportPng(frame, objId) {
+    const b = await this._op("exportPng", [frame, objId ?? null]);
+    return new Blob([b], { type: "image/png" });
+  }
+
+  /** Encoder / decoder time of the loaded model on this backend (ms, medians). */
+  async bench({ iters = 3 } = {}) {
+    return this._op("bench", [iters]);
+  }
+}
+
+export const medseg = new MedSeg();
+export default medseg;
+
+if (typeof window !== "undefined" && !window.medseg) window.medseg = medseg;

@@ -1,0 +1,162 @@
+// MedSeg service worker: offline app shell and cached model weights.
+//
+// - install: caches the app shell (index.html, web/*.js, web/*.css, web/ui/*.js, pkg/*.js,
+//   pkg/*.wasm); files that are not there yet (an unbuilt engine) are skipped.
+// - weights/: cache-first; a file is cached the first time the engine downloads it, so a
+//   reload is instant and works offline. When online, a cached file whose size on the
+//   server changed (a re-converted model) is dropped, so the next load fetches it anew.
+// - web/, pkg/: cache-first (served from the cache at once), refreshed in the background
+//   so the next load has the newest build.
+// - index.html (the navigation): network-first, the cached copy when offline.
+// Other requests (other paths, other origins, non-GET, Range) are left to the network.
+//
+// Registered by web/ui/offline.js with the page's folder as scope; outside `web/`, that
+// needs the server to send "Service-Worker-Allowed: /" with this file.
+
+const VERSION = 'v1';
+const SHELL_CACHE = `medseg-shell-${VERSION}`;
+const WEIGHTS_CACHE = `medseg-weights-${VERSION}`;
+const CURRENT = [SHELL_CACHE, WEIGHTS_CACHE];
+
+/** The app's root: the folder above web/. */
+const ROOT = new URL('../', self.location.href);
+
+const SHELL = [
+  'index.html',
+  'web/app.js',
+  'web/style.css',
+  'web/medseg.js',
+  'web/worker.js',
+  'web/ui/dom.js',
+  'web/ui/engine.js',
+  'web/ui/messages.js',
+  'web/ui/models.js',
+  'web/ui/offline.js',
+  'web/ui/overlay.js',
+  'web/ui/video-export.js',
+  'web/ui/viewer.js',
+  'pkg/medseg.js',
+  'pkg/medseg_bg.wasm',
+].map((p) => new URL(p, ROOT).href);
+
+const INDEX = new URL('index.html', ROOT).href;
+
+self.addEventListener('install', (event) => {
+  event.waitUntil(
+    (async () => {
+      const cache = await caches.open(SHELL_CACHE);
+      await Promise.all(
+        SHELL.map(async (url) => {
+          try {
+            const res = await fetch(url, { cache: 'no-store' });
+            if (res.ok) await cache.put(url, res);
+          } catch {
+            // Offline or not built yet: cached on first use instead.
+          }
+        }),
+      );
+      await self.skipWaiting();
+    })(),
+  );
+});
+
+self.addEventListener('activate', (event) => {
+  event.waitUntil(
+    (async () => {
+      for (const name of await caches.keys()) {
+        if (name.startsWith('medseg-') && !CURRENT.includes(name)) await caches.delete(name);
+      }
+      await self.clients.claim();
+    })(),
+  );
+});
+
+self.addEventListener('fetch', (event) => {
+  const req = event.request;
+  if (req.method !== 'GET' || req.headers.has('range')) return;
+  const url = new URL(req.url);
+  if (url.origin !== ROOT.origin || !url.pathname.startsWith(ROOT.pathname)) return;
+  const path = url.pathname.slice(ROOT.pathname.length);
+  if (req.mode === 'navigate' || path === '' || path === 'index.html') {
+    if (path === '' || path === 'index.html') event.respondWith(networkFirst(req));
+    return;
+  }
+  if (path.startsWith('weights/')) {
+    event.respondWith(weightsCacheFirst(event, req));
+  } else if (path.startsWith('web/') || path.startsWith('pkg/')) {
+    event.respondWith(shellCacheFirst(event, req));
+  }
+});
+
+/** Only complete, same-origin, successful answers are cached. */
+function cacheable(res) {
+  return res && res.status === 200 && res.type === 'basic';
+}
+
+async function networkFirst(req) {
+  const cache = await caches.open(SHELL_CACHE);
+  try {
+    const res = await fetch(req);
+    if (cacheable(res)) await cache.put(INDEX, res.clone());
+    return res;
+  } catch (err) {
+    const hit = await cache.match(INDEX);
+    if (hit) return hit;
+    throw err;
+  }
+}
+
+async function shellCacheFirst(event, req) {
+  const cache = await caches.open(SHELL_CACHE);
+  const key = stripSearch(req.url);
+  const hit = await cache.match(key);
+  const refresh = fetch(req, { cache: 'no-store' }).then(
+    async (res) => {
+      if (cacheable(res)) await cache.put(key, res.clone());
+      return res;
+    },
+    () => null,
+  );
+  if (hit) {
+    event.waitUntil(refresh);
+    return hit;
+  }
+  const res = await refresh;
+  return res || Response.error();
+}
+
+async function weightsCacheFirst(event, req) {
+  const cache = await caches.open(WEIGHTS_CACHE);
+  const key = stripSearch(req.url);
+  const hit = await cache.match(key);
+  if (hit) {
+    event.waitUntil(dropIfChanged(cache, key, hit));
+    return hit;
+  }
+  const res = await fetch(req);
+  if (cacheable(res)) {
+    // Cache a copy while the engine reads the other one.
+    event.waitUntil(cache.put(key, res.clone()).catch(() => {}));
+  }
+  return res;
+}
+
+/** Compares the cached size with the server's; a mismatch evicts the cached copy. */
+async function dropIfChanged(cache, key, hit) {
+  try {
+    const head = await fetch(key, { method: 'HEAD', cache: 'no-store' });
+    if (!head.ok) return;
+    const now = head.headers.get('content-length');
+    const was = hit.headers.get('content-length');
+    if (now && was && now !== was) await cache.delete(key);
+  } catch {
+    // Offline: keep the cached copy.
+  }
+}
+
+function stripSearch(href) {
+  const u = new URL(href);
+  u.search = '';
+  u.hash = '';
+  return u.href;
+}

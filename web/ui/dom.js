@@ -1,0 +1,81 @@
+// Small DOM and formatting helpers shared by the MedSeg page modules.
+
+/** document.getElementById that throws a clear error when the page and the script disagree. */
+export function $(id) {
+  const node = document.getElementById(id);
+  if (!node) throw new Error(`page element #${id} is missing (index.html and web/app.js disagree)`);
+  return node;
+}
+
+/**
+ * Creates an element: el('button', {class: 'x', 'aria-label': 'y', onclick: fn}, 'text', child).
+ * Never uses innerHTML, so file names and engine messages are shown as text.
+ */
+export function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs)) {
+    if (value === undefined || value === null || value === false) continue;
+    if (key.startsWith('on') && typeof value === 'function') {
+      node.addEventListener(key.slice(2), value);
+    } else if (key === 'class') {
+      node.className = value;
+    } else if (key in node && typeof value !== 'string') {
+      node[key] = value;
+    } else {
+      node.setAttribute(key, value === true ? '' : String(value));
+    }
+  }
+  for (const child of children.flat()) {
+    if (child === undefined || child === null || child === false) continue;
+    node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+  return node;
+}
+
+export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+export const clamp = (v, lo, hi) => Math.min(hi, Math.max(lo, v));
+
+/** Human-readable byte count. */
+export function fmtBytes(n) {
+  if (!Number.isFinite(n)) return '?';
+  if (n < 1024) return `${n} B`;
+  const units = ['KiB', 'MiB', 'GiB'];
+  let v = n;
+  let u = -1;
+  do {
+    v /= 1024;
+    u += 1;
+  } while (v >= 1024 && u < units.length - 1);
+  return `${v.toFixed(v < 10 ? 1 : 0)} ${units[u]}`;
+}
+
+/** The message of anything thrown (Error, string, engine object). */
+export function errorText(err) {
+  if (err === undefined || err === null) return 'unknown error';
+  if (typeof err === 'string') return err;
+  if (err instanceof Error || typeof err.message === 'string') {
+    return err.message || err.name || String(err);
+  }
+  try {
+    return JSON.stringify(err);
+  } catch {
+    return String(err);
+  }
+}
+
+/** A file's name without its (possibly double) extension: "ct.nii.gz" -> "ct". */
+export function baseName(name) {
+  const n = String(name || 'medseg').replace(/^.*[\\/]/, '');
+  return n.replace(/\.(nii\.gz|tar\.gz)$/i, '').replace(/\.[^.]+$/, '') || 'medseg';
+}
+
+/** Saves a Blob under a file name through a temporary object URL. */
+export function downloadBlob(blob, name) {
+  const url = URL.createObjectURL(blob);
+  const a = el('a', { href: url, download: name, class: 'visually-hidden' });
+  document.body.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 60_000);
+}

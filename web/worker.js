@@ -1,0 +1,324 @@
+// The MedSeg worker: owns the wasm Session (pkg/medseg.js, built by scripts/build-web.sh)
+// and runs one request at a time. The page (web/medseg.js) talks to it only by messages:
+//
+//   page → worker  {id, op, args: [...]}            one request; `cancel` jumps the queue
+//   worker → page  {id, ok: true, result}           its answer (buffers transferred)
+//                  {id, ok: false, error: {name, message}}
+//                  {event: "progress" | "frame" | "notice", ...}   unsolicited
+//
+// Frames and masks cross as transferable ArrayBuffers. Nothing here reaches the network
+// except fetches of same-origin URLs that the page names (the model).
+
+import init, { Session } from "../pkg/medseg.js";
+
+let session = null;
+let wasmReady = null;
+let cancelRequested = false;
+// Two locks. `queue` runs whole operations one after the other (a propagation holds it
+// from start to end). `wasmLock` guards each call into the session: an async session call
+// keeps its state borrowed until it resolves, so nothing else may enter meanwhile. Reads
+// (READS below) take only `wasmLock`, so masks and frames can be fetched between two
+// steps of a running propagation.
+let queue = Promise.resolve();
+let wasmLock = Promise.resolve();
+
+function locked(fn) {
+  const run = wasmLock.then(fn);
+  wasmLock = run.catch(() => {});
+  return run;
+}
+
+const READS = new Set(["info", "frameCount", "getFrame", "getMask", "getLogits", "objects", "maskFrames", "backend", "architecture", "exportNifti", "exportPng", "exportPngZip"]);
+
+const post = (msg, transfer = []) => self.postMessage(msg, transfer);
+const event = (name, data, transfer = []) => post({ event: name, ...data }, transfer);
+
+function fail(message) {
+  throw new Error(message);
+}
+
+function need() {
+  if (!session) fail("the session is not started: call init first");
+  return session;
+}
+
+// Lets queued messages (a cancel) in between two model steps.
+const yieldToEvents = () => new Promise((r) => setTimeout(r, 0));
+
+async function bytesOf(src, what, onProgress) {
+  if (src instanceof ArrayBuffer) return new Uint8Array(src);
+  if (ArrayBuffer.isView(src)) return new Uint8Array(src.buffer, src.byteOffset, src.byteLength);
+  if (src instanceof Blob) return new Uint8Array(await src.arrayBuffer());
+  if (typeof src === "string") {
+    const url = new URL(src, self.location.href);
+    if (url.origin !== self.location.origin) fail(`${what}: ${url.href} is not on this site; MedSeg loads nothing from other hosts`);
+    let res;
+    try {
+      res = await fetch(url);
+    } catch (e) {
+      fail(`${what}: could not fetch ${url.pathname} (${e.message})`);
+    }
+    if (!res.ok) fail(`${what}: ${url.pathname} answered ${res.status} ${res.statusText}`);
+    const total = Number(res.headers.get("Content-Length")) || 0;
+    if (!res.body || !total) return new Uint8Array(await res.arrayBuffer());
+    const out = new Uint8Array(total);
+    const reader = res.body.getReader();
+    let loaded = 0;
+    let last = 0;
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      if (loaded + value.length > out.length) fail(`${what}: ${url.pathname} is longer than its Content-Length`);
+      out.set(value, loaded);
+      loaded += value.length;
+      const now = performance.now();
+      if (onProgress && now - last > 100) {
+        last = now;
+        onProgress(loaded, total);
+      }
+    }
+    if (onProgress) onProgress(loaded, total);
+    return loaded === total ? out : out.subarray(0, loaded);
+  }
+  fail(`${what}: expected a URL, File, Blob or ArrayBuffer`);
+}
+
+function maskMessage(frame, obj) {
+  const data = session.get_mask(frame, obj);
+  if (!data) return null;
+  const info = session.info();
+  return { frame, obj, width: info.width, height: info.height, data };
+}
+
+const ops = {
+  async init({ backend = "auto" } = {}) {
+    wasmReady ??= init({ module_or_path: new URL("../pkg/medseg_bg.wasm", import.meta.url) });
+    await wasmReady;
+    let want = String(backend).toLowerCase();
+    let notice = null;
+    let adapterInfo = null;
+    if (want === "auto" || want === "webgpu") {
+      let adapter = null;
+      let why = "this browser has no WebGPU (navigator.gpu is missing)";
+      if (self.navigator.gpu) {
+        try {
+          adapter = await self.navigator.gpu.requestAdapter({ powerPreference: "high-performance" });
+          if (!adapter) why = "WebGPU found no adapter (GPU blocked or unsupported)";
+        } catch (e) {
+          why = `WebGPU adapter request failed: ${e.message}`;
+        }
+      }
+      if (adapter) {
+        const i = adapter.info || {};
+        adapterInfo = { vendor: i.vendor || "", architecture: i.architecture || "", description: i.description || "" };
+        want = "webgpu";
+      } else if (want === "webgpu") {
+        fail(`WebGPU was asked for but is not available: ${why}`);
+      } else {
+        want = "cpu";
+        notice = `${why}; running on the CPU, which is slower`;
+      }
+    }
+    if (session) {
+      session.free();
+      session = null;
+    }
+    session = await locked(() => Session.create(want));
+    notice = session.notice() || notice;
+    if (notice) event("notice", { message: notice });
+    return { backend: session.backend(), notice, adapter: adapterInfo };
+  },
+
+  async loadModel(src, { expect = "" } = {}) {
+    const s = need();
+    const t0 = performance.now();
+    const bytes = await bytesOf(src, "model", (loaded, total) =>
+      event("progress", { task: "model", stage: "download", loaded, total, fraction: total ? loaded / total : 0 }),
+    );
+    const t1 = performance.now();
+    const info = await locked(() =>
+      s.load_model(bytes, expect || undefined, (stage, fraction) => event("progress", { task: "model", stage, fraction })),
+    );
+    return { ...info, bytes: bytes.length, downloadMs: t1 - t0, loadMs: performance.now() - t1 };
+  },
+
+  async openVolume(src, name, { window = "" } = {}) {
+    const bytes = await bytesOf(src, name);
+    return need().open_volume(bytes, name, window || undefined);
+  },
+
+  async openImage(src, name) {
+    const bytes = await bytesOf(src, name);
+    return need().open_image(bytes, name);
+  },
+
+  beginClip(name) {
+    need().begin_clip(name);
+    return null;
+  },
+
+  pushFrame({ data, width, height, grey = false }) {
+    const bytes = new Uint8Array(data);
+    return grey ? need().push_frame_grey(bytes, width, height) : need().push_frame_rgba(bytes, width, height);
+  },
+
+  async pushFrameImage(src, name) {
+    const bytes = await bytesOf(src, name);
+    return need().push_frame_image(bytes, name);
+  },
+
+  keepLogits(on) {
+    need().keep_logits(!!on);
+    return null;
+  },
+
+  finishClip() {
+    return need().finish_clip();
+  },
+
+  setWindow(window) {
+    return need().set_window(String(window));
+  },
+
+  info() {
+    return session ? session.info() ?? null : null;
+  },
+
+  frameCount() {
+    return session ? session.frame_count() : 0;
+  },
+
+  getFrame(frame) {
+    const s = need();
+    const data = s.frame_rgba(frame);
+    const info = s.info();
+    return { result: { width: info.width, height: info.height, data }, transfer: [data.buffer] };
+  },
+
+  async addPrompt(frame, obj, { box = null, points = [] } = {}) {
+    const s = need();
+    const t0 = performance.now();
+    const res = await locked(() => s.add_prompt(frame, obj, new Float32Array(box || []), new Float32Array(points.flat())));
+    const mask = maskMessage(frame, obj);
+    return { result: { ...res, ms: performance.now() - t0, mask }, transfer: mask ? [mask.data.buffer] : [] };
+  },
+
+  async propagate(direction = "both", { range = null, sendMasks = true } = {}) {
+    const s = need();
+    cancelRequested = false;
+    const t0 = performance.now();
+    const [first, last] = range ? range : [undefined, undefined];
+    const { total } = await locked(() => s.start_propagation(String(direction), first, last));
+    let done = 0;
+    const perFrame = [];
+    for (;;) {
+      await yieldToEvents();
+      if (cancelRequested) {
+        s.cancel();
+        return { frames: done, total, cancelled: true, ms: performance.now() - t0, msPerFrame: median(perFrame) };
+      }
+      const ts = performance.now();
+      const step = await locked(() => s.step());
+      if (!step) break;
+      const ms = performance.now() - ts;
+      perFrame.push(ms);
+      done += 1;
+      const masks = sendMasks ? step.objects.map((obj) => maskMessage(step.frame, obj)).filter(Boolean) : [];
+      event(
+        "frame",
+        { frame: step.frame, objects: step.objects, done, total, ms, masks },
+        masks.map((m) => m.data.buffer),
+      );
+    }
+    return { frames: done, total, cancelled: false, ms: performance.now() - t0, msPerFrame: median(perFrame) };
+  },
+
+  getMask(frame, obj) {
+    need();
+    const m = maskMessage(frame, obj);
+    return { result: m && { width: m.width, height: m.height, data: m.data }, transfer: m ? [m.data.buffer] : [] };
+  },
+
+  getLogits(frame, obj) {
+    const l = need().get_logits(frame, obj);
+    return { result: l ?? null, transfer: l ? [l.buffer] : [] };
+  },
+
+  objects() {
+    return session ? Array.from(session.objects()) : [];
+  },
+
+  maskFrames(obj) {
+    return Array.from(need().mask_frames(obj));
+  },
+
+  reset(obj) {
+    need().reset(obj ?? undefined);
+    return null;
+  },
+
+  exportNifti(obj) {
+    const b = need().export_nifti(obj ?? undefined);
+    return { result: b, transfer: [b.buffer] };
+  },
+
+  exportPngZip(obj) {
+    const b = need().export_png_zip(obj ?? undefined);
+    return { result: b, transfer: [b.buffer] };
+  },
+
+  exportPng(frame, obj) {
+    const b = need().export_png(frame, obj ?? undefined);
+    return { result: b, transfer: [b.buffer] };
+  },
+
+  backend() {
+    return session ? session.backend() : null;
+  },
+
+  architecture() {
+    return session ? session.architecture() ?? null : null;
+  },
+
+  async bench(iters = 3) {
+    const s = need();
+    return locked(() => s.bench(iters));
+  },
+};
+
+function median(v) {
+  if (!v.length) return null;
+  const s = [...v].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)];
+}
+
+async function handle({ id, op, args = [] }) {
+  try {
+    const fn = ops[op];
+    if (!fn) fail(`unknown operation ${op}`);
+    let out = await fn(...args);
+    let transfer = [];
+    if (out && typeof out === "object" && "result" in out && "transfer" in out) {
+      transfer = out.transfer;
+      out = out.result;
+    }
+    post({ id, ok: true, result: out }, transfer);
+  } catch (e) {
+    const message = e instanceof Error ? e.message : String(e);
+    post({ id, ok: false, error: { name: (e && e.name) || "Error", message } });
+  }
+}
+
+self.onmessage = (ev) => {
+  const msg = ev.data;
+  if (msg && msg.op === "cancel") {
+    cancelRequested = true;
+    post({ id: msg.id, ok: true, result: null });
+    return;
+  }
+  if (msg && READS.has(msg.op)) {
+    locked(() => handle(msg));
+    return;
+  }
+  queue = queue.then(() => handle(msg));
+};
