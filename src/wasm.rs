@@ -20,6 +20,11 @@
 //! - Volume masks are `height × width` per slice, row `j`, column `i`, the NIfTI voxel
 //!   grid; exported with the volume's own NIfTI geometry.
 
+// Async calls keep the state borrowed across their awaits on purpose: every other entry
+// takes it with `try_borrow(_mut)` and fails with a "busy" error instead of a panic, and
+// the worker never overlaps calls (web/worker.js).
+#![allow(clippy::await_holding_refcell_ref)]
+
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::rc::Rc;
@@ -375,7 +380,7 @@ fn check_box(b: &[f32]) -> Result<Option<[f32; 4]>, JsValue> {
 
 /// Points as a flat `[x, y, label, ...]` list, label 1 = foreground, 0 = background.
 fn parse_points(p: &[f32]) -> Result<Vec<([f32; 2], PointLabel)>, JsValue> {
-    if p.len() % 3 != 0 {
+    if !p.len().is_multiple_of(3) {
         return Err(err(
             "points are [x, y, label] triples (label 1 = object, 0 = background)",
         ));
