@@ -2,9 +2,11 @@
 //! SAM 2 (`sam2==1.1.0` on torch, fixtures of the scaled-down model) and
 //! LiteMedSAM (the CVPR24 inference recipe on the CT lesion cases).
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
+mod common;
+
+use common::{lite_cases, read_npz_u8};
 use medseg::preprocess::*;
 use medseg::weights::{HostTensor, TensorStore, safetensors_io};
 
@@ -164,81 +166,7 @@ fn hiera_pos_embed_background_matches_torch_bicubic() {
 
 // ---------------------------------------------------------------- LiteMedSAM
 
-struct LiteCase {
-    name: String,
-    key_slice: usize,
-    box_xyxy: [f32; 4],
-    box256: [f32; 4],
-}
-
-fn lite_cases() -> Vec<LiteCase> {
-    let path = shared().join("fixtures/lite-medsam/ct-lesion.json");
-    let text = std::fs::read_to_string(&path).unwrap();
-    let json: serde_json::Value = serde_json::from_str(&text).unwrap();
-    let floats4 = |v: &serde_json::Value| -> [f32; 4] {
-        let list: Vec<f32> = v
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|x| x.as_f64().unwrap() as f32)
-            .collect();
-        list.try_into().unwrap()
-    };
-    json["cases"]
-        .as_object()
-        .unwrap()
-        .iter()
-        .map(|(name, case)| LiteCase {
-            name: name.clone(),
-            key_slice: case["key_slice"].as_u64().unwrap() as usize,
-            box_xyxy: floats4(&case["box_xyxy"]),
-            box256: floats4(&case["box256"]),
-        })
-        .collect()
-}
-
-/// One `uint8` array of a `.npz` (a zip of `.npy` files): shape and data.
-fn read_npz_u8(path: &Path, array: &str) -> (Vec<usize>, Vec<u8>) {
-    let file =
-        std::fs::File::open(path).unwrap_or_else(|e| panic!("opening {}: {e}", path.display()));
-    let mut zip = zip::ZipArchive::new(file).unwrap();
-    let mut entry = zip.by_name(&format!("{array}.npy")).unwrap();
-    let mut bytes = Vec::new();
-    entry.read_to_end(&mut bytes).unwrap();
-    assert_eq!(&bytes[..6], b"\x93NUMPY", "not an .npy file");
-    let (header_len, header_start) = match bytes[6] {
-        1 => (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10),
-        _ => (
-            u32::from_le_bytes(bytes[8..12].try_into().unwrap()) as usize,
-            12,
-        ),
-    };
-    let header = std::str::from_utf8(&bytes[header_start..header_start + header_len]).unwrap();
-    assert!(
-        header.contains("'descr': '|u1'"),
-        "expected uint8: {header}"
-    );
-    assert!(
-        header.contains("'fortran_order': False"),
-        "expected C order: {header}"
-    );
-    let shape_text = header
-        .split("'shape': (")
-        .nth(1)
-        .unwrap()
-        .split(')')
-        .next()
-        .unwrap();
-    let shape: Vec<usize> = shape_text
-        .split(',')
-        .filter_map(|s| s.trim().parse().ok())
-        .collect();
-    let data = bytes[header_start + header_len..].to_vec();
-    assert_eq!(data.len(), shape.iter().product::<usize>());
-    (shape, data)
-}
-
-fn key_slice(case: &LiteCase) -> (Vec<u8>, usize, usize) {
+fn key_slice(case: &common::LiteCase) -> (Vec<u8>, usize, usize) {
     let path = shared().join(format!("data/ct-lesion/{}.npz", case.name));
     let (shape, imgs) = read_npz_u8(&path, "imgs");
     let (h, w) = (shape[1], shape[2]);

@@ -131,48 +131,14 @@ pub fn lite_medsam_checkpoint() -> PathBuf {
     p
 }
 
-/// One `uint8` array of a `.npz` (a zip of `.npy` files): shape and data.
+/// One `uint8` array of a `.npz`, through the crate's own npz reader:
+/// shape `[depth, height, width]` and data.
 pub fn read_npz_u8(path: &std::path::Path, array: &str) -> (Vec<usize>, Vec<u8>) {
-    use std::io::Read;
-    let file =
-        std::fs::File::open(path).unwrap_or_else(|e| panic!("opening {}: {e}", path.display()));
-    let mut zip = zip::ZipArchive::new(file).unwrap();
-    let mut entry = zip
-        .by_name(&format!("{array}.npy"))
-        .unwrap_or_else(|e| panic!("{}: no `{array}.npy`: {e}", path.display()));
-    let mut bytes = Vec::new();
-    entry.read_to_end(&mut bytes).unwrap();
-    assert_eq!(&bytes[..6], b"\x93NUMPY", "not an .npy file");
-    let (header_len, header_start) = match bytes[6] {
-        1 => (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10),
-        _ => (
-            u32::from_le_bytes(bytes[8..12].try_into().unwrap()) as usize,
-            12,
-        ),
-    };
-    let header = std::str::from_utf8(&bytes[header_start..header_start + header_len]).unwrap();
-    assert!(
-        header.contains("'descr': '|u1'"),
-        "expected uint8: {header}"
-    );
-    assert!(
-        header.contains("'fortran_order': False"),
-        "expected C order: {header}"
-    );
-    let shape_text = header
-        .split("'shape': (")
-        .nth(1)
-        .unwrap()
-        .split(')')
-        .next()
-        .unwrap();
-    let shape: Vec<usize> = shape_text
-        .split(',')
-        .filter_map(|s| s.trim().parse().ok())
-        .collect();
-    let data = bytes[header_start + header_len..].to_vec();
-    assert_eq!(data.len(), shape.iter().product::<usize>());
-    (shape, data)
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+    let v = medseg::io::volume::Volume::from_npz_bytes(&bytes, &[array])
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let [nx, ny, nz] = v.dims;
+    (vec![nz, ny, nx], v.data.iter().map(|&x| x as u8).collect())
 }
 
 /// One CT case of `../shared/fixtures/lite-medsam/ct-lesion.json`.
