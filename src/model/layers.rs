@@ -46,16 +46,21 @@ impl Linear {
     /// burn's `linear` keeps them as a batch when the row count is a multiple
     /// of 32 or when folding makes the output less square, and the per-batch
     /// GEMMs (repacking the weight each time) measured 3–7 % slower on the CPU.
+    /// Natively on the CPU the product is
+    /// [`crate::model::cpu_kernels::linear`].
     pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
         let bias = self.bias.as_ref().map(|b| b.val());
-        if D <= 2 {
-            return linear(x, self.weight.val(), bias);
-        }
         let mut dims = x.dims();
         let d_in = dims[D - 1];
         let rows = dims[..D - 1].iter().product();
         dims[D - 1] = self.weight.dims()[1];
-        linear(x.reshape([rows, d_in]), self.weight.val(), bias).reshape(dims)
+        let x = x.reshape([rows, d_in]);
+        #[cfg(not(target_arch = "wasm32"))]
+        if crate::model::cpu_kernels::on_host(&x) {
+            let y = crate::model::cpu_kernels::linear(x, &self.weight.val(), bias);
+            return y.reshape(dims);
+        }
+        linear(x, self.weight.val(), bias).reshape(dims)
     }
 }
 
