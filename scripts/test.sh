@@ -5,10 +5,11 @@
 #
 # Phases: setup (scripts/setup.sh: Rust target, weights), lint (bash -n, shellcheck when
 # present), build (tests and the dev medseg binary), weights (convert the default model
-# with that binary), test (cargo test --all-targets --no-fail-fast), wasm (the browser
-# library: cargo build --lib --target wasm32-unknown-unknown). The headless-Chromium tests
-# of the browser app run separately with scripts/test-browser.sh (not yet part of this
-# command: they are still being stabilised).
+# with that binary), test (cargo test --all-targets --no-fail-fast), web (the browser
+# app's engine as shipped: scripts/build-web.sh, the release wasm into pkg/), browser (the
+# headless-Chromium end-to-end tests, scripts/test-browser.sh, against that pkg/ and the
+# dev medseg binary as the server). A cold release wasm build takes ~17 min on 2 cores;
+# later runs reuse CARGO_TARGET_DIR.
 #
 # Dev profile on purpose: Cargo.toml builds the dependencies at opt-level 3 there, so the
 # tests run fast without a release build. CARGO_TARGET_DIR (default
@@ -66,20 +67,27 @@ run_tests() {
   cargo test --all-targets --no-fail-fast "$@"
 }
 
-build_wasm() {
-  cargo build --lib --target wasm32-unknown-unknown
+run_browser_tests() {
+  MEDSEG_SKIP_WEB_BUILD=1 MEDSEG_BIN="$CARGO_TARGET_DIR/debug/medseg" scripts/test-browser.sh
 }
 
 echo "== medseg tests: CARGO_TARGET_DIR=$CARGO_TARGET_DIR, $(rustc --version 2>/dev/null)"
 run_phase setup scripts/setup.sh
 run_phase lint lint_scripts
+built=0
 if run_phase build build_all; then
+  built=1
   run_phase weights convert_weights
   run_phase test run_tests "$@"
 else
   skipped+=(weights test)
 fi
-run_phase wasm build_wasm
+# The browser tests need the web build, the medseg binary (their server) and the weights.
+if run_phase web scripts/build-web.sh && [ "$built" = 1 ] && [ -s weights/lite_medsam.safetensors ]; then
+  run_phase browser run_browser_tests
+else
+  skipped+=(browser)
+fi
 
 total=$(($(date +%s) - T0))
 if [ ${#failed[@]} -eq 0 ]; then
