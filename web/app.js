@@ -1,13 +1,14 @@
 // MedSeg page: wires the controls to the engine's public JS API (web/medseg.js).
 //
-// Everything the page does to images, masks and models goes through the documented API
-// functions (see web/ui/engine.js); the page only keeps what it shows: the objects, their
-// colours and prompt history (for undo), caches of frames and mask overlays, and the UI.
+// Everything the page does to images, masks and models goes through the public API
+// (web/medseg.js, the same `window.medseg` other pages and scripts use); the page only
+// keeps what it shows: the objects, their colours and prompt history (for undo), caches
+// of frames and mask overlays, and the UI.
 import { $, el, clamp, fmtBytes, errorText, baseName, downloadBlob } from './ui/dom.js';
 import { Messages } from './ui/messages.js';
 import { Viewer } from './ui/viewer.js';
 import { colorFor, maskToOverlay, frameToCanvas } from './ui/overlay.js';
-import { loadEngine, CORE_FUNCTIONS } from './ui/engine.js';
+import { medseg } from './medseg.js';
 import { KNOWN_MODELS, DEFAULT_MODEL_URL, cachedWeights, weightsStatus, fileLabel } from './ui/models.js';
 import { registerServiceWorker } from './ui/offline.js';
 import { canRecordVideo, recordOverlayVideo } from './ui/video-export.js';
@@ -337,10 +338,6 @@ function setFrame(f) {
 // Controls' enabled state
 // ---------------------------------------------------------------------------------------
 
-function has(name) {
-  return !!state.api?.has(name);
-}
-
 function updateControls() {
   const api = state.api;
   // For tests and other pages driving this one: what the page is doing now.
@@ -352,8 +349,8 @@ function updateControls() {
   const multi = !!doc && doc.frameCount > 1;
   const prompted = state.objects.some((o) => o.inEngine);
 
-  ui.modelSelect.disabled = !ready || !idle || !has('loadModel');
-  ui.openFile.disabled = !ready || !idle || !has('openFile');
+  ui.modelSelect.disabled = !ready || !idle;
+  ui.openFile.disabled = !ready || !idle;
   viewer.setEnabled(promptOk);
   for (const b of ui.tools) {
     b.disabled = !ready;
@@ -362,21 +359,21 @@ function updateControls() {
   const sel = selectedObject();
   ui.undo.disabled = !promptOk || !sel || sel.history.length === 0;
   ui.addObject.disabled = !ready || !doc;
-  ui.clearAll.disabled = !ready || !doc || !idle || !has('reset') || state.objects.length === 0;
+  ui.clearAll.disabled = !ready || !doc || !idle || state.objects.length === 0;
 
   for (const b of [ui.prevFrame, ui.nextFrame, ui.frameSlider, ui.frameNumber]) b.disabled = !multi;
   ui.prevFrame.disabled ||= state.frame <= 0;
   ui.nextFrame.disabled ||= !doc || state.frame >= doc.frameCount - 1;
 
-  const propOk = ready && multi && !!state.model && idle && prompted && has('propagate');
+  const propOk = ready && multi && !!state.model && idle && prompted;
   for (const b of [ui.propForward, ui.propBackward, ui.propBoth]) b.disabled = !propOk;
   ui.rangeFrom.disabled = !multi || state.busy === 'propagate';
   ui.rangeTo.disabled = !multi || state.busy === 'propagate';
   ui.cancel.disabled = !(state.busy === 'propagate' || state.busy === 'video');
 
   const exportOk = ready && !!doc && idle && prompted;
-  ui.exportNifti.disabled = !exportOk || doc.kind !== 'volume' || !has('exportNifti');
-  ui.exportPng.disabled = !exportOk || doc.kind === 'volume' || !has('exportPngZip');
+  ui.exportNifti.disabled = !exportOk || doc.kind !== 'volume';
+  ui.exportPng.disabled = !exportOk || doc.kind === 'volume';
   ui.exportVideo.disabled = !exportOk || doc.kind !== 'video' || !canRecordVideo();
   ui.exportNifti.hidden = !!doc && doc.kind !== 'volume';
   ui.exportPng.hidden = !!doc && doc.kind === 'volume';
@@ -384,7 +381,7 @@ function updateControls() {
   ui.videoFps.parentElement.hidden = ui.exportVideo.hidden;
 
   ui.windowRow.hidden = !doc || doc.kind !== 'volume';
-  ui.windowSelect.disabled = !idle || !has('setWindow');
+  ui.windowSelect.disabled = !idle;
   updateHint();
 }
 
@@ -424,14 +421,6 @@ function onEngineProgress(ev) {
   else if (known) amount = ` ${loaded} / ${total}`;
   else if (Number.isFinite(loaded) && loaded > 100_000) amount = ` ${fmtBytes(loaded)}`;
   setTask(`${taskTitle || 'Working'}${stage ? ` · ${stage}` : ''}${amount}`, frac);
-}
-
-/**
- * Without on('progress'), engines that take an {onProgress} option on loadModel/openFile
- * still report progress through it; an engine that takes no options ignores it.
- */
-function progressOption() {
-  return has('on') ? [] : [{ onProgress: onEngineProgress }];
 }
 
 // ---------------------------------------------------------------------------------------
@@ -486,53 +475,16 @@ function queuePrompt(what, fn) {
 // ---------------------------------------------------------------------------------------
 
 async function startEngine() {
-  setTask('Loading the engine…', null);
-  const { api, error } = await loadEngine();
-  if (!api) {
-    clearTask();
-    ui.backendBadge.textContent = 'engine missing';
-    ui.backendBadge.className = 'badge error';
-    messages.notice(
-      'engine',
-      'error',
-      'Engine not built yet — run scripts/serve.sh (it builds the wasm engine into pkg/ and web/medseg.js, then serves this page).',
-    );
-    messages.error('Loading the engine (web/medseg.js)', error, { banner: false });
-    updateControls();
-    return false;
-  }
-  state.api = api;
-  const missingCore = CORE_FUNCTIONS.filter((f) => !api.has(f));
-  if (api.missing.length) {
-    messages.notice(
-      'api',
-      missingCore.length ? 'error' : 'warn',
-      `The engine API lacks ${api.missing.join(', ')}: the controls that need ${api.missing.length === 1 ? 'it' : 'them'} are disabled.`,
-    );
-  }
-  if (!api.has('init')) {
-    clearTask();
-    ui.backendBadge.textContent = 'engine incomplete';
-    ui.backendBadge.className = 'badge error';
-    updateControls();
-    return false;
-  }
-  if (api.has('on')) {
-    try {
-      api.on('progress', onEngineProgress);
-    } catch (err) {
-      messages.warn(`Progress reports unavailable: ${errorText(err)}`);
-    }
-  }
+  state.api = medseg;
+  medseg.on('progress', onEngineProgress);
+  watchExternalCalls(medseg);
   state.busy = 'engine';
   taskTitle = 'Starting the engine';
   setTask('Starting the engine…', null);
   try {
-    const res = await api.init({ preferWebGpu: true });
-    let backend = res?.backend;
-    if (!backend && api.has('backend')) backend = await api.backend();
-    state.backend = backend ?? 'unknown';
-    state.backendNotice = typeof res?.notice === 'string' ? res.notice : '';
+    const res = await medseg.init();
+    state.backend = res.backend;
+    state.backendNotice = typeof res.notice === 'string' ? res.notice : '';
     state.inited = true;
   } catch (err) {
     ui.backendBadge.textContent = 'engine failed';
@@ -634,6 +586,21 @@ async function loadModelUrl(url, { auto = false } = {}) {
   await loadModelFrom(url, { key: url, label });
 }
 
+/** Shows `info` (loadModel's answer) as the loaded model; returns its description. */
+function showModel(info, { key, label }) {
+  state.model = { ...info, label };
+  state.modelKey = key;
+  const arch = info.architecture === 'sam2' ? 'MedSAM2 (SAM 2.1)' : info.architecture === 'lite-medsam' ? 'LiteMedSAM' : String(info.architecture ?? '?');
+  const name = info.name || label;
+  const shown = `${name}${name === arch ? '' : ` · ${arch}`}${info.imageSize ? ` · ${info.imageSize} px` : ''}`;
+  state.modelShown = shown;
+  ui.modelState.textContent = shown;
+  ui.modelState.title = shown;
+  ui.modelState.className = 'model-state ready';
+  messages.notice('model', null, null);
+  return shown;
+}
+
 async function loadModelFrom(source, { key, label }) {
   await withBusy('model', `load ${label}`, async () => {
     taskTitle = `Loading ${label}`;
@@ -642,18 +609,9 @@ async function loadModelFrom(source, { key, label }) {
     ui.modelState.className = 'model-state';
     const t0 = performance.now();
     try {
-      const info = await state.api.loadModel(source, ...progressOption());
+      const info = await state.api.loadModel(source);
       if (!info || typeof info !== 'object') throw new Error('loadModel returned no model description');
-      state.model = { ...info, label };
-      state.modelKey = key;
-      const arch = info.architecture === 'sam2' ? 'MedSAM2 (SAM 2.1)' : info.architecture === 'lite-medsam' ? 'LiteMedSAM' : String(info.architecture ?? '?');
-      const name = info.name || label;
-      const shown = `${name}${name === arch ? '' : ` · ${arch}`}${info.imageSize ? ` · ${info.imageSize} px` : ''}`;
-      state.modelShown = shown;
-      ui.modelState.textContent = shown;
-      ui.modelState.title = shown;
-      ui.modelState.className = 'model-state ready';
-      messages.notice('model', null, null);
+      const shown = showModel(info, { key, label });
       messages.ok(`Model ready: ${shown} (${((performance.now() - t0) / 1000).toFixed(1)} s).`);
       if (state.doc && state.objects.some((o) => o.prompts.size)) {
         setTask('Re-applying prompts with the new model…', null);
@@ -763,39 +721,13 @@ async function openDocument(file) {
     setTask(`${taskTitle}…`, null);
     const t0 = performance.now();
     try {
-      const info = await state.api.openFile(file, ...progressOption());
-      if (!info || typeof info !== 'object') throw new Error('openFile returned no description of the file');
-      // Contract: frameCount; an engine may also say `frames`.
-      let n = Number(info.frameCount ?? info.frames);
-      if (!(n >= 1) && has('frameCount')) n = Number(await state.api.frameCount());
+      const info = await state.api.openFile(file);
+      const n = Number(info.frames);
       if (!(n >= 1)) throw new Error(`the file has no ${kind === 'volume' ? 'slices' : 'frames'}`);
-      state.docGen += 1;
-      frameCache.clear();
-      maskCache.clear();
-      state.doc = {
-        kind: info.kind ?? kind,
-        frameCount: n,
-        width: info.width,
-        height: info.height,
-        spacing: info.spacing,
-        notice: noticeText(info),
-        name: file.name,
-        size: file.size,
-      };
-      state.objects = [];
-      state.nextId = 1;
-      state.selectedId = null;
-      addObject();
-      state.windowPreset = '';
-      ui.windowSelect.value = '';
-      setupScrubber();
-      state.frame = -1;
-      setFrame(state.doc.kind === 'volume' ? Math.floor((n - 1) / 2) : 0);
-      showFileInfo();
+      showDocument(info, { kind, frameCount: n, name: file.name, size: file.size });
       const secs = ((performance.now() - t0) / 1000).toFixed(1);
       messages.ok(`Opened ${file.name}: ${describeDoc(state.doc)} (${secs} s).`);
       if (state.doc.notice) messages.warn(state.doc.notice);
-      setToolHint(state.tool === 'box' ? 'Drag a box around the structure.' : 'Click on the structure.');
     } catch (err) {
       messages.error(`Could not open ${file.name}`, err);
       if (state.doc) messages.info(`Still showing ${state.doc.name}; its masks are kept.`);
@@ -807,17 +739,41 @@ async function openDocument(file) {
   scheduleRender();
 }
 
+/**
+ * Makes the document the engine has just opened (described by `info`) the one shown: its
+ * frames, no objects but a first empty one, the scrubber, the middle slice of a volume.
+ */
+function showDocument(info, { kind, frameCount, name, size }) {
+  state.docGen += 1;
+  frameCache.clear();
+  maskCache.clear();
+  state.doc = {
+    kind: info.kind ?? kind,
+    frameCount,
+    width: info.width,
+    height: info.height,
+    spacing: info.spacing,
+    notice: noticeText(info),
+    name,
+    size,
+  };
+  state.objects = [];
+  state.nextId = 1;
+  state.selectedId = null;
+  addObject();
+  state.windowPreset = '';
+  ui.windowSelect.value = '';
+  setupScrubber();
+  state.frame = -1;
+  setFrame(state.doc.kind === 'volume' ? Math.floor((frameCount - 1) / 2) : 0);
+  showFileInfo();
+  setToolHint(state.tool === 'box' ? 'Drag a box around the structure.' : 'Click on the structure.');
+}
+
 /** The file's notice(s) as one text ('' if none). */
 function noticeText(info) {
   const list = [info.notice, ...(Array.isArray(info.notices) ? info.notices : [])].filter(Boolean).map(String);
   return [...new Set(list)].join(' · ');
-}
-
-/** The mask in a prompt's answer: the answer itself ({width, height, data}) or its `mask`. */
-function maskOf(res) {
-  if (res && res.data && res.width > 0) return res;
-  if (res && res.mask && res.mask.data) return res.mask;
-  return null;
 }
 
 function describeDoc(doc) {
@@ -853,7 +809,7 @@ function showFileInfo() {
   if (Array.isArray(d.spacing) && d.spacing.length) {
     rows.push(['spacing', `${d.spacing.map((v) => Number(v).toFixed(2)).join(' × ')} mm`]);
   }
-  rows.push(['file', fmtBytes(d.size)]);
+  if (Number.isFinite(d.size)) rows.push(['file', fmtBytes(d.size)]);
   if (d.notice) rows.push(['note', String(d.notice)]);
   ui.fileInfo.replaceChildren(...rows.flatMap(([k, v]) => [el('dt', {}, k), el('dd', {}, v)]));
   ui.fileInfo.hidden = false;
@@ -902,7 +858,7 @@ window.addEventListener('drop', (e) => {
 const WINDOWS = ['soft', 'lung', 'bone', 'brain', 'mr', 'none'];
 
 async function applyWindow(preset) {
-  if (!state.doc || state.doc.kind !== 'volume' || !has('setWindow')) return;
+  if (!state.doc || state.doc.kind !== 'volume') return;
   await withBusy('window', 'change the window', async () => {
     try {
       await state.api.setWindow(preset);
@@ -932,9 +888,9 @@ function clonePrompts(map) {
   );
 }
 
-function addObject() {
-  const id = state.nextId++;
-  const obj = {
+/** A new object's record: no prompts yet, the palette colour of its id. */
+function objectRecord(id) {
+  return {
     id,
     name: `Object ${id}`,
     color: colorFor(id - 1),
@@ -943,6 +899,11 @@ function addObject() {
     history: [],
     inEngine: false,
   };
+}
+
+function addObject() {
+  const id = state.nextId++;
+  const obj = objectRecord(id);
   state.objects.push(obj);
   state.selectedId = id;
   renderObjectList();
@@ -1039,10 +1000,6 @@ function refreshAreas() {
 function removeObjectUi(id) {
   const obj = state.objects.find((o) => o.id === id);
   if (!obj) return;
-  if (obj.inEngine && !has('removeObject')) {
-    messages.error(`Removing ${obj.name}`, 'the engine has no removeObject()');
-    return;
-  }
   queuePrompt(`Removing ${obj.name}`, async () => {
     if (obj.inEngine) await state.api.removeObject(id);
     state.objects = state.objects.filter((o) => o !== obj);
@@ -1130,7 +1087,7 @@ function promptBox(box) {
       const res = await state.api.addBox(f, obj.id, box);
       obj.inEngine = true;
       obj.history.push(before);
-      afterPrompt(obj, f, maskOf(res), performance.now() - t0);
+      afterPrompt(obj, f, res.mask, performance.now() - t0);
     } catch (err) {
       obj.prompts = before;
       redrawPrompts();
@@ -1141,10 +1098,6 @@ function promptBox(box) {
 
 function promptPoint(x, y, label) {
   if (!canPrompt('add a point')) return;
-  if (!has('addPoints')) {
-    messages.error('Adding a point', 'the engine has no addPoints()');
-    return;
-  }
   const obj = selectedObject() ?? addObject();
   const f = state.frame;
   const before = clonePrompts(obj.prompts);
@@ -1157,7 +1110,7 @@ function promptPoint(x, y, label) {
       const res = await state.api.addPoints(f, obj.id, [[x, y, label]]);
       obj.inEngine = true;
       obj.history.push(before);
-      afterPrompt(obj, f, maskOf(res), performance.now() - t0);
+      afterPrompt(obj, f, res.mask, performance.now() - t0);
     } catch (err) {
       obj.prompts = before;
       redrawPrompts();
@@ -1195,7 +1148,6 @@ async function applyPrompts(obj, prompts) {
 /** Re-creates every object's prompts in the engine (after a model change). */
 async function reapplyAll() {
   for (const obj of state.objects) {
-    obj.inEngine = obj.inEngine && has('removeObject');
     if (obj.prompts.size) await applyPrompts(obj, obj.prompts);
   }
   maskCache.clear();
@@ -1208,10 +1160,6 @@ function undo() {
     return;
   }
   if (!canPrompt('undo')) return;
-  if (obj.inEngine && !has('removeObject')) {
-    messages.error('Undo', 'the engine has no removeObject()');
-    return;
-  }
   const prev = obj.history[obj.history.length - 1];
   queuePrompt(`Undo on ${obj.name}`, async () => {
     const current = clonePrompts(obj.prompts);
@@ -1281,7 +1229,7 @@ const DIRECTION_TEXT = { forward: 'forward', backward: 'backward', both: 'both w
 async function propagate(direction) {
   const doc = state.doc;
   if (!doc || doc.frameCount < 2) return;
-  if (!state.model || !has('propagate')) return;
+  if (!state.model) return;
   if (!state.objects.some((o) => o.inEngine)) {
     messages.warn('Prompt an object first (draw a box), then propagate.');
     return;
@@ -1319,7 +1267,7 @@ async function propagate(direction) {
           ui.propMs.textContent = Number.isFinite(ms) ? `${ms.toFixed(0)} ms/${frameWord()}` : '';
           if (Number.isInteger(frame)) {
             forgetMasksOfFrame(frame);
-            // An engine may hand the frame's masks along ({obj, width, height, data}).
+            // The frame event carries the frame's masks ({obj, width, height, data}).
             for (const m of Array.isArray(ev.masks) ? ev.masks : []) {
               if (m?.data && m.width > 0 && Number.isInteger(m.obj)) {
                 maskCache.set(maskKey(frame, m.obj), { mask: m, overlay: null, edge: 0, color: '' });
@@ -1390,10 +1338,6 @@ async function cancelWork() {
   if (state.busy === 'propagate') {
     if (state.prefetching) {
       state.cancelRequested = true;
-      return true;
-    }
-    if (!has('cancel')) {
-      messages.error('Cancel', 'the engine has no cancel()');
       return true;
     }
     state.cancelRequested = true;
@@ -1589,6 +1533,132 @@ window.addEventListener('keydown', (e) => {
 });
 
 // ---------------------------------------------------------------------------------------
+// Calls made through window.medseg by scripts or an embedding page
+// ---------------------------------------------------------------------------------------
+//
+// The API reports each successful call as an event ("model", "open", "prompt", "frame",
+// "reset"), whoever made it. The page's own calls run while `state.busy` is set and update
+// the view themselves; an event that arrives while the page is idle came from elsewhere,
+// and the page mirrors it so that what it shows is what the engine holds.
+
+const MIRRORED_EVENTS = {
+  model: mirrorModel,
+  open: mirrorOpen,
+  prompt: mirrorPrompt,
+  frame: mirrorFrame,
+  reset: mirrorReset,
+};
+
+function watchExternalCalls(api) {
+  for (const [name, handler] of Object.entries(MIRRORED_EVENTS)) {
+    api.on(name, (detail) => {
+      if (state.busy || !detail) return;
+      try {
+        handler(detail);
+      } catch (err) {
+        messages.error(`Showing a "${name}" call made by a script`, err);
+      }
+    });
+  }
+}
+
+function mirrorModel({ info, source }) {
+  if (!info) return;
+  const known = KNOWN_MODELS.find((m) => typeof source === 'string' && new URL(m.url, location.href).href === source);
+  const label = known?.label ?? (source ? fileLabel(String(source)) : 'model');
+  const shown = showModel(info, { key: known?.url ?? '', label });
+  // The engine drops prompts (not masks) with a model change.
+  for (const obj of state.objects) obj.prompts = new Map();
+  messages.ok(`Model ready: ${shown} (loaded by a script).`);
+  populateModels();
+  maskCache.clear();
+  updateControls();
+  scheduleRender();
+}
+
+function mirrorOpen({ info }) {
+  const n = Number(info?.frames ?? info?.frameCount);
+  if (!(n >= 1)) return;
+  showDocument(info, { kind: info.kind, frameCount: n, name: info.name || 'file', size: undefined });
+  messages.ok(`Opened ${state.doc.name}: ${describeDoc(state.doc)} (by a script).`);
+  if (state.doc.notice) messages.warn(state.doc.notice);
+  updateControls();
+  scheduleRender();
+}
+
+/** The page's object with engine id `id`, made (with its own colour) when new. */
+function objectWithId(id) {
+  let obj = state.objects.find((o) => o.id === id);
+  if (obj) return obj;
+  // The first, still empty object of a document stands for the script's first object.
+  const blank = state.objects.length === 1 && !state.objects[0].inEngine && !state.objects[0].prompts.size;
+  if (blank) state.objects = [];
+  obj = objectRecord(id);
+  state.objects.push(obj);
+  state.objects.sort((a, b) => a.id - b.id);
+  state.nextId = Math.max(state.nextId, id + 1);
+  state.selectedId = id;
+  return obj;
+}
+
+function mirrorPrompt({ frame, obj: id, box, points = [], mask }) {
+  if (!state.doc || !Number.isInteger(frame) || !Number.isInteger(id)) return;
+  const obj = objectWithId(id);
+  obj.history.push(clonePrompts(obj.prompts));
+  const entry = obj.prompts.get(frame) ?? { box: null, points: [] };
+  // As the engine does: a box starts the frame's prompt afresh, points add to it.
+  obj.prompts.set(frame, box ? { box: [...box], points: points.map((p) => [...p]) } : { box: entry.box, points: [...entry.points, ...points] });
+  obj.inEngine = true;
+  forgetMasksOfObject(id);
+  if (mask && mask.data) maskCache.set(maskKey(frame, id), { mask, overlay: null, edge: 0, color: '' });
+  renderObjectList();
+  setFrame(frame);
+  updateControls();
+  scheduleRender();
+}
+
+function mirrorFrame({ frame, done, total, ms, masks }) {
+  if (!state.doc || !Number.isInteger(frame)) return;
+  if (Number.isFinite(total) && total > 0) {
+    ui.propProgress.max = total;
+    ui.propProgress.value = Math.min(total, done ?? 0);
+  }
+  const finished = Number.isFinite(total) && done >= total;
+  ui.propStatus.textContent = finished
+    ? `done: ${total} ${frameWord()}s (propagated by a script)`
+    : `${frameWord()} ${frame} · ${done ?? '?'}/${total ?? '?'} (propagated by a script)`;
+  ui.propMs.textContent = Number.isFinite(ms) ? `${ms.toFixed(0)} ms/${frameWord()}` : '';
+  forgetMasksOfFrame(frame);
+  for (const m of Array.isArray(masks) ? masks : []) {
+    if (m?.data && m.width > 0 && Number.isInteger(m.obj)) {
+      objectWithId(m.obj).inEngine = true;
+      maskCache.set(maskKey(frame, m.obj), { mask: m, overlay: null, edge: 0, color: '' });
+    }
+  }
+  if (frame === state.frame || finished) {
+    renderObjectList();
+    updateControls();
+    scheduleRender();
+  }
+}
+
+function mirrorReset({ obj: id }) {
+  if (id === null || id === undefined) {
+    state.objects = [];
+    state.nextId = 1;
+    maskCache.clear();
+    if (state.doc) addObject();
+  } else {
+    state.objects = state.objects.filter((o) => o.id !== id);
+    forgetMasksOfObject(id);
+    if (state.selectedId === id) state.selectedId = state.objects.at(-1)?.id ?? null;
+  }
+  renderObjectList();
+  updateControls();
+  scheduleRender();
+}
+
+// ---------------------------------------------------------------------------------------
 // Offline status
 // ---------------------------------------------------------------------------------------
 
@@ -1638,7 +1708,7 @@ function startModel() {
   return DEFAULT_MODEL_URL;
 }
 
-/** Marks the page's start-up state on <body data-state> (starting, ready, engine-missing, engine-failed). */
+/** Marks the page's start-up state on <body data-state> (starting, ready, engine-failed). */
 function setPageState(value) {
   document.body.dataset.state = value;
 }
@@ -1655,14 +1725,14 @@ async function main() {
     messages.info(`Offline cache unavailable (${swState.detail}); the app still works online.`);
   }
   if (!(await startEngine())) {
-    setPageState(state.api ? 'engine-failed' : 'engine-missing');
+    setPageState('engine-failed');
     scheduleRender();
     return;
   }
   await populateModels();
   scheduleRender();
   const model = startModel();
-  if (model && has('loadModel')) await loadModelUrl(model, { auto: model === DEFAULT_MODEL_URL });
+  if (model) await loadModelUrl(model, { auto: model === DEFAULT_MODEL_URL });
   updateControls();
   setPageState('ready');
 }

@@ -28,7 +28,6 @@ const SHELL = [
   'web/medseg.js',
   'web/worker.js',
   'web/ui/dom.js',
-  'web/ui/engine.js',
   'web/ui/messages.js',
   'web/ui/models.js',
   'web/ui/offline.js',
