@@ -13,6 +13,36 @@ const R = 28;
 // the disk moves 2-3 px a frame, as a structure does between ultrasound frames.
 const centre = (i) => [120 + (40 * i) / (N - 1), 120 + 6 * Math.sin(i / 3)];
 
+/** A box around the disk where frame 0 shows it (found from the decoded pixels). */
+function diskBox(page) {
+  return page.evaluate(async () => {
+    const f = await window.medseg.getFrame(0);
+    let sx = 0, sy = 0, n = 0;
+    for (let y = 0; y < f.height; y++) for (let x = 0; x < f.width; x++) {
+      // Bright pixels with bright neighbours: the disk, not the speckle.
+      const v = (dx, dy) => f.data[4 * ((y + dy) * f.width + x + dx)] ?? 0;
+      if (v(0, 0) > 140 && v(2, 0) > 140 && v(0, 2) > 140) { sx += x; sy += y; n++; }
+    }
+    const cx = sx / n, cy = sy / n;
+    return [Math.max(0, cx - 36), Math.max(0, cy - 36), Math.min(f.width - 1, cx + 36), Math.min(f.height - 1, cy + 36)];
+  });
+}
+
+/** Area and centre of object 1's mask on frames 0..n-1 (null where there is none). */
+function maskStats(page, n) {
+  return page.evaluate(async (n) => {
+    const out = [];
+    for (let f = 0; f < n; f++) {
+      const m = await window.medseg.getMask(f, 1);
+      if (!m) { out.push(null); continue; }
+      let a = 0, sx = 0, sy = 0;
+      for (let p = 0; p < m.data.length; p++) if (m.data[p]) { a++; sx += p % m.width; sy += Math.floor(p / m.width); }
+      out.push({ area: a, cx: sx / a, cy: sy / a });
+    }
+    return out;
+  }, n);
+}
+
 test("synthetic WebM clip: propagation puts a mask on every frame", { timeout: 1200000 }, async () => {
   const { context, close } = await launch();
   try {
@@ -43,17 +73,7 @@ test("synthetic WebM clip: propagation puts a mask on every frame", { timeout: 1
     assert.ok(info.frames >= N - 3 && info.frames <= N + 1, `${info.frames} frames decoded`);
 
     // Box around the disk where frame 0 shows it (found from the decoded pixels).
-    const box = await page.evaluate(async () => {
-      const f = await window.medseg.getFrame(0);
-      let x0 = f.width, y0 = f.height, x1 = 0, y1 = 0, sx = 0, sy = 0, n = 0;
-      for (let y = 0; y < f.height; y++) for (let x = 0; x < f.width; x++) {
-        // Bright pixels with bright neighbours: the disk, not the speckle.
-        const v = (dx, dy) => f.data[4 * ((y + dy) * f.width + x + dx)] ?? 0;
-        if (v(0, 0) > 140 && v(2, 0) > 140 && v(0, 2) > 140) { sx += x; sy += y; n++; }
-      }
-      const cx = sx / n, cy = sy / n;
-      return [Math.max(0, cx - 36), Math.max(0, cy - 36), Math.min(f.width - 1, cx + 36), Math.min(f.height - 1, cy + 36)];
-    });
+    const box = await diskBox(page);
     const key = await page.evaluate((b) => window.medseg.addBox(0, 1, b), box);
     assert.ok(key.area > 0.5 * Math.PI * R * R, `disk mask on frame 0: ${key.area} px`);
 
@@ -72,17 +92,7 @@ test("synthetic WebM clip: propagation puts a mask on every frame", { timeout: 1
     log(`propagated ${prop.frames} frames, ${prop.msPerFrame.toFixed(0)} ms/frame`);
     assert.equal(prop.frames, info.frames);
 
-    const stats = await page.evaluate(async (n) => {
-      const out = [];
-      for (let f = 0; f < n; f++) {
-        const m = await window.medseg.getMask(f, 1);
-        if (!m) { out.push(null); continue; }
-        let a = 0, sx = 0, sy = 0;
-        for (let p = 0; p < m.data.length; p++) if (m.data[p]) { a++; sx += p % m.width; sy += Math.floor(p / m.width); }
-        out.push({ area: a, cx: sx / a, cy: sy / a });
-      }
-      return out;
-    }, info.frames);
+    const stats = await maskStats(page, info.frames);
     for (const [f, s] of stats.entries()) {
       assert.ok(s && s.area > 0.5 * Math.PI * R * R, `frame ${f}: mask area ${s?.area}`);
       assert.ok(s.area < 2 * Math.PI * R * R, `frame ${f}: mask area ${s.area} too large`);
@@ -90,6 +100,43 @@ test("synthetic WebM clip: propagation puts a mask on every frame", { timeout: 1
     // The mask follows the disk: it ends right of where it started.
     assert.ok(stats.at(-1).cx - stats[0].cx > 25, `mask centre moved from ${stats[0].cx} to ${stats.at(-1).cx}`);
     log(`mask areas ${stats.map((s) => s.area).join(" ")}`);
+    assert.deepEqual(errors, [], `console errors:${errorsText(errors)}`);
+  } finally {
+    await close();
+  }
+});
+
+// The same kind of clip as MP4 (H.264, as phones and ultrasound machines export): decoded
+// by the page and propagated over its first frames.
+test("synthetic MP4 (H.264) clip: decoded, masks on the frames propagated", { timeout: 1200000 }, async () => {
+  const { context, close } = await launch();
+  try {
+    const { page, errors } = await openPage(context, "?backend=cpu&model=none");
+    await page.evaluate((url) => window.medseg.loadModel(url, { expect: "lite-medsam" }), LITE_URL);
+    const size = await makeSyntheticClip(page, {
+      N,
+      W,
+      H,
+      R,
+      centres: Array.from({ length: N }, (_, i) => centre(i)),
+      mimeType: "video/mp4;codecs=avc1",
+    });
+    log(`recorded synthetic.mp4: ${size} bytes, ${N} frames drawn`);
+    const info = await page.evaluate(() => window.medseg.openFile(window.__clip, { fps: 10 }));
+    log(`decoded ${info.frames} frames of ${info.width}×${info.height}`);
+    assert.equal(info.kind, "video");
+    assert.deepEqual([info.width, info.height], [W, H]);
+    assert.ok(info.frames >= N - 3 && info.frames <= N + 1, `${info.frames} frames decoded`);
+
+    const key = await page.evaluate((b) => window.medseg.addBox(0, 1, b), await diskBox(page));
+    assert.ok(key.area > 0.5 * Math.PI * R * R, `disk mask on frame 0: ${key.area} px`);
+    const prop = await page.evaluate(() => window.medseg.propagate("forward", { range: [0, 5] }));
+    assert.equal(prop.frames, 6);
+    const stats = await maskStats(page, 6);
+    for (const [f, s] of stats.entries()) {
+      assert.ok(s && s.area > 0.5 * Math.PI * R * R && s.area < 2 * Math.PI * R * R, `frame ${f}: mask area ${s?.area}`);
+    }
+    log(`MP4 mask areas ${stats.map((s) => s.area).join(" ")}`);
     assert.deepEqual(errors, [], `console errors:${errorsText(errors)}`);
   } finally {
     await close();

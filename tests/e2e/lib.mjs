@@ -52,7 +52,7 @@ export async function launch() {
 
 /**
  * Opens the page and records console errors, page errors and every request. Waits for
- * the UI to finish starting (body[data-state] is "ready", "engine-missing" or
+ * the UI to finish starting (body[data-state] is "ready" or
  * "engine-failed") when the page has one.
  */
 export async function openPage(context, query = "") {
@@ -76,7 +76,7 @@ export async function openPage(context, query = "") {
 
 export async function waitReady(page, timeout = 120000) {
   await page.waitForFunction(
-    () => !document.body.dataset.state || ["ready", "engine-missing", "engine-failed"].includes(document.body.dataset.state),
+    () => !document.body.dataset.state || ["ready", "engine-failed"].includes(document.body.dataset.state),
     null,
     { timeout },
   );
@@ -219,13 +219,15 @@ export function errorsText(errors) {
 
 /**
  * Records a synthetic clip in the page: N frames of a bright disk of radius R at
- * centres[i] over speckle, W×H, drawn on a canvas at 10 frames a second and encoded to
- * WebM (VP8) by MediaRecorder from canvas.captureStream. Leaves it in window.__clip (a
- * File "synthetic.webm"); returns its size.
+ * centres[i] over speckle, W×H, drawn on a canvas at 10 frames a second and encoded by
+ * MediaRecorder from canvas.captureStream: WebM (VP8) by default, or `mimeType` (e.g.
+ * "video/mp4;codecs=avc1", H.264). Leaves it in window.__clip (a File "synthetic.webm" or
+ * "synthetic.mp4"); returns its size.
  */
-export async function makeSyntheticClip(page, { N, W, H, R, centres }) {
+export async function makeSyntheticClip(page, { N, W, H, R, centres, mimeType = "video/webm;codecs=vp8" }) {
   return page.evaluate(
-    async ({ N, W, H, R, centres }) => {
+    async ({ N, W, H, R, centres, mimeType }) => {
+      if (!MediaRecorder.isTypeSupported(mimeType)) throw new Error(`this Chromium cannot record ${mimeType}`);
       const canvas = document.createElement("canvas");
       canvas.width = W;
       canvas.height = H;
@@ -249,7 +251,7 @@ export async function makeSyntheticClip(page, { N, W, H, R, centres }) {
       draw(0);
       const stream = canvas.captureStream(0);
       const track = stream.getVideoTracks()[0];
-      const rec = new MediaRecorder(stream, { mimeType: "video/webm;codecs=vp8", videoBitsPerSecond: 4e6 });
+      const rec = new MediaRecorder(stream, { mimeType, videoBitsPerSecond: 4e6 });
       const chunks = [];
       rec.ondataavailable = (e) => e.data.size && chunks.push(e.data);
       const stopped = new Promise((r) => (rec.onstop = r));
@@ -261,10 +263,11 @@ export async function makeSyntheticClip(page, { N, W, H, R, centres }) {
       }
       rec.stop();
       await stopped;
-      window.__clip = new File(chunks, "synthetic.webm", { type: "video/webm" });
+      const type = mimeType.split(";")[0];
+      window.__clip = new File(chunks, `synthetic.${type === "video/mp4" ? "mp4" : "webm"}`, { type });
       return window.__clip.size;
     },
-    { N, W, H, R, centres },
+    { N, W, H, R, centres, mimeType },
   );
 }
 
