@@ -65,15 +65,30 @@ test("bad input gives clear errors and keeps the session", { timeout: 900000 }, 
     const again = await page.evaluate(() => window.medseg.addBox(9, 1, [262, 228, 330, 286]));
     assert.ok(again.area > 500, `segmenting after the errors: area ${again.area}`);
 
-    // The page shows such an error (through its own file input).
-    const input = await page.$("#file-input");
-    if (input) {
-      await input.setInputFiles({ name: "notes.png", mimeType: "image/png", buffer: Buffer.from("not an image") });
-      await page.waitForFunction(() => /notes\.png/.test(document.body.innerText) && /not a PNG/i.test(document.body.innerText), null, { timeout: 30000 });
-      log("the page shows the error for notes.png");
-    } else {
-      log("no #file-input on the page: UI check skipped");
+    // The page, through its own file inputs, shows each error as a message naming the
+    // file and the problem, and keeps the volume and mask the script made.
+    const ui = [
+      ["#file-input", "notes.png", Buffer.from("this is a text file, not an image\n"), /notes\.png.*not a PNG, JPEG or WebP/i],
+      ["#file-input", "truncated.nii.gz", bytes.subarray(0, Math.floor(bytes.length / 3)), /truncated\.nii\.gz.*(truncated|gzip)/i],
+      ["#file-input", "empty.nii.gz", Buffer.alloc(0), /empty\.nii\.gz.*empty/i],
+      ["#model-file", "not-a-model.safetensors", fs.readFileSync(path.join(SHARED, "fixtures/sam2-small/fixtures.safetensors")), /not-a-model\.safetensors.*not a model MedSeg knows/i],
+    ];
+    for (const [input, name, buffer, pattern] of ui) {
+      await page.setInputFiles(input, { name, mimeType: "application/octet-stream", buffer });
+      const shown = await page.waitForFunction(
+        (src) => {
+          const re = new RegExp(src, "i");
+          const hit = [...document.querySelectorAll("#messages .msg-error .msg-text")].find((e) => re.test(e.textContent));
+          return hit && document.body.dataset.busy === "" ? hit.textContent : null;
+        },
+        pattern.source,
+        { timeout: 60000 },
+      );
+      log(`the page shows: ${await shown.jsonValue()}`);
+      assert.match(await page.evaluate(() => document.getElementById("file-info").textContent), /ct\.nii\.gz/, `the page still shows the volume after ${name}`);
+      assert.equal(await maskSum(page), area, `the mask on slice 8 changed after ${name} (page)`);
     }
+    assert.match(await page.evaluate(() => document.getElementById("model-state").textContent), /LiteMedSAM/, "the page keeps its model");
     const unexpected = errors.filter((e) => !/notes\.png|truncated|empty|not a model|wrong model/i.test(e));
     assert.deepEqual(unexpected, [], `console errors:${errorsText(unexpected)}`);
   } finally {
