@@ -38,8 +38,9 @@ if [ -z "$MEDSEG_BIN" ]; then
   MEDSEG_BIN="$CARGO_TARGET_DIR/debug/medseg"
 fi
 
-# Test data under the served root.
+# Test data under the served root; this run's screenshots only.
 mkdir -p "$DATA" test-output/screenshots
+if [ "${MEDSEG_E2E_RUN:-test}" != bench ]; then rm -f test-output/screenshots/*.png; fi
 copy() { # SRC DEST: copies when missing or different
   if ! cmp -s "$1" "$2"; then cp -f "$1" "$2"; fi
 }

@@ -516,13 +516,18 @@ function showBackend() {
   } else {
     ui.backendBadge.textContent = b === 'cpu' ? 'CPU' : String(b);
     ui.backendBadge.className = 'badge warn';
+    if (b === 'cpu' && new URLSearchParams(location.search).get('backend') === 'cpu') {
+      ui.backendBadge.title = 'The CPU backend, as the page address asks (?backend=cpu).';
+      messages.notice('backend', 'info', 'Running on the CPU backend, as ?backend=cpu in the address asks: expect seconds per mask.');
+      return;
+    }
     ui.backendBadge.title = 'WebGPU is not available: the models run on the CPU (slower).';
-    const why =
-      state.backendNotice || ('gpu' in navigator ? 'WebGPU found no usable GPU adapter' : 'this browser has no WebGPU');
+    // The engine's notice says why and that it runs on the CPU.
+    const why = state.backendNotice || 'WebGPU is not available; running on the CPU';
     messages.notice(
       'backend',
       'warn',
-      `No WebGPU (${why}): running on the CPU, expect seconds per mask. For speed, use a current Chrome or Edge with hardware acceleration on.`,
+      `${why[0].toUpperCase()}${why.slice(1)}: expect seconds per mask. For speed, use a current Chrome or Edge with hardware acceleration on.`,
     );
   }
 }
@@ -592,7 +597,7 @@ function showModel(info, { key, label }) {
   state.modelKey = key;
   const arch = info.architecture === 'sam2' ? 'MedSAM2 (SAM 2.1)' : info.architecture === 'lite-medsam' ? 'LiteMedSAM' : String(info.architecture ?? '?');
   const name = info.name || label;
-  const shown = `${name}${name === arch ? '' : ` · ${arch}`}${info.imageSize ? ` · ${info.imageSize} px` : ''}`;
+  const shown = `${name}${name.includes(arch) ? '' : ` · ${arch}`}${info.imageSize ? ` · ${info.imageSize} px` : ''}`;
   state.modelShown = shown;
   ui.modelState.textContent = shown;
   ui.modelState.title = shown;

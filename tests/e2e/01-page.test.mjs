@@ -34,6 +34,24 @@ test("?backend=cpu runs on the CPU backend", { timeout: 120000 }, async () => {
   try {
     const { page, errors } = await openPage(context, "?backend=cpu&model=none");
     assert.equal(await page.evaluate(() => window.medseg.backend()), "cpu");
+    assert.equal(await page.textContent("#backend-badge"), "CPU");
+    assert.match(await page.textContent("#notices"), /CPU backend, as \?backend=cpu/);
+    assert.deepEqual(errors, [], `console errors:${errorsText(errors)}`);
+  } finally {
+    await close();
+  }
+});
+
+// A browser without WebGPU: the page falls back to the CPU backend, says so, and works.
+test("without WebGPU the page runs on the CPU backend with a notice", { timeout: 300000 }, async () => {
+  const { context, close } = await launch({ webgpu: false });
+  try {
+    const { page, errors } = await openPage(context, "?model=none");
+    assert.equal(await page.evaluate(() => window.medseg.backend()), "cpu");
+    assert.equal(await page.textContent("#backend-badge"), "CPU");
+    const notice = await page.textContent("#notices");
+    log(`notice: ${notice.trim()}`);
+    assert.match(notice, /WebGPU.*running on the CPU.*expect seconds per mask/);
     assert.deepEqual(errors, [], `console errors:${errorsText(errors)}`);
   } finally {
     await close();

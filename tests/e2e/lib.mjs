@@ -34,13 +34,18 @@ export function log(...args) {
   console.log("#", ...args);
 }
 
-/** A fresh browser (its own temporary profile) and context. */
-export async function launch() {
+/**
+ * A fresh browser (its own temporary profile) and context. `webgpu: false` starts it
+ * without WebGPU (no --enable-unsafe-webgpu, the WebGPU feature off), as a browser
+ * without it.
+ */
+export async function launch({ webgpu = true } = {}) {
   const userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), "medseg-e2e-"));
+  const args = webgpu ? CHROMIUM_ARGS : [...CHROMIUM_ARGS.filter((a) => a !== "--enable-unsafe-webgpu"), "--disable-features=WebGPU"];
   const context = await chromium.launchPersistentContext(userDataDir, {
     executablePath: CHROMIUM,
     headless: true,
-    args: CHROMIUM_ARGS,
+    args,
     viewport: { width: 1280, height: 800 },
   });
   const close = async () => {
