@@ -55,6 +55,7 @@ const ui = {
   propStatus: $('prop-status'),
   propMs: $('prop-ms'),
   follow: $('follow'),
+  repropagate: $('repropagate'),
   cancel: $('cancel'),
   exportNifti: $('export-nifti'),
   exportPng: $('export-png'),
@@ -110,6 +111,8 @@ const state = {
   prefetching: false,
   videoAbort: null,
   lastPromptMs: null,
+  lastPropagation: null, // {direction, range} of the last propagation the user started
+  correctionFrame: null, // a box drawn on this frame waits for its re-propagation
   modelFiles: new Map(), // picker value -> File
   clearArmedUntil: 0,
 };
@@ -465,6 +468,9 @@ function queuePrompt(what, fn) {
       if (promptPending === 0) {
         state.busy = null;
         updateControls();
+        const frame = state.correctionFrame;
+        state.correctionFrame = null;
+        if (frame !== null) repropagateFrom(frame);
       }
     });
   promptChain = run;
@@ -765,6 +771,7 @@ function showDocument(info, { kind, frameCount, name, size }) {
   state.objects = [];
   state.nextId = 1;
   state.selectedId = null;
+  state.lastPropagation = null;
   addObject();
   state.windowPreset = '';
   ui.windowSelect.value = '';
@@ -1040,6 +1047,7 @@ ui.clearAll.addEventListener('click', async () => {
       await state.api.reset();
       state.objects = [];
       state.nextId = 1;
+      state.lastPropagation = null;
       maskCache.clear();
       addObject();
       messages.info('All objects and masks cleared.');
@@ -1093,6 +1101,8 @@ function promptBox(box) {
       obj.inEngine = true;
       obj.history.push(before);
       afterPrompt(obj, f, res.mask, performance.now() - t0);
+      // A box for an object prompted before is a correction (a new object's first box is not).
+      if (before.size && state.lastPropagation && ui.repropagate.checked) state.correctionFrame = f;
     } catch (err) {
       obj.prompts = before;
       redrawPrompts();
@@ -1231,7 +1241,11 @@ ui.rangeTo.addEventListener('change', normaliseRange);
 
 const DIRECTION_TEXT = { forward: 'forward', backward: 'backward', both: 'both ways' };
 
-async function propagate(direction) {
+/**
+ * Propagates over the range of the controls, or over `range` for a re-propagation after
+ * a correction (`correction`: the corrected frame, for the messages).
+ */
+async function propagate(direction, { range = null, correction = null } = {}) {
   const doc = state.doc;
   if (!doc || doc.frameCount < 2) return;
   if (!state.model) return;
@@ -1239,7 +1253,10 @@ async function propagate(direction) {
     messages.warn('Prompt an object first (draw a box), then propagate.');
     return;
   }
-  const range = normaliseRange();
+  if (!range) {
+    range = normaliseRange();
+    state.lastPropagation = { direction, range };
+  }
   await withBusy('propagate', 'propagate', async () => {
     state.cancelRequested = false;
     ui.propProgress.max = 1;
@@ -1291,7 +1308,8 @@ async function propagate(direction) {
       } else {
         ui.propStatus.textContent = `done: ${frames} ${frameWord()}s, ${secs} s`;
         if (frames) ui.propProgress.value = ui.propProgress.max;
-        messages.ok(`Propagated ${DIRECTION_TEXT[direction]} over ${frames} ${frameWord()}s in ${secs} s${avg}.`);
+        const why = correction === null ? '' : ` from the correction on ${frameWord()} ${correction}`;
+        messages.ok(`Propagated ${DIRECTION_TEXT[direction]}${why} over ${frames} ${frameWord()}s in ${secs} s${avg}.`);
       }
     } catch (err) {
       if (state.cancelRequested || /cancel|abort/i.test(errorText(err))) {
@@ -1306,6 +1324,30 @@ async function propagate(direction) {
     }
   });
   scheduleRender();
+}
+
+/**
+ * After a correction box on `frame`, propagates again over the last propagation's range:
+ * forward from the frame to the range's end, and backward from it to the range's start
+ * where that propagation went backward. Frames on the other side of the correction keep
+ * their masks. SAM 2 propagates backward only from its earliest prompted frame, so a
+ * correction after that frame is followed forward only.
+ */
+async function repropagateFrom(frame) {
+  const last = state.lastPropagation;
+  if (!last || !state.doc) return;
+  const [first, end] = last.range;
+  if (frame < first || frame > end) return;
+  const earliest = Math.min(...state.objects.flatMap((o) => [...o.prompts.keys()]));
+  const parts = [];
+  if (last.direction !== 'backward' && frame < end) parts.push(['forward', [frame, end]]);
+  if (last.direction !== 'forward' && frame > first && (state.model?.architecture !== 'sam2' || frame <= earliest)) {
+    parts.push(['backward', [first, frame]]);
+  }
+  for (const [direction, range] of parts) {
+    await propagate(direction, { range, correction: frame });
+    if (state.cancelRequested) break;
+  }
 }
 
 ui.propForward.addEventListener('click', () => propagate('forward'));

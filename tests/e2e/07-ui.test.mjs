@@ -1,8 +1,9 @@
 // The page as a person uses it (CPU backend, the default LiteMedSAM the page loads itself):
 // open a CT volume with the file input, draw a box with the mouse on slice 8, propagate
 // both ways over a few slices with the buttons, export the NIfTI with the button; then a
-// synthetic clip, propagated forward. Screenshots: the volume with its mask overlay, and
-// the clip mid-propagation (test-output/screenshots/).
+// synthetic clip, propagated forward, and a correction box that propagates again.
+// Screenshots: the volume with its mask overlay, and the clip mid-propagation
+// (test-output/screenshots/).
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import fs from "node:fs";
@@ -131,6 +132,25 @@ test("the page: volume and clip through the controls", { timeout: 1500000 }, asy
     await screenshot(page, "03-clip-mid-propagation.png");
     await waitPropagated(page, info.frames);
     log("clip propagated through every frame with the Forward button");
+
+    // A correction box on a late frame propagates again from there to the end by itself.
+    const K = info.frames - 3;
+    await setNumber(page, "frame-number", K);
+    await page.waitForTimeout(300);
+    await page.evaluate(() => {
+      window.__again = [];
+      window.medseg.on("frame", (e) => window.__again.push(e.frame));
+    });
+    const cx = 140 + 3 * K;
+    await drawBox(page, toClip, [cx - 41, 70, cx + 41, 152]);
+    const said = await page.waitForFunction(
+      (k) => [...document.querySelectorAll("#messages .msg-text")].find((e) => e.textContent.includes(`from the correction on frame ${k}`))?.textContent,
+      K,
+      { timeout: 600000 },
+    );
+    log(`correction on frame ${K}: ${await said.jsonValue()}`);
+    const again = await page.evaluate(() => window.__again);
+    assert.deepEqual(again, Array.from({ length: info.frames - K }, (_, i) => K + i), "re-propagated frames");
     assert.deepEqual(errors, [], `console errors:${errorsText(errors)}`);
   } finally {
     await close();
