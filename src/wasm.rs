@@ -38,7 +38,7 @@ use crate::Device;
 use crate::io::image::{RgbImage, decode_rgb, encode_mask_png};
 use crate::io::volume::{DataType, NiftiGeometry, SourceFormat, Volume, write_nifti_mask};
 use crate::io::window::{CtWindow, Windowing};
-use crate::model::lite_medsam::LiteMedSam;
+use crate::model::lite_medsam::{LiteEmbedding, LiteMedSam};
 use crate::model::sam::prompt_encoder::PointLabel;
 use crate::model::sam2::Sam2Model;
 use crate::model::{Architecture, detect_architecture, load_lite_medsam, load_sam2};
@@ -292,6 +292,18 @@ struct PromptRecord {
     box_xyxy: Option<[f32; 4]>,
 }
 
+/// The image embedding of one frame, kept so that further prompts on it (objects,
+/// corrections), and a prompt after [`Session::prepare_frame`], only run the decoder.
+enum FrameEmbedding {
+    /// SAM 2 on a single image (the predictor's `set_image`).
+    Sam2Image(Box<Sam2EncodedImage>),
+    /// LiteMedSAM on one frame (slice) of the document.
+    Lite {
+        frame: usize,
+        embedding: Box<LiteEmbedding>,
+    },
+}
+
 #[derive(Default)]
 struct State {
     model: Option<Model>,
@@ -303,7 +315,7 @@ struct State {
     logits: BTreeMap<(ObjectId, usize), Vec<f32>>,
     prompts: BTreeMap<ObjectId, Vec<PromptRecord>>,
     sam2: Option<VideoSession<'static, DocFrames>>,
-    encoded_image: Option<Sam2EncodedImage>,
+    embedding: Option<FrameEmbedding>,
     run: Option<Run>,
     keep_all_logits: bool,
 }
@@ -315,8 +327,62 @@ impl State {
         self.logits.clear();
         self.prompts.clear();
         self.sam2 = None;
-        self.encoded_image = None;
+        self.embedding = None;
         self.run = None;
+    }
+
+    /// SAM 2's encoding of the open single image, made on first use.
+    fn sam2_image(
+        &mut self,
+        predictor: &Sam2ImagePredictor<'_>,
+        doc: &Doc,
+    ) -> Result<&Sam2EncodedImage, JsValue> {
+        if !matches!(self.embedding, Some(FrameEmbedding::Sam2Image(_))) {
+            let img = doc.frame_rgb(0).map_err(err)?;
+            self.embedding = Some(FrameEmbedding::Sam2Image(Box::new(
+                predictor.set_image(&img).map_err(err)?,
+            )));
+        }
+        match &self.embedding {
+            Some(FrameEmbedding::Sam2Image(enc)) => Ok(enc),
+            _ => unreachable!("set above"),
+        }
+    }
+
+    /// LiteMedSAM's embedding of `frame` (the RGB image, or a grey clip frame / volume
+    /// slice as the recipe takes it), made on first use. Returns it and whether it was
+    /// made now.
+    fn lite_embedding(
+        &mut self,
+        model: &LiteMedSam,
+        doc: &Doc,
+        frame: usize,
+    ) -> Result<(LiteEmbedding, bool), JsValue> {
+        if let Some(FrameEmbedding::Lite {
+            frame: f,
+            embedding,
+        }) = &self.embedding
+            && *f == frame
+        {
+            return Ok((LiteEmbedding::clone(embedding), false));
+        }
+        let (w, h) = (doc.width, doc.height);
+        let t = model.transform();
+        let input = if doc.kind == DocKind::Image {
+            let img = doc.frame_rgb(0).map_err(err)?;
+            t.prepare_rgb(&img.data, h, w).map_err(err)?
+        } else {
+            let grey = doc.grey();
+            let plane = w * h;
+            t.prepare_gray(&grey[frame * plane..(frame + 1) * plane], h, w)
+                .map_err(err)?
+        };
+        let embedding = model.embed(&input, (h, w));
+        self.embedding = Some(FrameEmbedding::Lite {
+            frame,
+            embedding: Box::new(embedding.clone()),
+        });
+        Ok((embedding, true))
     }
 
     fn doc(&self) -> Result<Rc<Doc>, JsValue> {
@@ -542,7 +608,7 @@ impl Session {
             // Model-specific state (prompts, memory) goes; masks made so far stay.
             st.prompts.clear();
             st.sam2 = None;
-            st.encoded_image = None;
+            st.embedding = None;
             st.run = None;
             drop(st);
             report("done", 1.0);
@@ -642,9 +708,10 @@ impl Session {
         };
         let info = new.info();
         st.doc = Some(Rc::new(new));
-        // The model input changed: prompts and memory go, masks stay.
+        // The model input changed: prompts, memory and embeddings go, masks stay.
         st.prompts.clear();
         st.sam2 = None;
+        st.embedding = None;
         st.run = None;
         Ok(info.into())
     }
@@ -746,6 +813,48 @@ impl Session {
             .collect())
     }
 
+    /// Computes the image embedding of `frame` ahead of a prompt on it, so that the prompt
+    /// only runs the prompt encoder and mask decoder (the page calls it for the frame on
+    /// screen while the user draws). Resolves to `{frame, computed, ms}`; `computed` is
+    /// false when the embedding was there already.
+    pub fn prepare_frame(&self, frame: f64) -> js_sys::Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move {
+            let t0 = js_sys::Date::now();
+            let frame = js_usize(frame, "frame")?;
+            let mut guard = inner.try_borrow_mut().map_err(busy)?;
+            let st = &mut *guard;
+            let doc = st.doc()?;
+            if frame >= doc.len() {
+                return Err(err(format!(
+                    "frame {frame} is outside the {} frames (0..{})",
+                    doc.len(),
+                    doc.len() - 1
+                )));
+            }
+            let computed = match st.model()?.clone() {
+                Model::Sam2(model) if doc.kind == DocKind::Image => {
+                    let had = matches!(st.embedding, Some(FrameEmbedding::Sam2Image(_)));
+                    st.sam2_image(&Sam2ImagePredictor::new(&model), &doc)?;
+                    !had
+                }
+                Model::Sam2(model) => {
+                    if st.sam2.is_none() {
+                        st.sam2 = Some(VideoSession::new(model, doc.frames()).map_err(err)?);
+                    }
+                    let session = st.sam2.as_mut().expect("set above");
+                    session.prepare_frame(frame).map_err(err)?
+                }
+                Model::Lite(model) => st.lite_embedding(&model, &doc, frame)?.1,
+            };
+            let o = Object::new();
+            set(&o, "frame", frame as u32);
+            set(&o, "computed", computed);
+            set(&o, "ms", js_sys::Date::now() - t0);
+            Ok(o.into())
+        })
+    }
+
     /// Adds a prompt for object `obj` (a positive integer) on `frame` and segments that
     /// frame: `box_xyxy` is `[x0, y0, x1, y1]` in frame pixels or empty, `points` a flat
     /// `[x, y, label, ...]` list (label 1 = object, 0 = background). LiteMedSAM takes a box
@@ -796,11 +905,7 @@ impl Session {
             let (mask, logits, iou): (Vec<u8>, Option<Vec<f32>>, f32) = match &model {
                 Model::Sam2(model) if doc.kind == DocKind::Image => {
                     let predictor = Sam2ImagePredictor::new(model);
-                    if st.encoded_image.is_none() {
-                        let img = doc.frame_rgb(0).map_err(err)?;
-                        st.encoded_image = Some(predictor.set_image(&img).map_err(err)?);
-                    }
-                    let enc = st.encoded_image.as_ref().expect("set above");
+                    let enc = st.sam2_image(&predictor, &doc)?;
                     let pred = predictor
                         .predict(
                             enc,
@@ -842,22 +947,12 @@ impl Session {
                     if !points.is_empty() {
                         return Err(err("LiteMedSAM takes a box only, not points"));
                     }
-                    let pred = if doc.kind == DocKind::Image {
-                        let img = doc.frame_rgb(0).map_err(err)?;
-                        let t = model.transform();
-                        let input = t.prepare_rgb(&img.data, h, w).map_err(err)?;
-                        model
-                            .predict_prepared(&input, (h, w), t.box_to_model(bx, (h, w)))
-                            .await
-                            .map_err(err)?
-                    } else {
-                        let grey = doc.grey();
-                        let plane = w * h;
-                        model
-                            .segment_gray(&grey[frame * plane..(frame + 1) * plane], h, w, bx)
-                            .await
-                            .map_err(err)?
-                    };
+                    let (embedding, _) = st.lite_embedding(model, &doc, frame)?;
+                    let box_256 = model.transform().box_to_model(bx, (h, w));
+                    let pred = model
+                        .predict_embedded(&embedding, box_256)
+                        .await
+                        .map_err(err)?;
                     (pred.mask, None, pred.iou)
                 }
             };

@@ -230,6 +230,7 @@ const viewer = new Viewer(ui.canvas, {
   onBox: (box) => promptBox(box),
   onPoint: (x, y, label) => promptPoint(x, y, label),
   onTooSmall: () => setToolHint('Drag to draw a box (a click alone is not a box).'),
+  onPromptStart: () => prepareShownFrame(),
   onHover: (p) => {
     ui.cursorPos.textContent = p ? `x ${Math.floor(p.x)}, y ${Math.floor(p.y)}` : '';
   },
@@ -335,6 +336,49 @@ function setFrame(f) {
   viewer.cancelDrag();
   updateControls();
   scheduleRender();
+  schedulePrepare();
+}
+
+// ---------------------------------------------------------------------------------------
+// The frame on screen is embedded ahead of a prompt
+// ---------------------------------------------------------------------------------------
+//
+// The engine computes the image embedding of the frame on screen ahead of the prompt, so
+// that the box's mask needs only the decoder: the first mask comes in a fraction of the
+// encoder's time. Only when the page is idle, one frame at a time. On WebGPU the work
+// goes to the GPU and the page stays free, so it starts once the view has rested on a
+// frame for a moment (scrubbing through slices queues nothing). On the CPU backend the
+// encoder holds the worker for seconds (frames could not be fetched meanwhile, scrolling
+// would stall), so it starts only when the user begins a box or point on the frame: it
+// then overlaps the drag.
+
+const PREPARE_DELAY_MS = 400;
+let prepareTimer = 0;
+let preparing = false;
+
+function schedulePrepare() {
+  clearTimeout(prepareTimer);
+  if (state.backend !== 'webgpu') return;
+  prepareTimer = setTimeout(prepareShownFrame, PREPARE_DELAY_MS);
+}
+
+async function prepareShownFrame() {
+  if (!state.inited || !state.model || !state.doc) return;
+  if (preparing || state.busy) {
+    schedulePrepare();
+    return;
+  }
+  const { frame, docGen } = state;
+  preparing = true;
+  try {
+    await state.api.prepareFrame(frame);
+  } catch {
+    // Only a head start: a prompt on this frame computes the embedding itself and
+    // reports whatever goes wrong there.
+  } finally {
+    preparing = false;
+  }
+  if (state.frame !== frame || state.docGen !== docGen) schedulePrepare();
 }
 
 // ---------------------------------------------------------------------------------------
@@ -623,6 +667,7 @@ async function loadModelFrom(source, { key, label }) {
       const info = await state.api.loadModel(source);
       if (!info || typeof info !== 'object') throw new Error('loadModel returned no model description');
       const shown = showModel(info, { key, label });
+      schedulePrepare();
       messages.ok(`Model ready: ${shown} (${((performance.now() - t0) / 1000).toFixed(1)} s).`);
       if (state.doc && state.objects.some((o) => o.prompts.size)) {
         setTask('Re-applying prompts with the new model…', null);
@@ -877,6 +922,7 @@ async function applyWindow(preset) {
       state.windowPreset = preset;
       state.docGen += 1;
       frameCache.clear();
+      schedulePrepare();
     } catch (err) {
       messages.error(`Window "${preset}"`, err);
       ui.windowSelect.value = state.windowPreset;
@@ -1614,6 +1660,7 @@ function mirrorModel({ info, source }) {
   const known = KNOWN_MODELS.find((m) => typeof source === 'string' && new URL(m.url, location.href).href === source);
   const label = known?.label ?? (source ? fileLabel(String(source)) : 'model');
   const shown = showModel(info, { key: known?.url ?? '', label });
+  schedulePrepare();
   // The engine drops prompts (not masks) with a model change.
   for (const obj of state.objects) obj.prompts = new Map();
   messages.ok(`Model ready: ${shown} (loaded by a script).`);

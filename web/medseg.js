@@ -14,6 +14,8 @@
 //                                   // "volume", name, frames, width, height, [spacing, window]}
 //                                   // (an array of images opens as one "video")
 //   await medseg.frameCount()
+//   await medseg.prepareFrame(frame) → {frame, computed, ms}   // the frame's image embedding,
+//                                   // ahead of a prompt on it (the prompt then only decodes)
 //   await medseg.addBox(frame, objId, [x0, y0, x1, y1])   → {frame, obj, area, iou, ms}
 //   await medseg.addPoints(frame, objId, [[x, y, label], ...])  (label 1 object, 0 background)
 //   await medseg.propagate("forward" | "backward" | "both", { range: [first, last], onFrame })
@@ -356,6 +358,15 @@ export class MedSeg extends EventTarget {
   async getFrame(frame) {
     const f = await this._op("getFrame", [frame]);
     return { width: f.width, height: f.height, data: new Uint8ClampedArray(f.data.buffer) };
+  }
+
+  /**
+   * Computes the image embedding of `frame` ahead of a prompt on it, so that the prompt
+   * only runs the decoder (the page does this for the frame on screen). `computed` is
+   * false when the embedding was there already.
+   */
+  async prepareFrame(frame) {
+    return this._op("prepareFrame", [frame]);
   }
 
   async addBox(frame, objId, box) {

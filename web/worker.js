@@ -195,6 +195,11 @@ const ops = {
     return { result: { width: info.width, height: info.height, data }, transfer: [data.buffer] };
   },
 
+  async prepareFrame(frame) {
+    const s = need();
+    return locked(() => s.prepare_frame(frame));
+  },
+
   async addPrompt(frame, obj, { box = null, points = [] } = {}) {
     const s = need();
     const t0 = performance.now();

@@ -43,6 +43,18 @@ pub enum LiteMedSamError {
     Readback(#[from] ReadbackError),
 }
 
+/// A slice's image embedding and the geometry its decoding needs. It stays on the
+/// device, so that several boxes on one slice (objects, corrections), or a box drawn
+/// after the embedding was made ahead of it, cost one decoder pass each.
+#[derive(Clone, Debug)]
+pub struct LiteEmbedding {
+    embedding: Tensor<4>,
+    /// The slice's extent inside the padded model input (rows, columns).
+    resized_hw: (usize, usize),
+    /// The slice's size (rows, columns).
+    orig_hw: (usize, usize),
+}
+
 /// One slice segmented by the 2D recipe.
 #[derive(Clone, Debug)]
 pub struct LiteSlicePrediction {
@@ -175,14 +187,32 @@ impl LiteMedSam {
         orig_hw: (usize, usize),
         box_256: [f32; 4],
     ) -> Result<LiteSlicePrediction, LiteMedSamError> {
-        let embedding = self.encode(self.input_tensor(input));
-        let (low, iou) = self.decode(embedding, box_256);
+        self.predict_embedded(&self.embed(input, orig_hw), box_256)
+            .await
+    }
+
+    /// The image embedding of a preprocessed slice of size `orig_hw` (rows, columns).
+    pub fn embed(&self, input: &LiteMedSamInput, orig_hw: (usize, usize)) -> LiteEmbedding {
+        LiteEmbedding {
+            embedding: self.encode(self.input_tensor(input)),
+            resized_hw: (input.resized_h, input.resized_w),
+            orig_hw,
+        }
+    }
+
+    /// Decode and post-process a box (in 256-space) on an embedded slice.
+    pub async fn predict_embedded(
+        &self,
+        embedded: &LiteEmbedding,
+        box_256: [f32; 4],
+    ) -> Result<LiteSlicePrediction, LiteMedSamError> {
+        let (low, iou) = self.decode(embedded.embedding.clone(), box_256);
         let low_res_logits = read_f32(low).await?;
         let iou = read_f32(iou).await?.first().copied().unwrap_or(f32::NAN);
         let logits = self.transform().postprocess_logits(
             &low_res_logits,
-            (input.resized_h, input.resized_w),
-            orig_hw,
+            embedded.resized_hw,
+            embedded.orig_hw,
         )?;
         Ok(LiteSlicePrediction {
             mask: LiteMedSamTransform::logits_to_mask(&logits),

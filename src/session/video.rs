@@ -339,6 +339,16 @@ impl<'m, F: FrameSource> VideoSession<'m, F> {
         Ok(feats)
     }
 
+    /// Encodes `frame` into the feature cache ahead of a prompt on it (a UI calls it for
+    /// the frame on screen, so that the prompt only runs the heads). Returns whether it
+    /// had to encode (false: the features were cached).
+    pub fn prepare_frame(&mut self, frame: usize) -> Result<bool, SessionError> {
+        self.check_frame(frame)?;
+        let cached = self.feature_cache.iter().any(|(f, _)| *f == frame);
+        self.features(frame)?;
+        Ok(!cached)
+    }
+
     /// Adds (replacing earlier prompts of that frame) a box and/or points in
     /// frame pixel coordinates for `object` on `frame`, and segments that
     /// frame at once (`add_new_points_or_box`). Later propagation uses it.

@@ -1,6 +1,7 @@
 // Parity in the browser, on WebGPU and on the CPU backend: the scaled-down SAM 2.1 of
 // ../shared/fixtures/sam2-small gives the official implementation's mask logits for a box
-// on image.png (SAM2ImagePredictor) and through the 4-frame video trace.
+// on image.png (SAM2ImagePredictor, its embedding made ahead by prepareFrame) and through
+// the 4-frame video trace.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import fs from "node:fs";
@@ -34,6 +35,12 @@ for (const backend of ["webgpu", "cpu"]) {
       await putFile(page, path.join(FIX, "image.png"), "image.png");
       const info = await page.evaluate(() => window.medseg.openFile(window.__files["image.png"]));
       assert.deepEqual([info.kind, info.width, info.height, info.frames], ["image", 128, 96, 1]);
+      // The embedding made ahead (as the page does for the frame on screen) is the one the
+      // box then uses: the logits below must still match.
+      const prep = await page.evaluate(async () => [await window.medseg.prepareFrame(0), await window.medseg.prepareFrame(0)]);
+      // (On WebGPU the page itself may have embedded the frame on screen first.)
+      const computedWant = backend === "cpu" ? [true, false] : [prep[0].computed, false];
+      assert.deepEqual(prep.map((p) => p.computed), computedWant, "prepareFrame computes once");
       const t0 = Date.now();
       const res = await page.evaluate((box) => window.medseg.addBox(0, 1, box), box);
       const ms = Date.now() - t0;

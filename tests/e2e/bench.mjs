@@ -1,6 +1,8 @@
 // Browser benchmark (scripts/bench-browser.sh): encoder, decoder and propagation time per
-// frame of each model on each backend, in headless Chromium. WebGPU there is SwiftShader
-// (a CPU implementation): its numbers say nothing about a real GPU.
+// frame of each model on each backend, in headless Chromium, and the time from a box to
+// its mask (addBox through the worker) on a frame not yet embedded ("box→mask") and on a
+// frame embedded ahead (prepareFrame, as the page does for the frame on screen). WebGPU
+// there is SwiftShader (a CPU implementation): its numbers say nothing about a real GPU.
 //   MEDSEG_BENCH_ITERS (default 3) encoder/decoder runs after a warm-up run;
 //   MEDSEG_BENCH_BACKENDS (default "webgpu,cpu"); MEDSEG_BENCH_MODELS ("lite,sam2-small");
 //   MEDSEG_BENCH_WEBGPU_LITE=1 also times LiteMedSAM on WebGPU, which SwiftShader runs at
@@ -34,11 +36,12 @@ for (const backend of backends) {
       const b = await page.evaluate((n) => window.medseg.bench({ iters: n }), iters);
       stage(`encoder ${b.encoderMs.toFixed(0)} ms, decoder ${b.decoderMs.toFixed(0)} ms; propagation`);
       let prop;
+      let box;
       if (model === "lite") {
         // The CT case: key slice 8, both ways over z 5..11 (WebGPU: 7..9, SwiftShader is slow).
         await putFile(page, VOL, "ct.nii.gz");
         await page.evaluate(() => window.medseg.openFile(window.__files["ct.nii.gz"]));
-        await page.evaluate(() => window.medseg.addBox(8, 1, [260, 226, 331, 288]));
+        box = await timeBox(page, 8, [260, 226, 331, 288]);
         const range = backend === "webgpu" ? [7, 9] : [5, 11];
         prop = await page.evaluate((r) => window.medseg.propagate("both", { range: r }), range);
         prop.what = `CT 512², z ${range[0]}..${range[1]}`;
@@ -46,7 +49,7 @@ for (const backend of backends) {
         const frames = fs.readdirSync(path.join(FIX, "frames_png")).sort();
         for (const f of frames) await putFile(page, path.join(FIX, "frames_png", f), f);
         await page.evaluate((names) => window.medseg.openFile(names.map((n) => window.__files[n])), frames);
-        await page.evaluate(() => window.medseg.addBox(0, 1, [30, 20, 90, 70]));
+        box = await timeBox(page, 0, [30, 20, 90, 70]);
         prop = await page.evaluate(() => window.medseg.propagate("forward"));
         prop.what = "4 frames 128×96";
       }
@@ -57,6 +60,8 @@ for (const backend of backends) {
         firstEncoder: b.firstEncoderMs,
         encoder: b.encoderMs,
         decoder: b.decoderMs,
+        boxCold: box.cold,
+        boxPrepared: box.prepared,
         propagation: prop.msPerFrame,
         what: `${prop.frames} frames: ${prop.what}`,
       });
@@ -66,13 +71,35 @@ for (const backend of backends) {
     }
   }
 }
+/**
+ * Box → mask on `frame` as a page script sees it: first on a frame not embedded yet, then
+ * (the same box again) with the frame's embedding already made.
+ */
+function timeBox(page, frame, box) {
+  return page.evaluate(
+    async ([k, b]) => {
+      const t0 = performance.now();
+      await window.medseg.addBox(k, 1, b);
+      const cold = performance.now() - t0;
+      const prep = await window.medseg.prepareFrame(k);
+      if (prep.computed) throw new Error("the frame's embedding was not kept after its prompt");
+      const t1 = performance.now();
+      await window.medseg.addBox(k, 1, b);
+      return { cold, prepared: performance.now() - t1 };
+    },
+    [frame, box],
+  );
+}
+
 const f = (v) => (v == null ? "-" : v.toFixed(0).padStart(8));
 console.log(`\nbrowser benchmark, headless Chromium (${iters} runs after a warm-up; ms)`);
-console.log("backend  model                              load  enc(1st)  encoder  decoder  propagation/frame");
+console.log("backend  model                              load  enc(1st)  encoder  decoder box→mask  prepared  propagation/frame");
 for (const r of rows) {
   if (r.skipped) {
     console.log(`${r.backend.padEnd(8)} ${r.model.padEnd(32)} skipped: ${r.skipped}`);
     continue;
   }
-  console.log(`${r.backend.padEnd(8)} ${r.model.padEnd(32)} ${f(r.load)} ${f(r.firstEncoder)} ${f(r.encoder)} ${f(r.decoder)} ${f(r.propagation)}   (${r.what})`);
+  console.log(
+    `${r.backend.padEnd(8)} ${r.model.padEnd(32)} ${f(r.load)} ${f(r.firstEncoder)} ${f(r.encoder)} ${f(r.decoder)} ${f(r.boxCold)}  ${f(r.boxPrepared)} ${f(r.propagation)}   (${r.what})`,
+  );
 }

@@ -152,6 +152,7 @@ export class Viewer {
     this.canvas.focus({ preventScroll: true });
     this.canvas.setPointerCapture(e.pointerId);
     this.drag = { id: e.pointerId, start: p, end: p, button: e.button, alt: e.altKey || e.shiftKey };
+    this.handlers.onPromptStart?.();
     this.draw();
   }
 
