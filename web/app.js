@@ -399,8 +399,13 @@ function updateControls() {
   ui.modelSelect.disabled = !ready || !idle;
   ui.openFile.disabled = !ready || !idle;
   viewer.setEnabled(promptOk);
+  const pointsOk = !boxOnlyModel();
+  if (!pointsOk && state.tool !== 'box') setTool('box');
   for (const b of ui.tools) {
-    b.disabled = !ready;
+    const noPoints = b.dataset.tool !== 'box' && !pointsOk;
+    b.dataset.help ??= b.title;
+    b.disabled = !ready || noPoints;
+    b.title = noPoints ? 'LiteMedSAM takes a box only (load MedSAM2 for points)' : b.dataset.help;
     b.setAttribute('aria-pressed', String(b.dataset.tool === state.tool));
   }
   const sel = selectedObject();
@@ -1242,7 +1247,16 @@ function undo() {
 
 ui.undo.addEventListener('click', () => undo());
 
+/** LiteMedSAM is prompted with a box only (its recipe has no points). */
+function boxOnlyModel() {
+  return state.model?.architecture === 'lite-medsam';
+}
+
 function setTool(tool) {
+  if (tool !== 'box' && boxOnlyModel()) {
+    setToolHint('LiteMedSAM takes a box only: load MedSAM2 to refine with points.');
+    return;
+  }
   state.tool = tool;
   viewer.setTool(tool);
   setToolHint(

@@ -76,6 +76,11 @@ test("the page: volume and clip through the controls", { timeout: 1500000 }, asy
     const { page, errors } = await openPage(context, "?backend=cpu");
     const arch = await page.evaluate(() => window.medseg.architecture());
     assert.equal(arch, "lite-medsam", "the page loads the default LiteMedSAM by itself");
+    // LiteMedSAM takes boxes only: the point tools are off.
+    assert.deepEqual(
+      await page.evaluate(() => [...document.querySelectorAll(".tool[data-tool]")].map((b) => [b.dataset.tool, b.disabled])),
+      [["box", false], ["point+", true], ["point-", true]],
+    );
 
     // Volume.
     await page.setInputFiles("#file-input", VOL);
