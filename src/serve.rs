@@ -8,7 +8,9 @@
 //!
 //! Every response carries `Cache-Control: no-cache` (the app and the weights change while
 //! developing) and the cross-origin isolation headers (COOP/COEP), so the page may use
-//! `SharedArrayBuffer` and precise timers.
+//! `SharedArrayBuffer` and precise timers. Files carry an `ETag` (size and modification
+//! time) and a request whose `If-None-Match` names it gets `304 Not Modified`: the
+//! browser revalidates its copy of the 34 MB engine in one round trip.
 
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read, Write};
@@ -103,8 +105,9 @@ fn handle(root: &Path, stream: TcpStream) -> io::Result<()> {
     if reader.read_line(&mut line)? == 0 {
         return Ok(()); // closed before sending anything
     }
-    // Skip the headers: nothing in them changes the answer.
+    // Of the headers only If-None-Match changes the answer.
     let mut complete = false;
+    let mut if_none_match = None;
     let mut header = String::new();
     loop {
         header.clear();
@@ -114,6 +117,11 @@ fn handle(root: &Path, stream: TcpStream) -> io::Result<()> {
         if header == "\r\n" || header == "\n" {
             complete = true;
             break;
+        }
+        if let Some((name, value)) = header.split_once(':')
+            && name.trim().eq_ignore_ascii_case("if-none-match")
+        {
+            if_none_match = Some(value.trim().to_string());
         }
     }
     let mut parts = line.split_whitespace();
@@ -141,10 +149,23 @@ fn handle(root: &Path, stream: TcpStream) -> io::Result<()> {
         Ok(f) => f,
         Err(_) => return respond_error(&mut out, 404, "Not Found", head_only),
     };
-    let len = file.metadata()?.len();
+    let meta = file.metadata()?;
+    let len = meta.len();
+    let etag = etag(len, meta.modified().ok());
+    let matches = if_none_match.is_some_and(|v| {
+        v.split(',')
+            .any(|t| t.trim() == "*" || t.trim().trim_start_matches("W/") == etag)
+    });
+    if matches {
+        write!(
+            out,
+            "HTTP/1.1 304 Not Modified\r\nETag: {etag}\r\n{COMMON_HEADERS}\r\n"
+        )?;
+        return out.flush();
+    }
     write!(
         out,
-        "HTTP/1.1 200 OK\r\nContent-Type: {}\r\nContent-Length: {len}\r\n{}\r\n",
+        "HTTP/1.1 200 OK\r\nContent-Type: {}\r\nContent-Length: {len}\r\nETag: {etag}\r\n{}\r\n",
         content_type(&path),
         COMMON_HEADERS
     )?;
@@ -152,6 +173,15 @@ fn handle(root: &Path, stream: TcpStream) -> io::Result<()> {
         io::copy(&mut BufReader::with_capacity(1 << 16, file), &mut out)?;
     }
     out.flush()
+}
+
+/// A strong validator from the file's size and modification time (nanoseconds): a rebuilt
+/// or re-converted file gets a new one.
+fn etag(len: u64, modified: Option<std::time::SystemTime>) -> String {
+    let nanos = modified
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_nanos());
+    format!("\"{len:x}-{nanos:x}\"")
 }
 
 // `Service-Worker-Allowed: /` lets the app's worker at /web/sw.js control the
@@ -332,6 +362,39 @@ mod tests {
         assert_eq!(status, 200);
         assert!(head.contains("Content-Length: 17"), "{head}");
         assert!(body.is_empty());
+    }
+
+    #[test]
+    fn etag_revalidation_answers_304_until_the_file_changes() {
+        let tmp = TempDir::new();
+        let addr = start(&tmp);
+        let (status, head, _) = get(addr, "/pkg/medseg_bg.wasm");
+        assert_eq!(status, 200);
+        let etag = head
+            .lines()
+            .find_map(|l| l.strip_prefix("ETag: "))
+            .expect("an ETag")
+            .to_string();
+        let revalidate = |tag: &str| {
+            request(
+                addr,
+                &format!(
+                    "GET /pkg/medseg_bg.wasm HTTP/1.1\r\nHost: localhost\r\nIf-None-Match: {tag}\r\n\r\n"
+                ),
+            )
+        };
+        let (status, head, body) = revalidate(&etag);
+        assert_eq!(status, 304, "{head}");
+        assert!(body.is_empty());
+        assert!(head.contains(&format!("ETag: {etag}")), "{head}");
+        assert_eq!(revalidate(&format!("W/{etag}")).0, 304, "weak comparison");
+        assert_eq!(revalidate("\"0-0\"").0, 200, "another tag");
+
+        // A rebuilt file (other size) gets a new tag: the old one no longer matches.
+        std::fs::write(tmp.0.join("site/pkg/medseg_bg.wasm"), b"\0asm\x01\0\0\0\0").unwrap();
+        let (status, head, body) = revalidate(&etag);
+        assert_eq!(status, 200, "{head}");
+        assert_eq!(body.len(), 9);
     }
 
     #[test]

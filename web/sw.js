@@ -5,9 +5,11 @@
 // - weights/: cache-first; a file is cached the first time the engine downloads it, so a
 //   reload is instant and works offline. When online, a cached file whose size on the
 //   server changed (a re-converted model) is dropped, so the next load fetches it anew.
-// - web/, pkg/: cache-first (served from the cache at once), refreshed in the background
-//   so the next load has the newest build.
-// - index.html (the navigation): network-first, the cached copy when offline.
+// - index.html, web/, pkg/: network-first, the cached copy when offline. Online, the page
+//   thus always runs the server's current build, its pieces from one version (a cached
+//   engine next to a newer page script could not work together); the browser revalidates
+//   its HTTP-cached copies (ETag, `304 Not Modified`), so this costs a round trip per file,
+//   not a download of the 34 MB engine.
 // Other requests (other paths, other origins, non-GET, Range) are left to the network.
 //
 // Registered by web/ui/offline.js with the page's folder as scope; outside `web/`, that
@@ -83,7 +85,7 @@ self.addEventListener('fetch', (event) => {
   if (path.startsWith('weights/')) {
     event.respondWith(weightsCacheFirst(event, req));
   } else if (path.startsWith('web/') || path.startsWith('pkg/')) {
-    event.respondWith(shellCacheFirst(event, req));
+    event.respondWith(networkFirst(req, stripSearch(req.url)));
   }
 });
 
@@ -92,36 +94,18 @@ function cacheable(res) {
   return res && res.status === 200 && res.type === 'basic';
 }
 
-async function networkFirst(req) {
+/** The network's answer (kept in the cache under `key`), or the cached one offline. */
+async function networkFirst(req, key = INDEX) {
   const cache = await caches.open(SHELL_CACHE);
   try {
     const res = await fetch(req);
-    if (cacheable(res)) await cache.put(INDEX, res.clone());
+    if (cacheable(res)) await cache.put(key, res.clone());
     return res;
   } catch (err) {
-    const hit = await cache.match(INDEX);
+    const hit = await cache.match(key);
     if (hit) return hit;
     throw err;
   }
-}
-
-async function shellCacheFirst(event, req) {
-  const cache = await caches.open(SHELL_CACHE);
-  const key = stripSearch(req.url);
-  const hit = await cache.match(key);
-  const refresh = fetch(req, { cache: 'no-store' }).then(
-    async (res) => {
-      if (cacheable(res)) await cache.put(key, res.clone());
-      return res;
-    },
-    () => null,
-  );
-  if (hit) {
-    event.waitUntil(refresh);
-    return hit;
-  }
-  const res = await refresh;
-  return res || Response.error();
 }
 
 async function weightsCacheFirst(event, req) {
