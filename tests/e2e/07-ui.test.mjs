@@ -8,7 +8,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import fs from "node:fs";
 import path from "node:path";
-import { launch, openPage, log, screenshot, blobBytes, makeSyntheticClip, readNifti, dice, until, SHARED, errorsText } from "./lib.mjs";
+import { launch, openPage, log, screenshot, blobBytes, makeSyntheticClip, readNifti, dice, until, SHARED, OUT, errorsText } from "./lib.mjs";
 
 const CASE = "CT_Lesion_000001_02_01_008-023";
 const VOL = path.join(SHARED, "data/ct-lesion", `${CASE}.nii.gz`);
@@ -156,6 +156,40 @@ test("the page: volume and clip through the controls", { timeout: 1500000 }, asy
     log(`correction on frame ${K}: ${await said.jsonValue()}`);
     const again = await page.evaluate(() => window.__again);
     assert.deepEqual(again, Array.from({ length: info.frames - K }, (_, i) => K + i), "re-propagated frames");
+
+    // The clip's exports with the buttons: the PNG masks (a zip with one per frame) and the
+    // overlay video (MediaRecorder: WebM, or MP4 where only that records).
+    const [zipDl] = await Promise.all([page.waitForEvent("download", { timeout: 60000 }), page.click("#export-png")]);
+    const zip = fs.readFileSync(await zipDl.path());
+    const names = zip.toString("latin1").match(/mask_\d{5}\.png/g) ?? [];
+    assert.equal(zip.subarray(0, 2).toString(), "PK", "a zip");
+    assert.equal(new Set(names).size, info.frames, `one PNG per frame in ${zipDl.suggestedFilename()}`);
+    const [videoDl] = await Promise.all([page.waitForEvent("download", { timeout: 120000 }), page.click("#export-video")]);
+    const video = fs.readFileSync(await videoDl.path());
+    fs.writeFileSync(path.join(OUT, videoDl.suggestedFilename()), video);
+    const isWebm = video.subarray(0, 4).equals(Buffer.from([0x1a, 0x45, 0xdf, 0xa3]));
+    const isMp4 = video.subarray(4, 8).toString() === "ftyp";
+    log(`exports: ${zipDl.suggestedFilename()} (${zip.length} bytes), ${videoDl.suggestedFilename()} (${video.length} bytes)`);
+    assert.ok(isWebm || isMp4, `${videoDl.suggestedFilename()} is a WebM or MP4 file`);
+    // The recorded overlay opens as a clip again (the page decodes its own export).
+    const reopened = await page.evaluate(async (b64) => {
+      const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+      return window.medseg.openFile(new File([bytes], "overlay.webm"));
+    }, video.toString("base64"));
+    assert.equal(reopened.kind, "video");
+    assert.ok(reopened.frames >= 1, `${reopened.frames} frames in the overlay video`);
+    // Its first frame shows the disk under the orange mask overlay: red well above blue
+    // at the disk's centre, grey (red = blue) in a corner.
+    const [centre, corner] = await page.evaluate(async ([x, y]) => {
+      const f = await window.medseg.getFrame(0);
+      const at = (px, py) => {
+        const p = 4 * (py * f.width + px);
+        return f.data[p] - f.data[p + 2];
+      };
+      return [at(x, y), at(5, 5)];
+    }, centres[0]);
+    log(`overlay video frame 0: red - blue ${centre} at the disk, ${corner} in a corner`);
+    assert.ok(centre > 40 && Math.abs(corner) < 20, `overlay colour in the exported video (${centre}, ${corner})`);
     assert.deepEqual(errors, [], `console errors:${errorsText(errors)}`);
   } finally {
     await close();

@@ -34,8 +34,13 @@ export async function recordOverlayVideo({ frames, fps, width, height, drawFrame
   canvas.width = Math.max(2, width & ~1);
   canvas.height = Math.max(2, height & ~1);
   const ctx = canvas.getContext('2d');
-  ctx.fillStyle = '#000';
-  ctx.fillRect(0, 0, canvas.width, canvas.height);
+  // Each frame is composed here (drawFrame awaits the engine between the picture and its
+  // masks) and then copied to the recorded canvas in one step: the browser may capture
+  // the recorded canvas whenever it changes, and must never see a half-drawn frame.
+  const scratch = document.createElement('canvas');
+  scratch.width = canvas.width;
+  scratch.height = canvas.height;
+  const scratchCtx = scratch.getContext('2d');
   const stream = canvas.captureStream(0);
   const [track] = stream.getVideoTracks();
   const manual = typeof track?.requestFrame === 'function';
@@ -54,12 +59,18 @@ export async function recordOverlayVideo({ frames, fps, width, height, drawFrame
   });
   stopped.catch(() => {}); // a failure after a cancel must not surface as unhandled
   const period = 1000 / fps;
-  recorder.start(1000);
   try {
-    let next = performance.now();
+    let next = 0;
     for (let i = 0; i < frames.length; i++) {
       if (signal?.aborted) throw new DOMException('video export cancelled', 'AbortError');
-      await drawFrame(ctx, frames[i], canvas.width, canvas.height);
+      await drawFrame(scratchCtx, frames[i], canvas.width, canvas.height);
+      ctx.drawImage(scratch, 0, 0);
+      if (i === 0) {
+        // Recording starts with the first frame on the canvas (the recorder takes the
+        // canvas as it is at the start as the video's first picture).
+        recorder.start(1000);
+        next = performance.now();
+      }
       if (manual) track.requestFrame();
       onProgress?.(i + 1, frames.length);
       next += period;
