@@ -29,8 +29,15 @@ use std::io::{Cursor, Read};
 use flate2::read::MultiGzDecoder;
 use thiserror::Error;
 
-/// The largest volume accepted: 2^31 voxels. Checked before allocating anything.
+/// The largest volume accepted, checked before allocating anything: 2^31 voxels
+/// natively. In the browser 2^28 (512 × 512 × 1024): a wasm32 module has at most 4 GB,
+/// and opening a volume holds its file, the decoded samples, 4 bytes a voxel as `f32`
+/// and 1 byte a voxel for display at once; past the limit the allocation would abort
+/// the engine and lose the session.
+#[cfg(not(target_arch = "wasm32"))]
 pub const MAX_VOXELS: u64 = 1 << 31;
+#[cfg(target_arch = "wasm32")]
+pub const MAX_VOXELS: u64 = 1 << 28;
 
 /// Size of the NIfTI-1 header.
 const NIFTI1_HEADER_LEN: usize = 348;
@@ -67,7 +74,11 @@ pub enum VolumeError {
     UnsupportedDtype(String),
     #[error("dimensions {0:?} contain a zero: the volume has no voxels")]
     ZeroDim(Vec<usize>),
-    #[error("volume too large: {voxels} voxels exceed the limit of {MAX_VOXELS} (2^31)")]
+    #[error(
+        "volume too large: {voxels} voxels exceed the limit of {MAX_VOXELS} (2^{}){}",
+        MAX_VOXELS.trailing_zeros(),
+        if cfg!(target_arch = "wasm32") { " in the browser: crop or resample it, or use the medseg command line" } else { "" }
+    )]
     TooLarge { voxels: u128 },
     #[error("unsupported shape {0:?}: expected a 3-D (D, H, W) or 2-D (H, W) array")]
     UnsupportedShape(Vec<u64>),

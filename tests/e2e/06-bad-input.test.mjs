@@ -1,6 +1,6 @@
-// Bad input: a text file renamed .png, a truncated .nii.gz, an empty file and weights of
-// the wrong model each reject with an Error naming the problem, the page shows it, keeps
-// working, and the masks made before stay.
+// Bad input: a text file renamed .png, a truncated .nii.gz, an empty file, a volume too
+// large for the browser and weights of the wrong model each reject with an Error naming
+// the problem, the page shows it, keeps working, and the masks made before stay.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import fs from "node:fs";
@@ -24,6 +24,20 @@ async function rejection(page, expr, arg) {
   );
 }
 
+/** A NIfTI-1 header (no voxels) for a uint8 volume of `dims`, 1 mm voxels. */
+function niftiHeader(dims) {
+  const h = Buffer.alloc(352);
+  h.writeInt32LE(348, 0);
+  h.writeInt16LE(dims.length, 40);
+  dims.forEach((d, i) => h.writeInt16LE(d, 42 + 2 * i));
+  h.writeInt16LE(2, 70); // DT_UNSIGNED_CHAR
+  h.writeInt16LE(8, 72);
+  for (let i = 0; i < 4; i++) h.writeFloatLE(1, 76 + 4 * i);
+  h.writeFloatLE(352, 108);
+  h.write("n+1\0", 344, "latin1");
+  return h;
+}
+
 const maskSum = (page) => page.evaluate(async () => (await window.medseg.getMask(8, 1))?.data.reduce((a, b) => a + b, 0) ?? null);
 
 test("bad input gives clear errors and keeps the session", { timeout: 900000 }, async () => {
@@ -42,11 +56,14 @@ test("bad input gives clear errors and keeps the session", { timeout: 900000 }, 
     await putBytes(page, bytes.subarray(0, Math.floor(bytes.length / 3)), "truncated.nii.gz");
     await putBytes(page, Buffer.alloc(0), "empty.nii.gz");
     await putFile(page, path.join(SHARED, "fixtures/sam2-small/fixtures.safetensors"), "not-a-model.safetensors");
+    // 1024 × 1024 × 512 voxels: more than a browser can hold (the header alone says so).
+    await putBytes(page, niftiHeader([1024, 1024, 512]), "huge.nii");
 
     const cases = [
       ["open", "notes.png", /notes\.png.*not a PNG, JPEG or WebP/i],
       ["open", "truncated.nii.gz", /truncated\.nii\.gz.*(truncated|gzip)/i],
       ["open", "empty.nii.gz", /empty\.nii\.gz.*empty/i],
+      ["open", "huge.nii", /huge\.nii.*volume too large: 536870912 voxels exceed the limit of 268435456 \(2\^28\) in the browser/i],
       ["model", "not-a-model.safetensors", /not a model MedSeg knows/i],
       ["modelAs", [`${DATA_URL_PATH}/sam2-small.safetensors`, "lite-medsam"], /wrong model: this file holds a sam2 model, lite-medsam was asked for/i],
     ];
@@ -89,7 +106,7 @@ test("bad input gives clear errors and keeps the session", { timeout: 900000 }, 
       assert.equal(await maskSum(page), area, `the mask on slice 8 changed after ${name} (page)`);
     }
     assert.match(await page.evaluate(() => document.getElementById("model-state").textContent), /LiteMedSAM/, "the page keeps its model");
-    const unexpected = errors.filter((e) => !/notes\.png|truncated|empty|not a model|wrong model/i.test(e));
+    const unexpected = errors.filter((e) => !/notes\.png|truncated|empty|huge|not a model|wrong model/i.test(e));
     assert.deepEqual(unexpected, [], `console errors:${errorsText(unexpected)}`);
   } finally {
     await close();
