@@ -73,6 +73,11 @@ log "serving $ROOT on http://127.0.0.1:$port/ ($MEDSEG_BIN, pid $server)"
 export MEDSEG_URL="http://127.0.0.1:$port"
 export MEDSEG_LITE_URL="$lite_url"
 if [ "${MEDSEG_E2E_RUN:-test}" = bench ]; then
+  # MEDSEG_BENCH_T512=FILE: also time a medsam2-t512 checkpoint (converted .safetensors).
+  if [ -n "${MEDSEG_BENCH_T512:-}" ]; then
+    copy "$MEDSEG_BENCH_T512" "$DATA/medsam2-t512.safetensors"
+    export MEDSEG_BENCH_T512_URL="/$DATA/medsam2-t512.safetensors"
+  fi
   node tests/e2e/bench.mjs "$@"
 else
   files=()

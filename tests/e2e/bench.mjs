@@ -6,14 +6,17 @@
 //   MEDSEG_BENCH_ITERS (default 3) encoder/decoder runs after a warm-up run;
 //   MEDSEG_BENCH_BACKENDS (default "webgpu,cpu"); MEDSEG_BENCH_MODELS ("lite,sam2-small");
 //   MEDSEG_BENCH_WEBGPU_LITE=1 also times LiteMedSAM on WebGPU, which SwiftShader runs at
-//   many minutes per encoder pass (skipped by default).
+//   many minutes per encoder pass (skipped by default). MEDSEG_BENCH_T512=FILE (given to
+//   scripts/bench-browser.sh) adds a medsam2-t512 checkpoint ("t512", CPU backend only:
+//   SwiftShader would take hours), propagated over the CT volume like LiteMedSAM.
 import fs from "node:fs";
 import path from "node:path";
 import { launch, openPage, putFile, SHARED, LITE_URL, DATA_URL_PATH } from "./lib.mjs";
 
 const iters = Number(process.env.MEDSEG_BENCH_ITERS || 3);
 const backends = (process.env.MEDSEG_BENCH_BACKENDS || "webgpu,cpu").split(",");
-const models = (process.env.MEDSEG_BENCH_MODELS || "lite,sam2-small").split(",");
+const T512_URL = process.env.MEDSEG_BENCH_T512_URL;
+const models = (process.env.MEDSEG_BENCH_MODELS || `lite,sam2-small${T512_URL ? ",t512" : ""}`).split(",");
 const FIX = path.join(SHARED, "fixtures/sam2-small");
 const VOL = path.join(SHARED, "data/ct-lesion/CT_Lesion_000001_02_01_008-023.nii.gz");
 
@@ -26,18 +29,22 @@ for (const backend of backends) {
       rows.push({ backend, model: "lite-medsam (lite)", skipped: "SwiftShader: minutes per encoder pass (MEDSEG_BENCH_WEBGPU_LITE=1 to run)" });
       continue;
     }
+    if (backend === "webgpu" && model === "t512") {
+      rows.push({ backend, model: "medsam2-t512 (t512)", skipped: "SwiftShader: hours per frame" });
+      continue;
+    }
     stage(`${backend} / ${model}`);
     const { context, close } = await launch();
     try {
       const { page } = await openPage(context, `?backend=${backend}&model=none`);
-      const url = model === "lite" ? LITE_URL : `${DATA_URL_PATH}/sam2-small.safetensors`;
+      const url = { lite: LITE_URL, t512: T512_URL }[model] ?? `${DATA_URL_PATH}/sam2-small.safetensors`;
       const load = await page.evaluate((u) => window.medseg.loadModel(u), url);
       stage(`loaded ${load.architecture}; encoder/decoder runs`);
       const b = await page.evaluate((n) => window.medseg.bench({ iters: n }), iters);
       stage(`encoder ${b.encoderMs.toFixed(0)} ms, decoder ${b.decoderMs.toFixed(0)} ms; propagation`);
       let prop;
       let box;
-      if (model === "lite") {
+      if (model === "lite" || model === "t512") {
         // The CT case: key slice 8, both ways over z 5..11 (WebGPU: 7..9, SwiftShader is slow).
         await putFile(page, VOL, "ct.nii.gz");
         await page.evaluate(() => window.medseg.openFile(window.__files["ct.nii.gz"]));
