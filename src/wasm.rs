@@ -147,6 +147,18 @@ impl Doc {
         }
     }
 
+    /// An error naming the valid range when `frame` is not a frame of this document.
+    fn check_frame(&self, frame: usize) -> Result<(), JsValue> {
+        if frame < self.len() {
+            return Ok(());
+        }
+        Err(err(format!(
+            "frame {frame} is outside the {} frames (0..{})",
+            self.len(),
+            self.len() - 1
+        )))
+    }
+
     fn frame_rgb(&self, index: usize) -> Result<RgbImage, FrameError> {
         self.frames().frame(index)
     }
@@ -825,13 +837,7 @@ impl Session {
             let mut guard = inner.try_borrow_mut().map_err(busy)?;
             let st = &mut *guard;
             let doc = st.doc()?;
-            if frame >= doc.len() {
-                return Err(err(format!(
-                    "frame {frame} is outside the {} frames (0..{})",
-                    doc.len(),
-                    doc.len() - 1
-                )));
-            }
+            doc.check_frame(frame)?;
             let computed = match st.model()?.clone() {
                 Model::Sam2(model) if doc.kind == DocKind::Image => {
                     let had = matches!(st.embedding, Some(FrameEmbedding::Sam2Image(_)));
@@ -884,13 +890,7 @@ impl Session {
             let mut guard = inner.try_borrow_mut().map_err(busy)?;
             let st = &mut *guard;
             let doc = st.doc()?;
-            if frame >= doc.len() {
-                return Err(err(format!(
-                    "frame {frame} is outside the {} frames (0..{})",
-                    doc.len(),
-                    doc.len() - 1
-                )));
-            }
+            doc.check_frame(frame)?;
             if let Some([x0, y0, x1, y1]) = bx {
                 let (w, h) = (doc.width as f32, doc.height as f32);
                 if x1 <= 0.0 || y1 <= 0.0 || x0 >= w || y0 >= h {
