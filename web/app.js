@@ -927,6 +927,17 @@ async function applyWindow(preset) {
       state.windowPreset = preset;
       state.docGen += 1;
       frameCache.clear();
+      // The engine drops prompts with the model input (masks stay): put them back, as
+      // after a model change, so that propagation goes on from them.
+      if (state.objects.some((o) => o.prompts.size)) {
+        setTask('Re-applying prompts with the new window…', null);
+        try {
+          await reapplyAll();
+        } finally {
+          clearTask();
+        }
+        messages.info(`Window "${preset}": prompts re-applied; propagate again for the other slices.`);
+      }
       schedulePrepare();
     } catch (err) {
       messages.error(`Window "${preset}"`, err);
@@ -1653,6 +1664,7 @@ const MIRRORED_EVENTS = {
   open: mirrorOpen,
   prompt: mirrorPrompt,
   frame: mirrorFrame,
+  window: mirrorWindow,
   reset: mirrorReset,
 };
 
@@ -1748,6 +1760,17 @@ function mirrorFrame({ frame, done, total, ms, masks }) {
     updateControls();
     scheduleRender();
   }
+}
+
+function mirrorWindow({ window }) {
+  if (!state.doc || state.doc.kind !== 'volume') return;
+  // The engine drops prompts (not masks) with a new window, as with a new model.
+  for (const obj of state.objects) obj.prompts = new Map();
+  state.windowPreset = WINDOWS.includes(window) ? window : '';
+  ui.windowSelect.value = state.windowPreset;
+  state.docGen += 1;
+  frameCache.clear();
+  scheduleRender();
 }
 
 function mirrorReset({ obj: id }) {

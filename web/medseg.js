@@ -32,8 +32,8 @@
 //   "frame"    {frame, objects, done, total, ms, masks}  each propagated frame
 //   "notice"   {message}                                 backend fallback, clip limits
 //   "model" {info}, "open" {info}, "prompt" {frame, obj, box, points, area, mask},
-//   "reset" {obj}: after each successful call, whoever made it (a page can mirror
-//   calls that scripts or tests make through window.medseg).
+//   "window" {window, info}, "reset" {obj}: after each successful call, whoever made it
+//   (a page can mirror calls that scripts or tests make through window.medseg).
 //
 // A volume slice k is shown with x = voxel index i (columns) and y = voxel index j (rows);
 // its mask is row-major (row j, column i), like imgs[k][y][x] of a MedSAM .npz.
@@ -351,7 +351,9 @@ export class MedSeg extends EventTarget {
   }
 
   async setWindow(window) {
-    return this._op("setWindow", [window]);
+    const info = await this._op("setWindow", [window]);
+    this._emit("window", { window, info });
+    return info;
   }
 
   /** Frame (volume slice) `frame` as RGBA for display. */

@@ -114,6 +114,25 @@ test("the page: volume and clip through the controls", { timeout: 1500000 }, asy
     log(`downloaded ${download.suggestedFilename()}: Dice vs ground truth on slices 7..9 ${d.toFixed(4)}`);
     assert.ok(d > 0.9, `Dice ${d} on slices 7..9`);
 
+    // Another CT window through the select (lung: this test volume is stored as 8-bit, so
+    // the bone window, wider than its range, would leave it as it is): the slices change,
+    // the prompt is re-applied on the new input, and propagation goes on from it.
+    const greySum = () => page.evaluate(async () => (await window.medseg.getFrame(8)).data.reduce((a, b) => a + b, 0));
+    const before = await greySum();
+    await page.selectOption("#window-select", "lung");
+    await page.waitForFunction(() => /prompts re-applied/.test(document.getElementById("messages").textContent), null, { timeout: 300000 });
+    assert.notEqual(await greySum(), before, "the lung window changes the displayed slice");
+    await setNumber(page, "range-from", 8);
+    await setNumber(page, "range-to", 9);
+    await page.click("#prop-forward");
+    await page.waitForFunction(
+      () => /^done: 2 slices/.test(document.getElementById("prop-status").textContent) || /error/.test(document.getElementById("prop-status").textContent),
+      null,
+      { timeout: 300000 },
+    );
+    assert.match(await page.textContent("#prop-status"), /^done: 2 slices/, "propagation after the window change");
+    log("lung window: slice redrawn, prompt re-applied, propagated again over slices 8..9");
+
     // Clip.
     const N = 10;
     const centres = Array.from({ length: N }, (_, i) => [140 + 3 * i, 110]);
