@@ -45,7 +45,7 @@ use crate::model::{Architecture, detect_architecture, load_lite_medsam, load_sam
 use crate::predictor::{ImagePrompt, Sam2EncodedImage, Sam2ImagePredictor};
 use crate::readback::read_f32;
 use crate::session::frames::{FrameError, FrameSource, VolumeFrames};
-use crate::session::lite_propagation::LitePropagation;
+use crate::session::lite_propagation::{LitePropagation, walk_range};
 use crate::session::mask_store::RleMask;
 use crate::session::video::{Direction, FrameMasks, ObjectId, Propagation, VideoSession};
 use crate::weights::TensorStore;
@@ -91,7 +91,8 @@ impl DocKind {
 
 /// An opened volume: its voxels, how they are windowed, and the windowed slices.
 struct VolumeDoc {
-    volume: Volume,
+    /// Shared: a new window makes a new `Doc` over the same voxels (up to 1 GB as f32).
+    volume: Rc<Volume>,
     window_name: String,
 }
 
@@ -129,9 +130,7 @@ impl Doc {
         }
         let mut out = Vec::with_capacity(self.len() * self.width * self.height);
         for f in self.rgb.iter() {
-            out.extend(f.data.chunks_exact(3).map(|p| {
-                (0.299 * p[0] as f32 + 0.587 * p[1] as f32 + 0.114 * p[2] as f32).round() as u8
-            }));
+            out.extend(f.grey());
         }
         let g: Arc<[u8]> = out.into();
         *self.grey.borrow_mut() = Some(g.clone());
@@ -337,10 +336,28 @@ impl State {
     fn clear_results(&mut self) {
         self.masks.clear();
         self.logits.clear();
+        self.drop_model_state();
+    }
+
+    /// Forgets what depends on the model and its input (prompts, memory, embeddings, a
+    /// run), keeping the masks: after a new model or a new window.
+    fn drop_model_state(&mut self) {
         self.prompts.clear();
         self.sam2 = None;
         self.embedding = None;
         self.run = None;
+    }
+
+    /// The SAM 2 video session over the open document, made on first use.
+    fn sam2_session(
+        &mut self,
+        model: &Arc<Sam2Model>,
+        doc: &Doc,
+    ) -> Result<&mut VideoSession<'static, DocFrames>, JsValue> {
+        if self.sam2.is_none() {
+            self.sam2 = Some(VideoSession::new(model.clone(), doc.frames()).map_err(err)?);
+        }
+        Ok(self.sam2.as_mut().expect("set above"))
     }
 
     /// SAM 2's encoding of the open single image, made on first use.
@@ -424,7 +441,8 @@ impl State {
     }
 }
 
-fn busy(_: std::cell::BorrowMutError) -> JsValue {
+/// For a failed `try_borrow` / `try_borrow_mut` of the session state.
+fn busy<E>(_: E) -> JsValue {
     err("the session is busy with another call (calls must not overlap)")
 }
 
@@ -617,11 +635,7 @@ impl Session {
             let mut st = inner.try_borrow_mut().map_err(busy)?;
             let name = model.name();
             st.model = Some(model);
-            // Model-specific state (prompts, memory) goes; masks made so far stay.
-            st.prompts.clear();
-            st.sam2 = None;
-            st.embedding = None;
-            st.run = None;
+            st.drop_model_state();
             drop(st);
             report("done", 1.0);
             let o = Object::new();
@@ -683,7 +697,7 @@ impl Session {
             rgb: Rc::new(Vec::new()),
             grey: RefCell::new(Some(slices)),
             volume: Some(VolumeDoc {
-                volume,
+                volume: Rc::new(volume),
                 window_name,
             }),
         };
@@ -714,17 +728,14 @@ impl Session {
             rgb: doc.rgb.clone(),
             grey: RefCell::new(Some(slices)),
             volume: Some(VolumeDoc {
-                volume: vol.volume.clone(),
+                volume: Rc::clone(&vol.volume),
                 window_name,
             }),
         };
         let info = new.info();
         st.doc = Some(Rc::new(new));
-        // The model input changed: prompts, memory and embeddings go, masks stay.
-        st.prompts.clear();
-        st.sam2 = None;
-        st.embedding = None;
-        st.run = None;
+        // The model input changed.
+        st.drop_model_state();
         Ok(info.into())
     }
 
@@ -844,13 +855,10 @@ impl Session {
                     st.sam2_image(&Sam2ImagePredictor::new(&model), &doc)?;
                     !had
                 }
-                Model::Sam2(model) => {
-                    if st.sam2.is_none() {
-                        st.sam2 = Some(VideoSession::new(model, doc.frames()).map_err(err)?);
-                    }
-                    let session = st.sam2.as_mut().expect("set above");
-                    session.prepare_frame(frame).map_err(err)?
-                }
+                Model::Sam2(model) => st
+                    .sam2_session(&model, &doc)?
+                    .prepare_frame(frame)
+                    .map_err(err)?,
                 Model::Lite(model) => st.lite_embedding(&model, &doc, frame)?.1,
             };
             let o = Object::new();
@@ -902,7 +910,7 @@ impl Session {
             st.run = None;
             let (w, h) = (doc.width, doc.height);
             let model = st.model()?.clone();
-            let (mask, logits, iou): (Vec<u8>, Option<Vec<f32>>, f32) = match &model {
+            let (mask, logits, iou): (RleMask, Option<Vec<f32>>, f32) = match &model {
                 Model::Sam2(model) if doc.kind == DocKind::Image => {
                     let predictor = Sam2ImagePredictor::new(model);
                     let enc = st.sam2_image(&predictor, &doc)?;
@@ -916,15 +924,15 @@ impl Session {
                         )
                         .await
                         .map_err(err)?;
-                    (pred.mask(), Some(pred.logits), pred.iou)
+                    (
+                        RleMask::encode(&pred.mask(), w, h),
+                        Some(pred.logits),
+                        pred.iou,
+                    )
                 }
                 Model::Sam2(model) => {
-                    if st.sam2.is_none() {
-                        st.sam2 =
-                            Some(VideoSession::new(model.clone(), doc.frames()).map_err(err)?);
-                    }
-                    let session = st.sam2.as_mut().expect("set above");
-                    let out = session
+                    let out = st
+                        .sam2_session(model, &doc)?
                         .add_prompt(frame, obj, bx, &points)
                         .await
                         .map_err(err)?;
@@ -935,10 +943,9 @@ impl Session {
                         .map(|(_, l)| l.clone());
                     let mask = out
                         .objects
-                        .iter()
+                        .into_iter()
                         .find(|(id, _)| *id == obj)
-                        .map(|(_, m)| m.decode())
-                        .unwrap_or_else(|| vec![0; w * h]);
+                        .map_or_else(|| RleMask::empty(w, h), |(_, m)| m);
                     (mask, logits, f32::NAN)
                 }
                 Model::Lite(model) => {
@@ -953,14 +960,11 @@ impl Session {
                         .predict_embedded(&embedding, box_256)
                         .await
                         .map_err(err)?;
-                    (pred.mask, None, pred.iou)
+                    (RleMask::encode(&pred.mask, w, h), None, pred.iou)
                 }
             };
-            let area = mask.iter().filter(|&&m| m != 0).count();
-            st.masks
-                .entry(obj)
-                .or_default()
-                .insert(frame, RleMask::encode(&mask, w, h));
+            let area = mask.area();
+            st.masks.entry(obj).or_default().insert(frame, mask);
             match logits {
                 Some(l) => st.logits.insert((obj, frame), l),
                 None => st.logits.remove(&(obj, frame)),
@@ -1055,19 +1059,13 @@ impl Session {
                         if key < lo || key > hi {
                             continue;
                         }
-                        let both = dirs.len() == 2;
-                        let (a, b) = match dirs[0] {
-                            _ if both => (lo, hi),
-                            Direction::Forward => (key, hi),
-                            Direction::Backward => (lo, key),
-                        };
                         let walk = LitePropagation::new(
                             model.clone(),
                             grey.clone(),
                             doc.dims(),
                             key,
                             p.box_xyxy.expect("filtered above"),
-                            a..=b,
+                            walk_range(key, (lo, hi), &dirs),
                         )
                         .map_err(err)?;
                         total += walk.len();
@@ -1270,13 +1268,7 @@ impl Session {
         let inner = self.inner.clone();
         future_to_promise(async move {
             let iters = iters.max(1) as usize;
-            let model = {
-                let st = inner.try_borrow().map_err(|_| err("the session is busy"))?;
-                match st.model()? {
-                    Model::Sam2(m) => Model::Sam2(m.clone()),
-                    Model::Lite(m) => Model::Lite(m.clone()),
-                }
-            };
+            let model = inner.try_borrow().map_err(busy)?.model()?.clone();
             let mut enc = Vec::new();
             let mut dec = Vec::new();
             match &model {
@@ -1344,9 +1336,7 @@ impl Session {
 impl Session {
     /// The state for reading; an error (not a panic) while an async call holds it.
     fn state(&self) -> Result<std::cell::Ref<'_, State>, JsValue> {
-        self.inner
-            .try_borrow()
-            .map_err(|_| err("the session is busy with another call (calls must not overlap)"))
+        self.inner.try_borrow().map_err(busy)
     }
 
     fn push_frame(&self, frame: RgbImage) -> Result<u32, JsValue> {

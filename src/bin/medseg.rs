@@ -25,7 +25,7 @@ use medseg::model::{
 };
 use medseg::predictor::{ImagePrompt, Sam2ImagePredictor};
 use medseg::session::frames::{FolderFrames, FrameSource};
-use medseg::session::lite_propagation::LitePropagation;
+use medseg::session::lite_propagation::{LitePropagation, walk_range};
 use medseg::session::video::{Direction, VideoSession};
 use medseg::session::volume3d::{KeySlicePrompt, segment_volume_sam2};
 use medseg::weights::safetensors_io::{StoredPrecision, write};
@@ -320,16 +320,13 @@ fn cmd_bench(args: &Args) -> CliResult {
         .map(|n| n.get())
         .unwrap_or(1);
     // LiteMedSAM weights get their own benchmark; everything else is SAM 2.
-    if let Some(path) = args.get("--model") {
-        let store = read_weights(Path::new(path))?;
-        if detect_architecture(&store, preset_arg(args)?).map_err(|e| format!("{path}: {e}"))?
-            == Architecture::LiteMedSam
-        {
-            let model = load_lite_medsam(store, &device).map_err(|e| format!("{path}: {e}"))?;
+    let (store, cfg) = match bench_store(args, &device)? {
+        (store, Architecture::LiteMedSam) => {
+            let model = load_lite_medsam(store, &device).map_err(|e| e.to_string())?;
             return bench_lite(&model, runs, threads);
         }
-    }
-    let (store, cfg) = sam2_store_for_bench(args, &device)?;
+        (store, Architecture::Sam2(cfg)) => (store, cfg),
+    };
     let model = load_sam2(store, &cfg, &device).map_err(|e| e.to_string())?;
     let s = cfg.image_size;
     let image = RgbImage {
@@ -483,7 +480,9 @@ fn cmd_bench_video(args: &Args) -> CliResult {
         .parse()
         .map_err(|_| "--size: expected pixels")?;
     let device = medseg::cpu_device();
-    let (store, cfg) = sam2_store_for_bench(args, &device)?;
+    let (store, Architecture::Sam2(cfg)) = bench_store(args, &device)? else {
+        return Err("bench-video needs SAM 2 / MedSAM2 weights, not LiteMedSAM".into());
+    };
     let model = Arc::new(load_sam2(store, &cfg, &device).map_err(|e| e.to_string())?);
     let clip = SyntheticClip { frames, size };
     let mut session = VideoSession::new(model, clip).map_err(|e| e.to_string())?;
@@ -520,21 +519,15 @@ fn cmd_bench_video(args: &Args) -> CliResult {
 }
 
 /// Weights for a SAM 2 benchmark: `--model FILE` or `--random PRESET`.
-fn sam2_store_for_bench(
-    args: &Args,
-    device: &medseg::Device,
-) -> CliResult<(TensorStore, Box<medseg::model::config::Sam2Config>)> {
+/// The weights a benchmark runs (`--model WEIGHTS`, read once) or random weights of a
+/// SAM 2 preset (`--random PRESET`), with their architecture.
+fn bench_store(args: &Args, device: &medseg::Device) -> CliResult<(TensorStore, Architecture)> {
     match (args.get("--model"), args.get("--random")) {
         (Some(path), None) => {
             let store = read_weights(Path::new(path))?;
-            match detect_architecture(&store, preset_arg(args)?)
-                .map_err(|e| format!("{path}: {e}"))?
-            {
-                Architecture::Sam2(cfg) => Ok((store, cfg)),
-                Architecture::LiteMedSam => Err(format!(
-                    "{path}: this benchmark needs SAM 2 / MedSAM2 weights"
-                )),
-            }
+            let arch = detect_architecture(&store, preset_arg(args)?)
+                .map_err(|e| format!("{path}: {e}"))?;
+            Ok((store, arch))
         }
         (None, Some(preset)) => {
             let cfg = Box::new(
@@ -543,7 +536,7 @@ fn sam2_store_for_bench(
                     .config(),
             );
             let keys = sam2_expected_keys(&cfg, device).map_err(|e| e.to_string())?;
-            Ok((random_store(keys), cfg))
+            Ok((random_store(keys), Architecture::Sam2(cfg)))
         }
         _ => Err("give exactly one of --model WEIGHTS or --random PRESET".into()),
     }
@@ -590,7 +583,11 @@ fn directions(arg: Option<&str>) -> CliResult<Vec<Direction>> {
 
 /// The input of `track` as grey slices (volumes) or RGB frames (clips).
 enum TrackInput {
-    Volume { volume: Volume, slices: Vec<u8> },
+    /// `slices`: the windowed grey volume, shared with the session that tracks in it.
+    Volume {
+        volume: Volume,
+        slices: Arc<[u8]>,
+    },
     Frames(FolderFrames),
 }
 
@@ -607,7 +604,7 @@ fn open_track_input(path: &Path, window: Option<&str>) -> CliResult<TrackInput> 
         Some("mr") => Windowing::MrPercentile,
         Some(w) => Windowing::from(CtWindow::parse(w).map_err(|e| e.to_string())?),
     };
-    let slices = windowing.apply(&volume.data);
+    let slices = windowing.apply(&volume.data).into();
     Ok(TrackInput::Volume { volume, slices })
 }
 
@@ -690,7 +687,7 @@ fn cmd_track(args: &Args) -> CliResult {
             let model = Arc::new(load_sam2(store, cfg, &device).map_err(|e| e.to_string())?);
             pollster::block_on(segment_volume_sam2(
                 &model,
-                slices.as_slice().into(),
+                Arc::clone(slices),
                 [depth, height, width],
                 &KeySlicePrompt {
                     key_slice: key,
@@ -716,28 +713,21 @@ fn cmd_track(args: &Args) -> CliResult {
         }
         (Architecture::LiteMedSam, input) => {
             let model = load_lite_medsam(store, &device).map_err(|e| e.to_string())?;
-            let slices = match input {
-                TrackInput::Volume { slices, .. } => slices.clone(),
-                TrackInput::Frames(frames) => grey_frames(frames.clone())?,
-            };
-            // The LiteMedSAM recipe walks from the key slice to both ends of the range.
-            let lo = if dirs.contains(&Direction::Backward) {
-                lo
-            } else {
-                key
-            };
-            let hi = if dirs.contains(&Direction::Forward) {
-                hi
-            } else {
-                key
+            let frames_grey;
+            let slices: &[u8] = match input {
+                TrackInput::Volume { slices, .. } => slices,
+                TrackInput::Frames(frames) => {
+                    frames_grey = grey_frames(frames.clone())?;
+                    &frames_grey
+                }
             };
             let mut walk = LitePropagation::new(
                 &model,
-                &slices,
+                slices,
                 [depth, height, width],
                 key,
                 key_box,
-                lo..=hi,
+                walk_range(key, (lo, hi), &dirs),
             )
             .map_err(|e| e.to_string())?;
             let total = walk.len();
@@ -789,9 +779,7 @@ fn grey_frames(mut frames: FolderFrames) -> CliResult<Vec<u8>> {
     let mut out = Vec::new();
     for i in 0..frames.len() {
         let f = frames.frame(i).map_err(|e| e.to_string())?;
-        out.extend(f.data.chunks_exact(3).map(|p| {
-            (0.299 * p[0] as f32 + 0.587 * p[1] as f32 + 0.114 * p[2] as f32).round() as u8
-        }));
+        out.extend(f.grey());
     }
     Ok(out)
 }

@@ -14,6 +14,16 @@ pub struct RgbImage {
     pub data: Vec<u8>,
 }
 
+impl RgbImage {
+    /// The luma (ITU-R 601: 0.299 R + 0.587 G + 0.114 B, rounded) of each pixel, row-major:
+    /// what LiteMedSAM takes from a colour frame.
+    pub fn grey(&self) -> impl Iterator<Item = u8> + '_ {
+        self.data.chunks_exact(3).map(|p| {
+            (0.299 * p[0] as f32 + 0.587 * p[1] as f32 + 0.114 * p[2] as f32).round() as u8
+        })
+    }
+}
+
 /// Why an image could not be read or written.
 #[derive(Debug, thiserror::Error)]
 pub enum ImageError {

@@ -21,8 +21,6 @@ use crate::preprocess::{LiteMedSamInput, LiteMedSamTransform, PreprocessError};
 use crate::readback::{ReadbackError, read_f32};
 use crate::weights::{WeightError, WeightPath};
 
-/// Side of LiteMedSAM's (square) model input.
-pub const LITE_MEDSAM_IMAGE_SIZE: usize = 256;
 /// Width of the image embedding and of the prompt tokens.
 pub const LITE_MEDSAM_EMBED_DIM: usize = 256;
 

@@ -15,12 +15,33 @@ use std::ops::{Deref, RangeInclusive};
 
 use crate::model::lite_medsam::{LiteMedSam, LiteMedSamError};
 use crate::preprocess::{LiteMedSamTransform, PreprocessError};
+use crate::session::video::Direction;
 
 /// `bbox_shift` of the recipe: pixels (in 256-space) added around the
 /// previous slice's mask.
 pub const BBOX_SHIFT: usize = 3;
 
 /// Why a propagation could not be set up or a slice not segmented.
+/// The slices the recipe walks from `key` within `lo..=hi` for `directions`: to `lo` when
+/// it goes backward, to `hi` when it goes forward (the key slice alone for neither).
+pub fn walk_range(
+    key: usize,
+    (lo, hi): (usize, usize),
+    directions: &[Direction],
+) -> RangeInclusive<usize> {
+    let first = if directions.contains(&Direction::Backward) {
+        lo
+    } else {
+        key
+    };
+    let last = if directions.contains(&Direction::Forward) {
+        hi
+    } else {
+        key
+    };
+    first..=last
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum PropagationError {
     #[error("volume holds {found} values but {depth}x{height}x{width} needs {expected}")]
@@ -151,11 +172,6 @@ impl<M: Deref<Target = LiteMedSam>, V: AsRef<[u8]>> LitePropagation<M, V> {
         self.key_box_256
     }
 
-    /// Slices still to do.
-    pub fn remaining(&self) -> usize {
-        self.order.len() - self.next
-    }
-
     /// Total number of slices in the walk.
     pub fn len(&self) -> usize {
         self.order.len()
@@ -219,21 +235,7 @@ impl<M: Deref<Target = LiteMedSam>, V: AsRef<[u8]>> LitePropagation<M, V> {
         })
     }
 
-    /// The mask volume so far (`depth × height × width`, zeros outside the
-    /// slices done).
-    pub fn masks(&self) -> &[u8] {
-        &self.masks
-    }
-
     pub fn into_masks(self) -> Vec<u8> {
         self.masks
-    }
-
-    /// Runs the remaining slices and returns the mask volume.
-    pub async fn run(mut self) -> Result<Vec<u8>, PropagationError> {
-        while let Some(step) = self.step().await {
-            step?;
-        }
-        Ok(self.masks)
     }
 }

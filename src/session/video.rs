@@ -150,9 +150,10 @@ struct ObjectTrack {
     /// Conditioning frames in the order they were added (the official dict order).
     cond: Vec<(usize, FrameRecord)>,
     non_cond: BTreeMap<usize, FrameRecord>,
-    /// Prompted frames not yet consolidated (`temp_output_dict_per_obj`).
+    /// Prompted frames not yet consolidated (`temp_output_dict_per_obj`). Every prompt
+    /// makes a conditioning frame here (see `add_prompt`), so the official non-cond half
+    /// of that dict is never filled.
     temp_cond: BTreeMap<usize, FrameRecord>,
-    temp_non_cond: BTreeMap<usize, FrameRecord>,
     /// Frames tracked so far, with the direction they were tracked in.
     tracked: BTreeMap<usize, Direction>,
     masks: BTreeMap<usize, RleMask>,
@@ -171,13 +172,9 @@ impl ObjectTrack {
     }
 
     /// Any stored output for `frame` (temp first, as the official lookup).
-    fn output_at(&self, frame: usize, is_cond: bool) -> Option<&FrameRecord> {
-        let temp = if is_cond {
-            &self.temp_cond
-        } else {
-            &self.temp_non_cond
-        };
-        temp.get(&frame)
+    fn output_at(&self, frame: usize) -> Option<&FrameRecord> {
+        self.temp_cond
+            .get(&frame)
             .or_else(|| self.cond_get(frame))
             .or_else(|| self.non_cond.get(&frame))
     }
@@ -390,10 +387,10 @@ impl<'m, F: FrameSource> VideoSession<'m, F> {
         // add_all_frames_to_correct_as_cond = True: a correction on a tracked
         // frame becomes a conditioning frame, so re-propagating from it keeps
         // it and later frames are conditioned on it (with the official default,
-        // re-propagation would overwrite the corrected frame).
-        let is_cond = true;
+        // re-propagation would overwrite the corrected frame). So every prompt
+        // goes to the conditioning outputs.
         let prev_logits = track
-            .output_at(frame, is_cond)
+            .output_at(frame)
             .map(|r| r.pred_masks.clone().clamp(-32.0, 32.0));
         let record = self
             .run_single_frame(
@@ -406,12 +403,11 @@ impl<'m, F: FrameSource> VideoSession<'m, F> {
                 MemoryEncoding::Deferred,
             )
             .await?;
-        let track = self.objects.entry(object).or_default();
-        if is_cond {
-            track.temp_cond.insert(frame, record);
-        } else {
-            track.temp_non_cond.insert(frame, record);
-        }
+        self.objects
+            .entry(object)
+            .or_default()
+            .temp_cond
+            .insert(frame, record);
         self.frame_output(frame, &[object]).await
     }
 
@@ -516,45 +512,33 @@ impl<'m, F: FrameSource> VideoSession<'m, F> {
         }
         let ids: Vec<ObjectId> = self.objects.keys().copied().collect();
         for id in ids {
-            for is_cond in [false, true] {
-                let pending: Vec<(usize, FrameRecord)> = {
-                    let o = self
-                        .objects
-                        .get_mut(&id)
-                        .ok_or(SessionError::UnknownObject(id))?;
-                    let temp = if is_cond {
-                        &mut o.temp_cond
-                    } else {
-                        &mut o.temp_non_cond
-                    };
-                    std::mem::take(temp).into_iter().collect()
-                };
-                for (frame, mut rec) in pending {
-                    if rec.maskmem_features.is_none() {
-                        let s = self.model.image_size();
-                        let high_res = upsample_bilinear(rec.pred_masks.clone(), [s, s]);
-                        let feats = self.features(frame)?;
-                        let (mem, _) = self
-                            .encode_memory(
-                                frame,
-                                &feats,
-                                high_res,
-                                rec.object_score_logits.clone(),
-                                MaskSource::PointPrompts,
-                            )
-                            .await?;
-                        rec.maskmem_features = Some(mem);
-                    }
-                    let o = self
-                        .objects
-                        .get_mut(&id)
-                        .ok_or(SessionError::UnknownObject(id))?;
-                    if is_cond {
-                        o.cond_insert(frame, rec);
-                    } else {
-                        o.non_cond.insert(frame, rec);
-                    }
+            let pending = std::mem::take(
+                &mut self
+                    .objects
+                    .get_mut(&id)
+                    .ok_or(SessionError::UnknownObject(id))?
+                    .temp_cond,
+            );
+            for (frame, mut rec) in pending {
+                if rec.maskmem_features.is_none() {
+                    let s = self.model.image_size();
+                    let high_res = upsample_bilinear(rec.pred_masks.clone(), [s, s]);
+                    let feats = self.features(frame)?;
+                    let (mem, _) = self
+                        .encode_memory(
+                            frame,
+                            &feats,
+                            high_res,
+                            rec.object_score_logits.clone(),
+                            MaskSource::PointPrompts,
+                        )
+                        .await?;
+                    rec.maskmem_features = Some(mem);
                 }
+                self.objects
+                    .get_mut(&id)
+                    .ok_or(SessionError::UnknownObject(id))?
+                    .cond_insert(frame, rec);
             }
             let o = self
                 .objects
@@ -648,12 +632,7 @@ impl<'m, F: FrameSource> VideoSession<'m, F> {
                 .objects
                 .get(&id)
                 .ok_or(SessionError::UnknownObject(id))?;
-            let rec = o
-                .temp_cond
-                .get(&frame)
-                .or_else(|| o.temp_non_cond.get(&frame))
-                .or_else(|| o.cond_get(frame))
-                .or_else(|| o.non_cond.get(&frame));
+            let rec = o.output_at(frame);
             let logits = match rec {
                 Some(r) => read_f32(upsample_bilinear(r.pred_masks.clone(), [h, w])).await?,
                 None => vec![NO_OBJ_SCORE; h * w],
