@@ -4,8 +4,8 @@
 #   REF_DIR=~/.cache/medseg/ref bash ../shared/reference/install.sh   # once, ~3 GB
 # Usage: scripts/bench.sh [image|video|lite|memory|all]
 set -euo pipefail
-cd "$(dirname "$0")/.."
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/medseg/target}"
+# shellcheck source=scripts/common.sh
+. "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 REF_PY="${MEDSEG_REF_DIR:-$HOME/.cache/medseg/ref}/venv/bin/python"
 REF_SCRIPTS=../shared/reference
 what="${1:-all}"

@@ -2,8 +2,7 @@
 # Builds the browser library into pkg/: the crate for wasm32-unknown-unknown (profile
 # wasm-release of Cargo.toml, or MEDSEG_WASM_PROFILE=dev for a quick debug build), then
 # wasm-bindgen (the pinned CLI that scripts/setup.sh installs) with --target web:
-#   pkg/medseg.js, pkg/medseg_bg.wasm (+ .d.ts), pkg/manifest.json (content hash, for
-#   the service worker's cache name).
+#   pkg/medseg.js, pkg/medseg_bg.wasm (+ .d.ts).
 # Code is built with wasm SIMD (simd128: every current browser has it), which burn's CPU
 # backend uses for its element-wise kernels (its matmul uses it either way); set
 # MEDSEG_WASM_SIMD=0 for a module without it.
@@ -20,9 +19,9 @@ case "$PROFILE" in
   *) OUT_DIR="$CARGO_TARGET_DIR/$TARGET/$PROFILE" ;;
 esac
 
-want=$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/[^0-9.]/, ""); print; exit }' Cargo.lock)
+want=$(wasm_bindgen_version)
 have wasm-bindgen || die "wasm-bindgen is not installed: run scripts/setup.sh"
-got=$(wasm-bindgen --version | awk '{ print $2 }')
+got=$(wasm_bindgen_installed)
 [ "$got" = "$want" ] || die "wasm-bindgen $got does not match the crate's $want: run scripts/setup.sh"
 
 if [ "${MEDSEG_WASM_SIMD:-1}" = 1 ]; then
@@ -43,10 +42,7 @@ rm -rf pkg.partial
 names=(--remove-name-section)
 [ "${MEDSEG_WASM_NAMES:-0}" = 1 ] && names=()
 wasm-bindgen --target web "${names[@]}" --out-dir pkg.partial --out-name medseg "$wasm"
-hash=$(sha256_of pkg.partial/medseg_bg.wasm | cut -c1-16)
-printf '{\n  "version": "%s",\n  "profile": "%s",\n  "files": ["pkg/medseg.js", "pkg/medseg_bg.wasm"]\n}\n' \
-  "$hash" "$PROFILE" >pkg.partial/manifest.json
 rm -rf pkg
 mv pkg.partial pkg
-log "pkg/medseg_bg.wasm: $(wc -c <pkg/medseg_bg.wasm | tr -d ' ') bytes, version $hash" \
+log "pkg/medseg_bg.wasm: $(wc -c <pkg/medseg_bg.wasm | tr -d ' ') bytes ($PROFILE)" \
   "(cargo $((t1 - t0)) s, wasm-bindgen $(($(date +%s) - t1)) s)"

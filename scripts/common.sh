@@ -28,6 +28,15 @@ sha256_of() {
   fi
 }
 
+# The version of the `wasm-bindgen` crate in Cargo.lock, and of the installed CLI (the
+# two must match).
+wasm_bindgen_version() {
+  awk '/^name = "wasm-bindgen"$/ { getline; gsub(/[^0-9.]/, ""); print; exit }' Cargo.lock
+}
+wasm_bindgen_installed() {
+  wasm-bindgen --version | awk '{ print $2 }'
+}
+
 # Runs a command as root: directly when we are root, else through non-interactive sudo.
 as_root() {
   if [ "$(id -u)" -eq 0 ]; then

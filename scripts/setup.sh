@@ -47,16 +47,12 @@ ensure_weights() {
 
 # wasm-bindgen-cli at exactly the version of the `wasm-bindgen` crate in Cargo.lock (the
 # CLI and the crate must match). Installed with `cargo install` into ~/.cargo/bin.
-wasm_bindgen_version() {
-  awk '/^name = "wasm-bindgen"$/ { getline; gsub(/[^0-9.]/, ""); print; exit }' Cargo.lock
-}
-
 ensure_wasm_bindgen_cli() {
   local want got
   want=$(wasm_bindgen_version)
   [ -n "$want" ] || die "no wasm-bindgen in Cargo.lock"
   if have wasm-bindgen; then
-    got=$(wasm-bindgen --version | awk '{ print $2 }')
+    got=$(wasm_bindgen_installed)
     [ "$got" = "$want" ] && return 0
     log "wasm-bindgen $got installed, Cargo.lock wants $want"
   fi

@@ -45,7 +45,6 @@ copy() { # SRC DEST: copies when missing or different
   if ! cmp -s "$1" "$2"; then cp -f "$1" "$2"; fi
 }
 copy ../shared/fixtures/sam2-small/weights.safetensors "$DATA/sam2-small.safetensors"
-copy ../shared/fixtures/sam2-small/image.png "$DATA/sam2-small-image.png"
 copy ../shared/data/ct-lesion/CT_Lesion_000001_02_01_008-023.nii.gz "$DATA/ct1.nii.gz"
 if [ -s weights/lite_medsam.safetensors ]; then
   lite_url=/weights/lite_medsam.safetensors

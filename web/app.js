@@ -92,7 +92,6 @@ const BUSY_TEXT = {
 };
 
 const state = {
-  api: null,
   inited: false,
   backend: null,
   backendNotice: '',
@@ -189,7 +188,7 @@ function forgetMasksOfFrame(frame) {
 async function getFrameCanvas(frame) {
   const hit = frameCache.get(frame);
   if (hit) return hit;
-  const data = await state.api.getFrame(frame);
+  const data = await medseg.getFrame(frame);
   const canvas = frameToCanvas(data);
   frameCache.set(frame, canvas);
   return canvas;
@@ -200,14 +199,29 @@ function edgeFor(scale) {
   return scale >= 1 || !(scale > 0) ? 1 : Math.min(8, Math.ceil(1 / scale));
 }
 
+/** Keeps an engine mask ({width, height, data}, or null for none) for drawing. */
+function cacheMask(frame, id, mask) {
+  const entry = { mask, overlay: null, edge: 0, color: '' };
+  maskCache.set(maskKey(frame, id), entry);
+  return entry;
+}
+
+/**
+ * Takes the masks a frame event carries ({obj, width, height, data} each) in place of
+ * what the cache had for that frame; returns their object ids.
+ */
+function takeFrameMasks(frame, masks) {
+  forgetMasksOfFrame(frame);
+  for (const m of masks) cacheMask(frame, m.obj, m);
+  return masks.map((m) => m.obj);
+}
+
 /** The overlay of one object on one frame ({canvas, area} or null), from the cache or the engine. */
 async function getOverlay(frame, obj, edge) {
-  const key = maskKey(frame, obj.id);
-  let entry = maskCache.get(key);
+  let entry = maskCache.get(maskKey(frame, obj.id));
   if (!entry) {
-    const mask = obj.inEngine ? await state.api.getMask(frame, obj.id) : null;
-    entry = { mask: mask ?? null, overlay: null, edge: 0, color: '' };
-    maskCache.set(key, entry);
+    const mask = obj.inEngine ? await medseg.getMask(frame, obj.id) : null;
+    entry = cacheMask(frame, obj.id, mask);
   }
   if (!entry.mask) return null;
   if (!entry.overlay || entry.edge !== edge || entry.color !== obj.color) {
@@ -258,7 +272,7 @@ async function scheduleRender() {
 async function renderOnce() {
   const doc = state.doc;
   updateHint();
-  if (!doc || !state.api || state.busy === 'open') {
+  if (!doc || !state.inited || state.busy === 'open') {
     if (!doc) viewer.setFrame(null);
     viewer.draw();
     return;
@@ -316,7 +330,7 @@ function redrawPrompts() {
 
 function updateHint() {
   let hint = '';
-  if (!state.api || !state.inited) hint = '';
+  if (!state.inited) hint = '';
   else if (!state.doc) hint = 'Drop an image, clip or volume here\nor use "Open file…" on the left';
   else if (!state.model && state.busy !== 'model') hint = 'Load a model (top left) to start segmenting';
   else if (state.objects.every((o) => !o.inEngine) && state.busy !== 'prompt') {
@@ -371,7 +385,7 @@ async function prepareShownFrame() {
   const { frame, docGen } = state;
   preparing = true;
   try {
-    await state.api.prepareFrame(frame);
+    await medseg.prepareFrame(frame);
   } catch {
     // Only a head start: a prompt on this frame computes the embedding itself and
     // reports whatever goes wrong there.
@@ -386,10 +400,9 @@ async function prepareShownFrame() {
 // ---------------------------------------------------------------------------------------
 
 function updateControls() {
-  const api = state.api;
   // For tests and other pages driving this one: what the page is doing now.
   document.body.dataset.busy = state.busy ?? '';
-  const ready = !!api && state.inited;
+  const ready = state.inited;
   const idle = !state.busy;
   const promptOk = ready && !!state.doc && !!state.model && (idle || state.busy === 'prompt');
   const doc = state.doc;
@@ -530,16 +543,15 @@ function queuePrompt(what, fn) {
 // ---------------------------------------------------------------------------------------
 
 async function startEngine() {
-  state.api = medseg;
   medseg.on('progress', onEngineProgress);
-  watchExternalCalls(medseg);
+  watchExternalCalls();
   state.busy = 'engine';
   taskTitle = 'Starting the engine';
   setTask('Starting the engine…', null);
   try {
     const res = await medseg.init();
     state.backend = res.backend;
-    state.backendNotice = typeof res.notice === 'string' ? res.notice : '';
+    state.backendNotice = res.notice ?? '';
     state.inited = true;
   } catch (err) {
     ui.backendBadge.textContent = 'engine failed';
@@ -658,6 +670,7 @@ function showModel(info, { key, label }) {
   ui.modelState.title = shown;
   ui.modelState.className = 'model-state ready';
   messages.notice('model', null, null);
+  schedulePrepare();
   return shown;
 }
 
@@ -669,10 +682,8 @@ async function loadModelFrom(source, { key, label }) {
     ui.modelState.className = 'model-state';
     const t0 = performance.now();
     try {
-      const info = await state.api.loadModel(source);
-      if (!info || typeof info !== 'object') throw new Error('loadModel returned no model description');
+      const info = await medseg.loadModel(source);
       const shown = showModel(info, { key, label });
-      schedulePrepare();
       messages.ok(`Model ready: ${shown} (${((performance.now() - t0) / 1000).toFixed(1)} s).`);
       if (state.doc && state.objects.some((o) => o.prompts.size)) {
         setTask('Re-applying prompts with the new model…', null);
@@ -763,7 +774,7 @@ function unsupportedReason(name) {
 }
 
 async function openDocument(file) {
-  if (!state.api || !state.inited) {
+  if (!state.inited) {
     messages.error(`Cannot open ${file.name}`, 'the engine is not running (see the notice above)');
     return;
   }
@@ -782,10 +793,8 @@ async function openDocument(file) {
     setTask(`${taskTitle}…`, null);
     const t0 = performance.now();
     try {
-      const info = await state.api.openFile(file);
-      const n = Number(info.frames);
-      if (!(n >= 1)) throw new Error(`the file has no ${kind === 'volume' ? 'slices' : 'frames'}`);
-      showDocument(info, { kind, frameCount: n, name: file.name, size: file.size });
+      const info = await medseg.openFile(file);
+      showDocument(info, { name: file.name, size: file.size });
       const secs = ((performance.now() - t0) / 1000).toFixed(1);
       messages.ok(`Opened ${file.name}: ${describeDoc(state.doc)} (${secs} s).`);
       if (state.doc.notice) messages.warn(state.doc.notice);
@@ -804,12 +813,13 @@ async function openDocument(file) {
  * Makes the document the engine has just opened (described by `info`) the one shown: its
  * frames, no objects but a first empty one, the scrubber, the middle slice of a volume.
  */
-function showDocument(info, { kind, frameCount, name, size }) {
+function showDocument(info, { name, size }) {
   state.docGen += 1;
   frameCache.clear();
   maskCache.clear();
+  const frameCount = info.frames;
   state.doc = {
-    kind: info.kind ?? kind,
+    kind: info.kind,
     frameCount,
     width: info.width,
     height: info.height,
@@ -919,14 +929,21 @@ window.addEventListener('drop', (e) => {
 // CT window presets.
 const WINDOWS = ['soft', 'lung', 'bone', 'brain', 'mr', 'none'];
 
+/** The engine now shows the volume through `preset`: the frames on screen are stale. */
+function showWindow(preset) {
+  state.windowPreset = WINDOWS.includes(preset) ? preset : '';
+  ui.windowSelect.value = state.windowPreset;
+  state.docGen += 1;
+  frameCache.clear();
+  schedulePrepare();
+}
+
 async function applyWindow(preset) {
   if (!state.doc || state.doc.kind !== 'volume') return;
   await withBusy('window', 'change the window', async () => {
     try {
-      await state.api.setWindow(preset);
-      state.windowPreset = preset;
-      state.docGen += 1;
-      frameCache.clear();
+      await medseg.setWindow(preset);
+      showWindow(preset);
       // The engine drops prompts with the model input (masks stay): put them back, as
       // after a model change, so that propagation goes on from them.
       if (state.objects.some((o) => o.prompts.size)) {
@@ -938,7 +955,6 @@ async function applyWindow(preset) {
         }
         messages.info(`Window "${preset}": prompts re-applied; propagate again for the other slices.`);
       }
-      schedulePrepare();
     } catch (err) {
       messages.error(`Window "${preset}"`, err);
       ui.windowSelect.value = state.windowPreset;
@@ -1075,7 +1091,7 @@ function removeObjectUi(id) {
   const obj = state.objects.find((o) => o.id === id);
   if (!obj) return;
   queuePrompt(`Removing ${obj.name}`, async () => {
-    if (obj.inEngine) await state.api.removeObject(id);
+    if (obj.inEngine) await medseg.removeObject(id);
     state.objects = state.objects.filter((o) => o !== obj);
     forgetMasksOfObject(id);
     if (state.selectedId === id) state.selectedId = state.objects.at(-1)?.id ?? null;
@@ -1106,7 +1122,7 @@ ui.clearAll.addEventListener('click', async () => {
   ui.clearAll.textContent = 'Clear all';
   await withBusy('reset', 'clear', async () => {
     try {
-      await state.api.reset();
+      await medseg.reset();
       state.objects = [];
       state.nextId = 1;
       state.lastPropagation = null;
@@ -1125,7 +1141,7 @@ ui.clearAll.addEventListener('click', async () => {
 // ---------------------------------------------------------------------------------------
 
 function canPrompt(what) {
-  if (!state.api || !state.inited) return false;
+  if (!state.inited) return false;
   if (!state.doc) {
     messages.warn(`Open a file before you ${what}.`);
     return false;
@@ -1139,7 +1155,7 @@ function canPrompt(what) {
 
 function afterPrompt(obj, frame, mask, ms) {
   forgetMasksOfObject(obj.id);
-  if (mask && mask.data) maskCache.set(maskKey(frame, obj.id), { mask, overlay: null, edge: 0, color: '' });
+  if (mask) cacheMask(frame, obj.id, mask);
   state.lastPromptMs = ms;
   setToolHint(
     `Mask in ${ms.toFixed(0)} ms. Refine with + / − points${state.doc.frameCount > 1 ? ', then propagate' : ''}.`,
@@ -1159,7 +1175,7 @@ function promptBox(box) {
   queuePrompt(`Box on ${frameWord()} ${f}`, async () => {
     const t0 = performance.now();
     try {
-      const res = await state.api.addBox(f, obj.id, box);
+      const res = await medseg.addBox(f, obj.id, box);
       obj.inEngine = true;
       obj.history.push(before);
       afterPrompt(obj, f, res.mask, performance.now() - t0);
@@ -1184,7 +1200,7 @@ function promptPoint(x, y, label) {
   queuePrompt(`${label ? 'Object' : 'Background'} point on ${frameWord()} ${f}`, async () => {
     const t0 = performance.now();
     try {
-      const res = await state.api.addPoints(f, obj.id, [[x, y, label]]);
+      const res = await medseg.addPoints(f, obj.id, [[x, y, label]]);
       obj.inEngine = true;
       obj.history.push(before);
       afterPrompt(obj, f, res.mask, performance.now() - t0);
@@ -1202,20 +1218,19 @@ function promptPoint(x, y, label) {
  * Masks that propagation had made for it are gone afterwards (propagate again).
  */
 async function applyPrompts(obj, prompts) {
-  const api = state.api;
   if (obj.inEngine) {
-    await api.removeObject(obj.id);
+    await medseg.removeObject(obj.id);
     obj.inEngine = false;
   }
   obj.prompts = clonePrompts(prompts);
   forgetMasksOfObject(obj.id);
   for (const [f, p] of [...obj.prompts].sort((a, b) => a[0] - b[0])) {
     if (p.box) {
-      await api.addBox(f, obj.id, p.box);
+      await medseg.addBox(f, obj.id, p.box);
       obj.inEngine = true;
     }
     if (p.points.length) {
-      await api.addPoints(f, obj.id, p.points);
+      await medseg.addPoints(f, obj.id, p.points);
       obj.inEngine = true;
     }
   }
@@ -1345,35 +1360,21 @@ async function propagate(direction, { range = null, correction = null } = {}) {
     let msSum = 0;
     let lastFrame = null;
     try {
-      const result = await state.api.propagate(direction, {
+      const result = await medseg.propagate(direction, {
         range,
-        onFrame: (ev = {}) => {
-          const { frame, done, total, ms } = ev;
+        onFrame: (ev) => {
           frames += 1;
-          if (Number.isFinite(ms)) msSum += ms;
-          lastFrame = frame;
-          if (Number.isFinite(total) && total > 0) {
-            ui.propProgress.max = total;
-            ui.propProgress.value = Math.min(total, done ?? frames);
-          }
-          ui.propStatus.textContent = `${frameWord()} ${frame} · ${done ?? frames}/${total ?? '?'}`;
-          ui.propMs.textContent = Number.isFinite(ms) ? `${ms.toFixed(0)} ms/${frameWord()}` : '';
-          if (Number.isInteger(frame)) {
-            forgetMasksOfFrame(frame);
-            // The frame event carries the frame's masks ({obj, width, height, data}).
-            for (const m of Array.isArray(ev.masks) ? ev.masks : []) {
-              if (m?.data && m.width > 0 && Number.isInteger(m.obj)) {
-                maskCache.set(maskKey(frame, m.obj), { mask: m, overlay: null, edge: 0, color: '' });
-              }
-            }
-            if (ui.follow.checked) setFrame(frame);
-            else if (frame === state.frame) scheduleRender();
-          }
+          msSum += ev.ms;
+          lastFrame = ev.frame;
+          showFrameProgress(ev, `${frameWord()} ${ev.frame} · ${ev.done}/${ev.total}`);
+          takeFrameMasks(ev.frame, ev.masks);
+          if (ui.follow.checked) setFrame(ev.frame);
+          else if (ev.frame === state.frame) scheduleRender();
         },
       });
       const secs = ((performance.now() - t0) / 1000).toFixed(1);
       const avg = frames ? ` (${(msSum / frames).toFixed(0)} ms per ${frameWord()})` : '';
-      if (state.cancelRequested || result?.cancelled) {
+      if (state.cancelRequested || result.cancelled) {
         ui.propStatus.textContent = `cancelled at ${frameWord()} ${lastFrame ?? '?'}`;
         messages.info(`Propagation cancelled after ${frames} ${frameWord()}s; the masks made so far are kept.`);
       } else {
@@ -1421,6 +1422,14 @@ async function repropagateFrom(frame) {
   }
 }
 
+/** A propagated frame ({done, total, ms}) on the progress bar, with the status `text`. */
+function showFrameProgress({ done, total, ms }, text) {
+  ui.propProgress.max = total;
+  ui.propProgress.value = Math.min(total, done);
+  ui.propStatus.textContent = text;
+  ui.propMs.textContent = `${ms.toFixed(0)} ms/${frameWord()}`;
+}
+
 ui.propForward.addEventListener('click', () => propagate('forward'));
 ui.propBackward.addEventListener('click', () => propagate('backward'));
 ui.propBoth.addEventListener('click', () => propagate('both'));
@@ -1443,7 +1452,7 @@ async function prefetchFrames([first, last], direction) {
   try {
     for (let i = 0; i < todo.length && !state.cancelRequested && gen === state.docGen; i++) {
       if (i % 8 === 0) ui.propStatus.textContent = `preparing ${frameWord()}s ${i}/${todo.length}…`;
-      frameCache.set(todo[i], frameToCanvas(await state.api.getFrame(todo[i])));
+      frameCache.set(todo[i], frameToCanvas(await medseg.getFrame(todo[i])));
     }
   } catch {
     // A frame that cannot be had is reported when it is shown.
@@ -1461,7 +1470,7 @@ async function cancelWork() {
     state.cancelRequested = true;
     ui.propStatus.textContent = 'cancelling…';
     try {
-      await state.api.cancel();
+      await medseg.cancel();
     } catch (err) {
       messages.error('Cancel', err);
     }
@@ -1486,7 +1495,6 @@ async function exportBlob(what, call, name) {
     setTask(`${taskTitle}…`, null);
     try {
       const blob = await call();
-      if (!(blob instanceof Blob)) throw new Error(`the engine returned no file for ${what}`);
       if (blob.size === 0) throw new Error(`the ${what} export is empty`);
       const fileName = typeof name === 'function' ? await name(blob) : name;
       downloadBlob(blob, fileName);
@@ -1505,11 +1513,11 @@ async function isGzip(blob) {
 }
 
 ui.exportNifti.addEventListener('click', () =>
-  exportBlob('NIfTI masks', () => state.api.exportNifti(), async (blob) => `${baseName(state.doc.name)}_masks.nii${(await isGzip(blob)) ? '.gz' : ''}`),
+  exportBlob('NIfTI masks', () => medseg.exportNifti(), async (blob) => `${baseName(state.doc.name)}_masks.nii${(await isGzip(blob)) ? '.gz' : ''}`),
 );
 
 ui.exportPng.addEventListener('click', () =>
-  exportBlob('PNG masks', () => state.api.exportPngZip(), `${baseName(state.doc?.name)}_masks.zip`),
+  exportBlob('PNG masks', () => medseg.exportPngZip(), `${baseName(state.doc?.name)}_masks.zip`),
 );
 
 ui.exportVideo.addEventListener('click', () => exportVideo());
@@ -1668,9 +1676,9 @@ const MIRRORED_EVENTS = {
   reset: mirrorReset,
 };
 
-function watchExternalCalls(api) {
+function watchExternalCalls() {
   for (const [name, handler] of Object.entries(MIRRORED_EVENTS)) {
-    api.on(name, (detail) => {
+    medseg.on(name, (detail) => {
       if (state.busy || !detail) return;
       try {
         handler(detail);
@@ -1686,7 +1694,6 @@ function mirrorModel({ info, source }) {
   const known = KNOWN_MODELS.find((m) => typeof source === 'string' && new URL(m.url, location.href).href === source);
   const label = known?.label ?? (source ? fileLabel(String(source)) : 'model');
   const shown = showModel(info, { key: known?.url ?? '', label });
-  schedulePrepare();
   // The engine drops prompts (not masks) with a model change.
   for (const obj of state.objects) obj.prompts = new Map();
   messages.ok(`Model ready: ${shown} (loaded by a script).`);
@@ -1697,9 +1704,7 @@ function mirrorModel({ info, source }) {
 }
 
 function mirrorOpen({ info }) {
-  const n = Number(info?.frames ?? info?.frameCount);
-  if (!(n >= 1)) return;
-  showDocument(info, { kind: info.kind, frameCount: n, name: info.name || 'file', size: undefined });
+  showDocument(info, { name: info.name, size: undefined });
   messages.ok(`Opened ${state.doc.name}: ${describeDoc(state.doc)} (by a script).`);
   if (state.doc.notice) messages.warn(state.doc.notice);
   updateControls();
@@ -1730,31 +1735,24 @@ function mirrorPrompt({ frame, obj: id, box, points = [], mask }) {
   obj.prompts.set(frame, box ? { box: [...box], points: points.map((p) => [...p]) } : { box: entry.box, points: [...entry.points, ...points] });
   obj.inEngine = true;
   forgetMasksOfObject(id);
-  if (mask && mask.data) maskCache.set(maskKey(frame, id), { mask, overlay: null, edge: 0, color: '' });
+  if (mask) cacheMask(frame, id, mask);
   renderObjectList();
   setFrame(frame);
   updateControls();
   scheduleRender();
 }
 
-function mirrorFrame({ frame, done, total, ms, masks }) {
-  if (!state.doc || !Number.isInteger(frame)) return;
-  if (Number.isFinite(total) && total > 0) {
-    ui.propProgress.max = total;
-    ui.propProgress.value = Math.min(total, done ?? 0);
-  }
-  const finished = Number.isFinite(total) && done >= total;
-  ui.propStatus.textContent = finished
-    ? `done: ${total} ${frameWord()}s (propagated by a script)`
-    : `${frameWord()} ${frame} · ${done ?? '?'}/${total ?? '?'} (propagated by a script)`;
-  ui.propMs.textContent = Number.isFinite(ms) ? `${ms.toFixed(0)} ms/${frameWord()}` : '';
-  forgetMasksOfFrame(frame);
-  for (const m of Array.isArray(masks) ? masks : []) {
-    if (m?.data && m.width > 0 && Number.isInteger(m.obj)) {
-      objectWithId(m.obj).inEngine = true;
-      maskCache.set(maskKey(frame, m.obj), { mask: m, overlay: null, edge: 0, color: '' });
-    }
-  }
+function mirrorFrame(ev) {
+  if (!state.doc) return;
+  const { frame, done, total } = ev;
+  const finished = done >= total;
+  showFrameProgress(
+    ev,
+    finished
+      ? `done: ${total} ${frameWord()}s (propagated by a script)`
+      : `${frameWord()} ${frame} · ${done}/${total} (propagated by a script)`,
+  );
+  for (const id of takeFrameMasks(frame, ev.masks)) objectWithId(id).inEngine = true;
   if (frame === state.frame || finished) {
     renderObjectList();
     updateControls();
@@ -1766,10 +1764,7 @@ function mirrorWindow({ window }) {
   if (!state.doc || state.doc.kind !== 'volume') return;
   // The engine drops prompts (not masks) with a new window, as with a new model.
   for (const obj of state.objects) obj.prompts = new Map();
-  state.windowPreset = WINDOWS.includes(window) ? window : '';
-  ui.windowSelect.value = state.windowPreset;
-  state.docGen += 1;
-  frameCache.clear();
+  showWindow(window);
   scheduleRender();
 }
 

@@ -13,6 +13,8 @@
 //                                   // (.nii, .nii.gz, .npz) → {kind: "image" | "video" |
 //                                   // "volume", name, frames, width, height, [spacing, window]}
 //                                   // (an array of images opens as one "video")
+//   await medseg.openFrames([{width, height, data}], name)   // frames in memory, RGBA
+//                                   // or grey (width × height bytes), as one "video"
 //   await medseg.frameCount()
 //   await medseg.prepareFrame(frame) → {frame, computed, ms}   // the frame's image embedding,
 //                                   // ahead of a prompt on it (the prompt then only decodes)
@@ -94,7 +96,6 @@ export class MedSeg extends EventTarget {
     this._pending = new Map();
     this._init = null;
     this._backend = null;
-    this._notice = null;
     this._frameListener = null;
   }
 
@@ -115,9 +116,8 @@ export class MedSeg extends EventTarget {
 
   _onMessage(msg) {
     if (msg.event) {
-      if (msg.event === "notice") this._notice = msg.message;
       if (msg.event === "frame" && this._frameListener) this._frameListener(msg);
-      this.dispatchEvent(Object.assign(new Event(msg.event), { detail: msg }));
+      this._emit(msg.event, msg);
       return;
     }
     const p = this._pending.get(msg.id);
@@ -158,7 +158,6 @@ export class MedSeg extends EventTarget {
     this._start();
     const p = this._call("init", [{ backend }]).then((r) => {
       this._backend = r.backend;
-      this._notice = r.notice;
       return r;
     });
     this._init = p.catch(() => {}); // a failed init is retried by the next call's init
@@ -172,12 +171,6 @@ export class MedSeg extends EventTarget {
   async backend() {
     await this._ready();
     return this._backend;
-  }
-
-  /** Why the session is on the CPU although WebGPU was wanted (or null). */
-  async notice() {
-    await this._ready();
-    return this._notice;
   }
 
   /**
@@ -231,7 +224,7 @@ export class MedSeg extends EventTarget {
 
   async _openFile(file, opts = {}) {
     if (Array.isArray(file) || (typeof FileList !== "undefined" && file instanceof FileList)) {
-      return this.openFiles(Array.from(file), opts);
+      return this._openFiles(Array.from(file), opts);
     }
     if (!(file instanceof Blob)) throw this._error("openFile expects a File or Blob");
     const name = file.name || "file";
@@ -256,9 +249,15 @@ export class MedSeg extends EventTarget {
    * Opens several images (PNG/JPEG/WebP, decoded in the worker) as the frames of one
    * clip, in the order given (sort by name first for a folder of frames).
    */
-  async openFiles(files, { name } = {}) {
+  async openFiles(files, opts = {}) {
+    const info = await this._openFiles(files, opts);
+    this._emit("open", { info });
+    return info;
+  }
+
+  async _openFiles(files, { name } = {}) {
     if (!files.length) throw this._error("openFiles: no files");
-    if (files.length === 1) return this.openFile(files[0]);
+    if (files.length === 1) return this._openFile(files[0]);
     await this._ready();
     await this._call("beginClip", [name || files[0].name || "frames"]);
     for (const f of files) {
@@ -269,15 +268,21 @@ export class MedSeg extends EventTarget {
     return this._call("finishClip");
   }
 
-  /** Opens frames already in memory: an array of ImageData-like {width, height, data (RGBA)}. */
+  /**
+   * Opens frames already in memory as one clip: an array of {width, height, data}, data
+   * RGBA (ImageData) or grey (width × height bytes).
+   */
   async openFrames(frames, name = "frames") {
     await this._ready();
     await this._call("beginClip", [name]);
     for (const f of frames) {
       const copy = new Uint8Array(f.data).slice().buffer;
-      await this._call("pushFrame", [{ data: copy, width: f.width, height: f.height }], [copy]);
+      const grey = copy.byteLength === f.width * f.height;
+      await this._call("pushFrame", [{ data: copy, width: f.width, height: f.height, grey }], [copy]);
     }
-    return this._call("finishClip");
+    const info = await this._call("finishClip");
+    this._emit("open", { info });
+    return info;
   }
 
   async _openVideo(file, name, opts) {
@@ -331,8 +336,7 @@ export class MedSeg extends EventTarget {
       }
       const info = await this._call("finishClip");
       for (const message of notices) {
-        this._notice = message;
-        this.dispatchEvent(Object.assign(new Event("notice"), { detail: { event: "notice", message } }));
+        this._emit("notice", { message });
       }
       return { ...info, notices };
     } finally {
@@ -399,7 +403,7 @@ export class MedSeg extends EventTarget {
     await this._ready();
     this._frameListener = onFrame;
     try {
-      return await this._call("propagate", [direction, { range, sendMasks: true }]);
+      return await this._call("propagate", [direction, { range }]);
     } finally {
       this._frameListener = null;
     }

@@ -49,7 +49,10 @@ self.addEventListener('install', (event) => {
       await Promise.all(
         SHELL.map(async (url) => {
           try {
-            const res = await fetch(url, { cache: 'no-store' });
+            // 'no-cache': fresh from the server, and kept in the HTTP cache too, so the
+            // engine's own request for the same file right after is a 304, not a second
+            // download of the 34 MB module.
+            const res = await fetch(url, { cache: 'no-cache' });
             if (res.ok) await cache.put(url, res);
           } catch {
             // Offline or not built yet: cached on first use instead.

@@ -12,7 +12,6 @@
 import init, { Session } from "../pkg/medseg.js";
 
 let session = null;
-let wasmReady = null;
 let cancelRequested = false;
 // Two locks. `queue` runs whole operations one after the other (a propagation holds it
 // from start to end). `wasmLock` guards each call into the session: an async session call
@@ -83,20 +82,18 @@ async function bytesOf(src, what, onProgress) {
   fail(`${what}: expected a URL, File, Blob or ArrayBuffer`);
 }
 
-function maskMessage(frame, obj) {
+/** The mask of `obj` on `frame` (or null), for a document of `size` {width, height}. */
+function maskMessage(frame, obj, { width, height } = session.info()) {
   const data = session.get_mask(frame, obj);
-  if (!data) return null;
-  const info = session.info();
-  return { frame, obj, width: info.width, height: info.height, data };
+  return data ? { frame, obj, width, height, data } : null;
 }
 
 const ops = {
   async init({ backend = "auto" } = {}) {
-    wasmReady ??= init({ module_or_path: new URL("../pkg/medseg_bg.wasm", import.meta.url) });
-    await wasmReady;
+    // The page starts a new worker for each init, so this runs once per worker.
+    await init({ module_or_path: new URL("../pkg/medseg_bg.wasm", import.meta.url) });
     let want = String(backend).toLowerCase();
     let notice = null;
-    let adapterInfo = null;
     if (want === "auto" || want === "webgpu") {
       let adapter = null;
       let why = "this browser has no WebGPU (navigator.gpu is missing)";
@@ -109,8 +106,6 @@ const ops = {
         }
       }
       if (adapter) {
-        const i = adapter.info || {};
-        adapterInfo = { vendor: i.vendor || "", architecture: i.architecture || "", description: i.description || "" };
         want = "webgpu";
       } else if (want === "webgpu") {
         fail(`WebGPU was asked for but is not available: ${why}`);
@@ -119,14 +114,10 @@ const ops = {
         notice = `${why}; running on the CPU, which is slower`;
       }
     }
-    if (session) {
-      session.free();
-      session = null;
-    }
     session = await locked(() => Session.create(want));
     notice = session.notice() || notice;
     if (notice) event("notice", { message: notice });
-    return { backend: session.backend(), notice, adapter: adapterInfo };
+    return { backend: session.backend(), notice };
   },
 
   async loadModel(src, { expect = "" } = {}) {
@@ -208,12 +199,14 @@ const ops = {
     return { result: { ...res, ms: performance.now() - t0, mask }, transfer: mask ? [mask.data.buffer] : [] };
   },
 
-  async propagate(direction = "both", { range = null, sendMasks = true } = {}) {
+  async propagate(direction = "both", { range = null } = {}) {
     const s = need();
     cancelRequested = false;
     const t0 = performance.now();
     const [first, last] = range ? range : [undefined, undefined];
     const { total } = await locked(() => s.start_propagation(String(direction), first, last));
+    // The frame size cannot change during the run (opening files waits in the queue).
+    const size = s.info();
     let done = 0;
     const perFrame = [];
     for (;;) {
@@ -228,7 +221,7 @@ const ops = {
       const ms = performance.now() - ts;
       perFrame.push(ms);
       done += 1;
-      const masks = sendMasks ? step.objects.map((obj) => maskMessage(step.frame, obj)).filter(Boolean) : [];
+      const masks = step.objects.map((obj) => maskMessage(step.frame, obj, size)).filter(Boolean);
       event(
         "frame",
         { frame: step.frame, objects: step.objects, done, total, ms, masks },

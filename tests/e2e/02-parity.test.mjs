@@ -4,9 +4,8 @@
 // the 4-frame video trace.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import fs from "node:fs";
 import path from "node:path";
-import { launch, openPage, log, putFile, readSafetensors, maxAbsDiff, SHARED, DATA_URL_PATH, errorsText } from "./lib.mjs";
+import { launch, openPage, log, putFile, readSafetensors, maxAbsDiff, SHARED, DATA_URL_PATH, errorsText, openFrameFolder } from "./lib.mjs";
 
 const FIX = path.join(SHARED, "fixtures/sam2-small");
 const TOL = 1e-3;
@@ -58,9 +57,7 @@ for (const backend of ["webgpu", "cpu"]) {
       assert.equal(mask.sum, Array.from(want).filter((v) => v > 0).length, "mask = logits > 0");
 
       // Video trace: frames_png as a clip, box on frame 0, propagate forward.
-      const frames = fs.readdirSync(path.join(FIX, "frames_png")).sort();
-      for (const f of frames) await putFile(page, path.join(FIX, "frames_png", f), f);
-      const clip = await page.evaluate((names) => window.medseg.openFile(names.map((n) => window.__files[n])), frames);
+      const clip = await openFrameFolder(page, path.join(FIX, "frames_png"));
       assert.deepEqual([clip.kind, clip.frames, clip.width, clip.height], ["video", 4, 128, 96]);
       await page.evaluate(() => window.medseg.keepLogits(true));
       const vbox = Array.from(fx["video.in.box_frame0"].data);

@@ -6,11 +6,8 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import path from "node:path";
 import fs from "node:fs";
-import { launch, openPage, log, readNifti, readSafetensors, dice, blobBytes, SHARED, OUT, DATA_URL_PATH, LITE_URL, errorsText } from "./lib.mjs";
+import { launch, openPage, log, blobBytes, readNifti, readSafetensors, dice, SHARED, OUT, DATA_URL_PATH, errorsText, loadLiteMedSam, CT_CASE as CASE, CT_GT as GT, CT_VOLUME as VOL } from "./lib.mjs";
 
-const CASE = "CT_Lesion_000001_02_01_008-023";
-const GT = path.join(SHARED, "data/ct-lesion", `${CASE}_gt.nii.gz`);
-const VOL = path.join(SHARED, "data/ct-lesion", `${CASE}.nii.gz`);
 const REF_DICE = 0.9228324062068677; // dice3d_vs_gt of ../shared/fixtures/lite-medsam/ct-lesion.json
 const KEY = 8;
 const BOX = [260, 226, 331, 288];
@@ -21,7 +18,7 @@ test("CT lesion: LiteMedSAM box + propagation, NIfTI export (CPU backend)", { ti
   try {
     const { page, errors } = await openPage(context, "?backend=cpu&model=none");
     assert.equal(await page.evaluate(() => window.medseg.backend()), "cpu");
-    const load = await page.evaluate((url) => window.medseg.loadModel(url, { expect: "lite-medsam" }), LITE_URL);
+    const load = await loadLiteMedSam(page);
     assert.equal(load.architecture, "lite-medsam");
     log(`LiteMedSAM loaded (${(load.bytes / 1e6).toFixed(1)} MB) in ${(load.downloadMs + load.loadMs).toFixed(0)} ms`);
 

@@ -3,7 +3,7 @@
 // propagated across every frame with LiteMedSAM on the CPU backend.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { launch, openPage, log, makeSyntheticClip, LITE_URL, errorsText } from "./lib.mjs";
+import { launch, openPage, log, makeSyntheticClip, errorsText, loadLiteMedSam } from "./lib.mjs";
 
 const N = 16; // frames drawn, 10 per second
 const W = 320;
@@ -47,7 +47,7 @@ test("synthetic WebM clip: propagation puts a mask on every frame", { timeout: 1
   const { context, close } = await launch();
   try {
     const { page, errors } = await openPage(context, "?backend=cpu&model=none");
-    await page.evaluate((url) => window.medseg.loadModel(url, { expect: "lite-medsam" }), LITE_URL);
+    await loadLiteMedSam(page);
 
     const size = await makeSyntheticClip(page, { N, W, H, R, centres: Array.from({ length: N }, (_, i) => centre(i)) });
     log(`recorded synthetic.webm: ${size} bytes, ${N} frames drawn`);
@@ -112,7 +112,7 @@ test("synthetic MP4 (H.264) clip: decoded, masks on the frames propagated", { ti
   const { context, close } = await launch();
   try {
     const { page, errors } = await openPage(context, "?backend=cpu&model=none");
-    await page.evaluate((url) => window.medseg.loadModel(url, { expect: "lite-medsam" }), LITE_URL);
+    await loadLiteMedSam(page);
     const size = await makeSyntheticClip(page, {
       N,
       W,

@@ -4,24 +4,21 @@
 // cache (web/sw.js).
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import path from "node:path";
-import { launch, openPage, waitReady, log, putFile, BASE, SHARED, LITE_URL, errorsText } from "./lib.mjs";
+import { launch, openPage, waitReady, log, BASE, LITE_URL, errorsText, openCtVolume, loadLiteMedSam } from "./lib.mjs";
 
-const VOL = path.join(SHARED, "data/ct-lesion/CT_Lesion_000001_02_01_008-023.nii.gz");
 
 async function ensureModel(page) {
   let arch = await page.evaluate(() => window.medseg.architecture());
   if (arch !== "lite-medsam") {
     log(`the page loaded no default model (${arch}); loading ${LITE_URL}`);
-    await page.evaluate((url) => window.medseg.loadModel(url, { expect: "lite-medsam" }), LITE_URL);
+    await loadLiteMedSam(page);
     arch = await page.evaluate(() => window.medseg.architecture());
   }
   assert.equal(arch, "lite-medsam");
 }
 
 async function segmentVolume(page) {
-  await putFile(page, VOL, "ct.nii.gz");
-  const info = await page.evaluate(() => window.medseg.openFile(window.__files["ct.nii.gz"]));
+  const info = await openCtVolume(page);
   assert.equal(info.frames, 16);
   const res = await page.evaluate(() => window.medseg.addBox(8, 1, [260, 226, 331, 288]));
   assert.ok(res.area > 1000, `mask area ${res.area}`);

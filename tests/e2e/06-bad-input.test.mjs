@@ -5,9 +5,8 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import fs from "node:fs";
 import path from "node:path";
-import { launch, openPage, log, putFile, putBytes, SHARED, LITE_URL, DATA_URL_PATH, errorsText } from "./lib.mjs";
+import { launch, openPage, log, putFile, putBytes, SHARED, DATA_URL_PATH, errorsText, openCtVolume, loadLiteMedSam, CT_VOLUME as VOL } from "./lib.mjs";
 
-const VOL = path.join(SHARED, "data/ct-lesion/CT_Lesion_000001_02_01_008-023.nii.gz");
 
 async function rejection(page, expr, arg) {
   return page.evaluate(
@@ -44,9 +43,8 @@ test("bad input gives clear errors and keeps the session", { timeout: 900000 }, 
   const { context, close } = await launch();
   try {
     const { page, errors } = await openPage(context, "?backend=cpu&model=none");
-    await page.evaluate((url) => window.medseg.loadModel(url, { expect: "lite-medsam" }), LITE_URL);
-    await putFile(page, VOL, "ct.nii.gz");
-    await page.evaluate(() => window.medseg.openFile(window.__files["ct.nii.gz"]));
+    await loadLiteMedSam(page);
+    await openCtVolume(page);
     await page.evaluate(() => window.medseg.addBox(8, 1, [260, 226, 331, 288]));
     const area = await maskSum(page);
     assert.ok(area > 1000);

@@ -8,11 +8,8 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import fs from "node:fs";
 import path from "node:path";
-import { launch, openPage, log, screenshot, blobBytes, makeSyntheticClip, readNifti, dice, until, SHARED, OUT, errorsText } from "./lib.mjs";
+import { launch, openPage, log, screenshot, blobBytes, putBytes, makeSyntheticClip, readNifti, dice, until, OUT, errorsText, CT_GT as GT, CT_VOLUME as VOL } from "./lib.mjs";
 
-const CASE = "CT_Lesion_000001_02_01_008-023";
-const VOL = path.join(SHARED, "data/ct-lesion", `${CASE}.nii.gz`);
-const GT = path.join(SHARED, "data/ct-lesion", `${CASE}_gt.nii.gz`);
 
 /** Client coordinates of image pixel (x, y) in the viewer canvas (web/ui/viewer.js fit). */
 async function imageToClient(page, imgW, imgH, aspect = 1) {
@@ -191,10 +188,8 @@ test("the page: volume and clip through the controls", { timeout: 1500000 }, asy
     log(`exports: ${zipDl.suggestedFilename()} (${zip.length} bytes), ${videoDl.suggestedFilename()} (${video.length} bytes)`);
     assert.ok(isWebm || isMp4, `${videoDl.suggestedFilename()} is a WebM or MP4 file`);
     // The recorded overlay opens as a clip again (the page decodes its own export).
-    const reopened = await page.evaluate(async (b64) => {
-      const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
-      return window.medseg.openFile(new File([bytes], "overlay.webm"));
-    }, video.toString("base64"));
+    await putBytes(page, video, "overlay.webm");
+    const reopened = await page.evaluate(() => window.medseg.openFile(window.__files["overlay.webm"]));
     assert.equal(reopened.kind, "video");
     assert.ok(reopened.frames >= 1, `${reopened.frames} frames in the overlay video`);
     // Its first frame shows the disk under the orange mask overlay: red well above blue

@@ -1,13 +1,13 @@
 // The page shows what scripts and embedding pages do through window.medseg: a model
 // loaded, a clip opened, a box added, a propagation and a reset made by calls (not by the
 // page's controls) appear in the page's model label, file info, scrubber, object list
-// (with the mask area of the shown frame) and propagation status. CPU backend, the small
-// SAM 2.1 of ../shared/fixtures/sam2-small on its 4 frames.
+// (with the mask area of the shown frame) and propagation status; frames held in memory
+// open as a clip. CPU backend, the small SAM 2.1 of ../shared/fixtures/sam2-small on its
+// 4 frames.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import fs from "node:fs";
 import path from "node:path";
-import { launch, openPage, log, putFile, readSafetensors, until, SHARED, DATA_URL_PATH, errorsText } from "./lib.mjs";
+import { launch, openPage, log, readSafetensors, until, SHARED, DATA_URL_PATH, errorsText, openFrameFolder } from "./lib.mjs";
 
 const FIX = path.join(SHARED, "fixtures/sam2-small");
 const BOX = Array.from(readSafetensors(path.join(FIX, "fixtures.safetensors"), ["video.in.box_frame0"])["video.in.box_frame0"].data);
@@ -34,9 +34,7 @@ test("the page mirrors calls made through window.medseg", { timeout: 600000 }, a
     assert.match(await text(page, "model-state"), /SAM 2\.1/, "the model label shows the loaded SAM 2.1 model");
     assert.equal(await page.evaluate(() => document.querySelector('.tool[data-tool="point+"]').disabled), false, "SAM 2 takes points");
 
-    const frames = fs.readdirSync(path.join(FIX, "frames_png")).sort();
-    for (const f of frames) await putFile(page, path.join(FIX, "frames_png", f), f);
-    await page.evaluate((names) => window.medseg.openFile(names.map((n) => window.__files[n])), frames);
+    await openFrameFolder(page, path.join(FIX, "frames_png"));
     assert.equal(await text(page, "frame-total"), "of 4");
     assert.match(await text(page, "file-info"), /video/);
 
@@ -72,6 +70,15 @@ test("the page mirrors calls made through window.medseg", { timeout: 600000 }, a
       await page.evaluate(() => [...document.querySelectorAll(".obj-label")].map((e) => e.textContent)),
       ["1 · Object 1"],
     );
+
+    // Grey frames held in memory (openFrames): a clip the page shows at once.
+    const grey = await page.evaluate(() => {
+      const frame = (v) => ({ width: 32, height: 24, data: new Uint8Array(32 * 24).fill(v) });
+      return window.medseg.openFrames([frame(10), frame(200)], "grey-frames");
+    });
+    assert.deepEqual([grey.kind, grey.frames, grey.width, grey.height], ["video", 2, 32, 24]);
+    assert.equal(await text(page, "frame-total"), "of 2");
+    assert.deepEqual(await page.evaluate(async () => Array.from((await window.medseg.getFrame(1)).data.slice(0, 4))), [200, 200, 200, 255]);
     assert.deepEqual(errors, [], `console errors:${errorsText(errors)}`);
   } finally {
     await close();

@@ -9,16 +9,14 @@
 //   many minutes per encoder pass (skipped by default). MEDSEG_BENCH_T512=FILE (given to
 //   scripts/bench-browser.sh) adds a medsam2-t512 checkpoint ("t512", CPU backend only:
 //   SwiftShader would take hours), propagated over the CT volume like LiteMedSAM.
-import fs from "node:fs";
 import path from "node:path";
-import { launch, openPage, putFile, SHARED, LITE_URL, DATA_URL_PATH } from "./lib.mjs";
+import { launch, openPage, SHARED, DATA_URL_PATH, LITE_URL, openCtVolume, openFrameFolder } from "./lib.mjs";
 
 const iters = Number(process.env.MEDSEG_BENCH_ITERS || 3);
 const backends = (process.env.MEDSEG_BENCH_BACKENDS || "webgpu,cpu").split(",");
 const T512_URL = process.env.MEDSEG_BENCH_T512_URL;
 const models = (process.env.MEDSEG_BENCH_MODELS || `lite,sam2-small${T512_URL ? ",t512" : ""}`).split(",");
 const FIX = path.join(SHARED, "fixtures/sam2-small");
-const VOL = path.join(SHARED, "data/ct-lesion/CT_Lesion_000001_02_01_008-023.nii.gz");
 
 const rows = [];
 const t00 = Date.now();
@@ -46,16 +44,13 @@ for (const backend of backends) {
       let box;
       if (model === "lite" || model === "t512") {
         // The CT case: key slice 8, both ways over z 5..11 (WebGPU: 7..9, SwiftShader is slow).
-        await putFile(page, VOL, "ct.nii.gz");
-        await page.evaluate(() => window.medseg.openFile(window.__files["ct.nii.gz"]));
+        await openCtVolume(page);
         box = await timeBox(page, 8, [260, 226, 331, 288]);
         const range = backend === "webgpu" ? [7, 9] : [5, 11];
         prop = await page.evaluate((r) => window.medseg.propagate("both", { range: r }), range);
         prop.what = `CT 512², z ${range[0]}..${range[1]}`;
       } else {
-        const frames = fs.readdirSync(path.join(FIX, "frames_png")).sort();
-        for (const f of frames) await putFile(page, path.join(FIX, "frames_png", f), f);
-        await page.evaluate((names) => window.medseg.openFile(names.map((n) => window.__files[n])), frames);
+        await openFrameFolder(page, path.join(FIX, "frames_png"));
         box = await timeBox(page, 0, [30, 20, 90, 70]);
         prop = await page.evaluate(() => window.medseg.propagate("forward"));
         prop.what = "4 frames 128×96";

@@ -89,18 +89,7 @@ export async function waitReady(page, timeout = 120000) {
 
 /** Makes `window.__files[name]` a File with the bytes of `localPath` (no request). */
 export async function putFile(page, localPath, name = path.basename(localPath)) {
-  const b64 = fs.readFileSync(localPath).toString("base64");
-  await page.evaluate(
-    ([b64, name]) => {
-      const bin = atob(b64);
-      const bytes = new Uint8Array(bin.length);
-      for (let i = 0; i < bin.length; i++) bytes[i] = bin.charCodeAt(i);
-      window.__files ??= {};
-      window.__files[name] = new File([bytes], name);
-    },
-    [b64, name],
-  );
-  return name;
+  return putBytes(page, fs.readFileSync(localPath), name);
 }
 
 /** As putFile, from raw bytes. */
@@ -117,6 +106,29 @@ export async function putBytes(page, bytes, name) {
     [b64, name],
   );
   return name;
+}
+
+/** The CT volume of the real flow (its ground truth is CT_CASE_gt.nii.gz beside it). */
+export const CT_CASE = "CT_Lesion_000001_02_01_008-023";
+export const CT_VOLUME = path.join(SHARED, "data/ct-lesion", `${CT_CASE}.nii.gz`);
+export const CT_GT = path.join(SHARED, "data/ct-lesion", `${CT_CASE}_gt.nii.gz`);
+
+/** Opens the CT volume through window.medseg.openFile; returns its description. */
+export async function openCtVolume(page) {
+  await putFile(page, CT_VOLUME, "ct.nii.gz");
+  return page.evaluate(() => window.medseg.openFile(window.__files["ct.nii.gz"]));
+}
+
+/** Opens the PNG frames of `dir` (sorted by name) as one clip; returns its description. */
+export async function openFrameFolder(page, dir) {
+  const names = fs.readdirSync(dir).sort();
+  for (const f of names) await putFile(page, path.join(dir, f), f);
+  return page.evaluate((names) => window.medseg.openFile(names.map((n) => window.__files[n])), names);
+}
+
+/** Loads LiteMedSAM (the default weights) through window.medseg.loadModel. */
+export function loadLiteMedSam(page) {
+  return page.evaluate((url) => window.medseg.loadModel(url, { expect: "lite-medsam" }), LITE_URL);
 }
 
 export async function screenshot(page, name) {

@@ -2,6 +2,12 @@
 // app shell and the weights come from Cache Storage and the page works offline.
 import { sleep } from './dom.js';
 
+/** What registration answers when the server does not allow the root scope. */
+const SCOPE_REFUSED = {
+  state: 'failed',
+  detail: 'the server must send "Service-Worker-Allowed: /" with web/sw.js for it to control the page',
+};
+
 /**
  * Returns {state, detail}: state 'active' (a service worker controls the page), 'installing'
  * (registered, not yet in control), 'unsupported', or 'failed' (detail: why).
@@ -15,7 +21,7 @@ export async function registerServiceWorker({ waitMs = 3000 } = {}) {
   // Already controlled (a later visit, maybe offline): the browser checks web/sw.js for
   // updates on its own at each navigation, so there is nothing to fetch here.
   if (navigator.serviceWorker.controller) {
-    return { state: 'active', reg: await navigator.serviceWorker.getRegistration().catch(() => null) };
+    return { state: 'active' };
   }
   const scope = new URL('./', document.baseURI).href;
   const script = new URL('../sw.js', import.meta.url).href;
@@ -33,29 +39,22 @@ export async function registerServiceWorker({ waitMs = 3000 } = {}) {
     }
     const allowedHref = allowed ? new URL(allowed, script).href : null;
     if (!allowedHref || !scope.startsWith(allowedHref)) {
-      return {
-        state: 'failed',
-        detail: 'the server must send "Service-Worker-Allowed: /" with web/sw.js for it to control the page',
-      };
+      return SCOPE_REFUSED;
     }
   }
-  let reg;
   try {
-    reg = await navigator.serviceWorker.register(script, { scope, updateViaCache: 'none' });
+    await navigator.serviceWorker.register(script, { scope, updateViaCache: 'none' });
   } catch (err) {
     const msg = String(err?.message || err);
     if (/scope/i.test(msg)) {
-      return {
-        state: 'failed',
-        detail: 'the server must send "Service-Worker-Allowed: /" with web/sw.js for it to control the page',
-      };
+      return SCOPE_REFUSED;
     }
     return { state: 'failed', detail: msg };
   }
-  if (navigator.serviceWorker.controller) return { state: 'active', reg };
+  if (navigator.serviceWorker.controller) return { state: 'active' };
   const controlled = new Promise((resolve) =>
     navigator.serviceWorker.addEventListener('controllerchange', () => resolve(true), { once: true }),
   );
   const got = await Promise.race([controlled, sleep(waitMs).then(() => false)]);
-  return { state: got ? 'active' : 'installing', reg };
+  return { state: got ? 'active' : 'installing' };
 }

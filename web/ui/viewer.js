@@ -119,7 +119,6 @@ export class Viewer {
   setTool(tool) {
     this.tool = tool;
     this.cancelDrag();
-    this.canvas.dataset.tool = tool;
   }
 
   setEnabled(on) {
