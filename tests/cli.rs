@@ -5,16 +5,8 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
-use common::{Fixtures, read_store, sam2_small_dir};
-
-fn medseg(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_medseg"))
-        .args(args)
-        .output()
-        .expect("run medseg")
-}
+use common::{Fixtures, medseg, medseg_ok, read_store, sam2_small_dir};
 
 fn scratch(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("medseg-cli-test-{}", std::process::id()));
@@ -101,12 +93,7 @@ fn convert_writes_a_file_that_loads_without_a_config() {
         });
         let mut args = vec!["convert", s(&weights), s(&out_path)];
         args.extend(flag);
-        let out = medseg(&args);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        medseg_ok(&args);
         let converted = read_store(&out_path);
         assert_eq!(
             converted
@@ -129,7 +116,7 @@ fn convert_writes_a_file_that_loads_without_a_config() {
             assert!(err <= tol, "{k}: {err}");
         }
         // The converted file segments with no --config and no metadata of the exporter.
-        let out = medseg(&[
+        medseg_ok(&[
             "segment",
             "--model",
             s(&out_path),
@@ -140,11 +127,6 @@ fn convert_writes_a_file_that_loads_without_a_config() {
             "--out",
             s(&scratch("m2.png")),
         ]);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
     }
 }
 
@@ -269,17 +251,12 @@ fn lite_medsam_converts_and_segments_a_ct_slice() {
         .expect("png");
 
     let converted = scratch("lite.safetensors");
-    let out = medseg(&[
+    medseg_ok(&[
         "convert",
         s(&lite_medsam_checkpoint()),
         s(&converted),
         "--half",
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     let store = read_store(&converted);
     assert_eq!(
         store
@@ -296,7 +273,7 @@ fn lite_medsam_converts_and_segments_a_ct_slice() {
 
     let b = case.box_xyxy;
     let mask = scratch("ct-mask.png");
-    let out = medseg(&[
+    let out = medseg_ok(&[
         "segment",
         "--model",
         s(&converted),
@@ -308,11 +285,6 @@ fn lite_medsam_converts_and_segments_a_ct_slice() {
         s(&mask),
     ]);
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     let iou: f32 = stdout
         .split_whitespace()
         .find_map(|t| t.strip_prefix("iou="))
@@ -324,9 +296,7 @@ fn lite_medsam_converts_and_segments_a_ct_slice() {
         "iou {iou} vs reference {}",
         case.iou_pred
     );
-    let fx = Fixtures(read_store(
-        &shared().join("fixtures/lite-medsam/ct-lesion.safetensors"),
-    ));
+    let fx = Fixtures::lite_medsam();
     let want = fx.host(&format!("{}.mask2d", case.name));
     let got = image::open(&mask).expect("mask").to_luma8();
     let (mut inter, mut union) = (0usize, 0usize);

@@ -67,12 +67,6 @@ impl Volume {
     }
 }
 
-fn fixtures() -> Fixtures {
-    Fixtures(read_store(
-        &shared().join("fixtures/lite-medsam/ct-lesion.safetensors"),
-    ))
-}
-
 fn checkpoint_bytes() -> Vec<u8> {
     let path = lite_medsam_checkpoint();
     std::fs::read(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
@@ -163,7 +157,7 @@ impl Figures {
 #[test]
 fn lite_medsam_2d_matches_official_recipe() {
     let model = load_model();
-    let fx = fixtures();
+    let fx = Fixtures::lite_medsam();
     let transform = model.transform();
     let mut figs = Figures::default();
     let mut first = true;
@@ -282,7 +276,7 @@ fn lite_medsam_2d_matches_official_recipe() {
 #[test]
 fn lite_medsam_3d_propagation_matches_official_recipe() {
     let model = load_model();
-    let fx = fixtures();
+    let fx = Fixtures::lite_medsam();
     let mut figs = Figures::default();
     for case in lite_cases() {
         let (lo, hi) = case.z_range;

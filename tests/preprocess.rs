@@ -2,29 +2,12 @@
 //! SAM 2 (`sam2==1.1.0` on torch, fixtures of the scaled-down model) and
 //! LiteMedSAM (the CVPR24 inference recipe on the CT lesion cases).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 mod common;
 
-use common::{lite_cases, read_npz_u8};
+use common::{Fixtures, lite_cases, read_npz_u8, read_store, sam2_small_dir, shared};
 use medseg::preprocess::*;
-use medseg::weights::{HostTensor, TensorStore, safetensors_io};
-
-fn shared() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared")
-}
-
-fn read_store(relative: &str) -> TensorStore {
-    let path = shared().join(relative);
-    let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
-    safetensors_io::read(&bytes).unwrap_or_else(|e| panic!("parsing {}: {e}", path.display()))
-}
-
-fn tensor<'a>(store: &'a TensorStore, key: &str) -> &'a HostTensor {
-    store
-        .get(key)
-        .unwrap_or_else(|| panic!("fixture `{key}` missing"))
-}
 
 fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len(), "length mismatch");
@@ -34,20 +17,16 @@ fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
         .fold(0.0, f32::max)
 }
 
-fn sam2_fixtures() -> TensorStore {
-    read_store("fixtures/sam2-small/fixtures.safetensors")
-}
-
 /// The fixture image is 96x128 (H x W) and the model input 128x128.
 const SAM2_ORIG_HW: (usize, usize) = (96, 128);
 
 #[test]
 fn sam2_prepare_matches_transforms_output() {
-    let fx = sam2_fixtures();
-    let raw = tensor(&fx, "image.raw_u8_hwc");
+    let fx = Fixtures::sam2_small();
+    let raw = fx.host("image.raw_u8_hwc");
     assert_eq!(raw.shape, [96, 128, 3]);
     let rgb: Vec<u8> = raw.data.iter().map(|&v| v as u8).collect();
-    let expected = tensor(&fx, "image.input");
+    let expected = fx.host("image.input");
     assert_eq!(expected.shape, [1, 3, 128, 128]);
 
     let ours = Sam2ImageTransform::new(128).prepare(&rgb, 96, 128).unwrap();
@@ -58,11 +37,11 @@ fn sam2_prepare_matches_transforms_output() {
 
 #[test]
 fn sam2_box_and_points_to_model_match_prompt_coords() {
-    let fx = sam2_fixtures();
+    let fx = Fixtures::sam2_small();
     let t = Sam2ImageTransform::new(128);
-    let orig = tensor(&fx, "predictor.box.in.box_xyxy_orig");
+    let orig = fx.host("predictor.box.in.box_xyxy_orig");
     let box_xyxy: [f32; 4] = orig.data.clone().try_into().unwrap();
-    let expected = tensor(&fx, "prompt_encoder.box.in.coords");
+    let expected = fx.host("prompt_encoder.box.in.coords");
     assert_eq!(expected.shape, [1, 2, 2]);
     let ours = t.box_to_model(box_xyxy, SAM2_ORIG_HW);
     let err = max_abs_diff(&ours, &expected.data);
@@ -75,7 +54,7 @@ fn sam2_box_and_points_to_model_match_prompt_coords() {
         [(0.45 * w) as f32, (0.55 * h) as f32],
         [(0.1 * w) as f32, (0.1 * h) as f32],
     ];
-    let expected = tensor(&fx, "prompt_encoder.points.in.coords");
+    let expected = fx.host("prompt_encoder.points.in.coords");
     assert_eq!(expected.shape, [1, 2, 2]);
     let ours: Vec<f32> = t
         .points_to_model(&points, SAM2_ORIG_HW)
@@ -89,10 +68,10 @@ fn sam2_box_and_points_to_model_match_prompt_coords() {
 
 #[test]
 fn sam2_postprocess_matches_predictor_logits() {
-    let fx = sam2_fixtures();
-    let low = tensor(&fx, "predictor.box.out.low_res");
+    let fx = Fixtures::sam2_small();
+    let low = fx.host("predictor.box.out.low_res");
     assert_eq!(low.shape, [1, 32, 32]);
-    let expected = tensor(&fx, "predictor.box.out.masks_logits");
+    let expected = fx.host("predictor.box.out.masks_logits");
     assert_eq!(expected.shape, [1, 96, 128]);
     // `predict` returns low_res clamped to [-32, 32] after upsampling the unclamped
     // logits; both are the same here.
@@ -116,8 +95,8 @@ fn decode_png_rgb(path: &Path) -> (Vec<u8>, usize, usize) {
 
 #[test]
 fn sam2_video_frames_match_load_video_frames() {
-    let fx = sam2_fixtures();
-    let images = tensor(&fx, "video.in.images");
+    let fx = Fixtures::sam2_small();
+    let images = fx.host("video.in.images");
     assert_eq!(images.shape, [4, 3, 128, 128]);
     let t = Sam2ImageTransform::new(128);
     let plane = 3 * 128 * 128;
@@ -140,13 +119,13 @@ fn sam2_video_frames_match_load_video_frames() {
 fn hiera_pos_embed_background_matches_torch_bicubic() {
     // `Hiera._get_pos_embed`: F.interpolate(pos_embed, (32, 32), mode="bicubic")
     // + pos_embed_window tiled, as NHWC.
-    let weights = read_store("fixtures/sam2-small/weights.safetensors");
-    let fx = sam2_fixtures();
-    let bkg = tensor(&weights, "image_encoder.trunk.pos_embed");
-    let window = tensor(&weights, "image_encoder.trunk.pos_embed_window");
+    let weights = Fixtures(read_store(&sam2_small_dir().join("weights.safetensors")));
+    let fx = Fixtures::sam2_small();
+    let bkg = weights.host("image_encoder.trunk.pos_embed");
+    let window = weights.host("image_encoder.trunk.pos_embed_window");
     assert_eq!(bkg.shape, [1, 8, 7, 7]);
     assert_eq!(window.shape, [1, 8, 8, 8]);
-    let expected = tensor(&fx, "image_encoder.trunk.pos_embed.out");
+    let expected = fx.host("image_encoder.trunk.pos_embed.out");
     assert_eq!(expected.shape, [1, 32, 32, 8]);
 
     let resized = resize_bicubic(&bkg.data, 8, 7, 7, 32, 32);
@@ -173,19 +152,15 @@ fn key_slice(case: &common::LiteCase) -> (Vec<u8>, usize, usize) {
     (imgs[case.key_slice * h * w..][..h * w].to_vec(), h, w)
 }
 
-fn lite_fixtures() -> TensorStore {
-    read_store("fixtures/lite-medsam/ct-lesion.safetensors")
-}
-
 #[test]
 fn litemedsam_prepare_matches_recipe_input() {
-    let fx = lite_fixtures();
+    let fx = Fixtures::lite_medsam();
     let t = LiteMedSamTransform::default();
     for case in lite_cases() {
         let (slice, h, w) = key_slice(&case);
         let input = t.prepare_gray(&slice, h, w).unwrap();
         assert_eq!((input.resized_h, input.resized_w), (256, 256));
-        let expected = tensor(&fx, &format!("{}.input", case.name));
+        let expected = fx.host(&format!("{}.input", case.name));
         assert_eq!(expected.shape, [1, 3, 256, 256]);
         // The fixture's `.input` was saved from the permuted (non-contiguous)
         // tensor: its bytes are the HWC array (256, 256, 3) under a CHW header.
@@ -215,12 +190,12 @@ fn litemedsam_box_to_model_matches_recipe() {
 
 #[test]
 fn litemedsam_postprocess_matches_recipe_mask() {
-    let fx = lite_fixtures();
+    let fx = Fixtures::lite_medsam();
     let t = LiteMedSamTransform::default();
     for case in lite_cases() {
-        let low = tensor(&fx, &format!("{}.low_res_logits", case.name));
+        let low = fx.host(&format!("{}.low_res_logits", case.name));
         assert_eq!(low.shape, [1, 1, 256, 256]);
-        let expected = tensor(&fx, &format!("{}.mask2d", case.name));
+        let expected = fx.host(&format!("{}.mask2d", case.name));
         assert_eq!(expected.shape, [512, 512]);
         let logits = t
             .postprocess_logits(&low.data, (256, 256), (512, 512))

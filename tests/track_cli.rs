@@ -5,9 +5,8 @@
 mod common;
 
 use std::path::PathBuf;
-use std::process::Command;
 
-use common::{Fixtures, lite_cases, lite_medsam_checkpoint, read_store, shared};
+use common::{Fixtures, lite_cases, lite_medsam_checkpoint, medseg_ok, shared};
 use medseg::io::volume::Volume;
 
 fn dice(a: &[u8], b: &[u8]) -> f64 {
@@ -24,9 +23,7 @@ fn dice(a: &[u8], b: &[u8]) -> f64 {
 #[test]
 fn track_reproduces_the_lite_medsam_3d_recipe_and_eval_agrees() {
     let weights = lite_medsam_checkpoint();
-    let fx = Fixtures(read_store(
-        &shared().join("fixtures/lite-medsam/ct-lesion.safetensors"),
-    ));
+    let fx = Fixtures::lite_medsam();
     let dir = std::env::temp_dir().join(format!("medseg-track-test-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("scratch dir");
     for case in lite_cases() {
@@ -35,33 +32,21 @@ fn track_reproduces_the_lite_medsam_3d_recipe_and_eval_agrees() {
         let out: PathBuf = dir.join(format!("{}.nii.gz", case.name));
         let (lo, hi) = case.z_range;
         let b = case.box_xyxy;
-        let run = Command::new(env!("CARGO_BIN_EXE_medseg"))
-            .args([
-                "track",
-                "--model",
-                weights.to_str().expect("path"),
-                "--input",
-                input.to_str().expect("path"),
-            ])
-            .args([
-                "--frame",
-                &case.key_slice.to_string(),
-                "--box",
-                &format!("{},{},{},{}", b[0], b[1], b[2], b[3]),
-            ])
-            .args([
-                "--range",
-                &format!("{lo},{hi}"),
-                "--out",
-                out.to_str().expect("path"),
-            ])
-            .output()
-            .expect("run medseg track");
-        assert!(
-            run.status.success(),
-            "{}",
-            String::from_utf8_lossy(&run.stderr)
-        );
+        medseg_ok(&[
+            "track",
+            "--model",
+            weights.to_str().expect("path"),
+            "--input",
+            input.to_str().expect("path"),
+            "--frame",
+            &case.key_slice.to_string(),
+            "--box",
+            &format!("{},{},{},{}", b[0], b[1], b[2], b[3]),
+            "--range",
+            &format!("{lo},{hi}"),
+            "--out",
+            out.to_str().expect("path"),
+        ]);
 
         let pred = Volume::from_bytes(&std::fs::read(&out).expect("mask")).expect("mask NIfTI");
         let gt = Volume::from_bytes(&std::fs::read(&gt_path).expect("gt")).expect("gt NIfTI");
@@ -81,22 +66,14 @@ fn track_reproduces_the_lite_medsam_3d_recipe_and_eval_agrees() {
         );
         let vs_gt = dice(&p, &g);
 
-        let eval = Command::new(env!("CARGO_BIN_EXE_medseg"))
-            .args([
-                "eval",
-                "--pred",
-                out.to_str().expect("path"),
-                "--gt",
-                gt_path.to_str().expect("path"),
-            ])
-            .output()
-            .expect("run medseg eval");
+        let eval = medseg_ok(&[
+            "eval",
+            "--pred",
+            out.to_str().expect("path"),
+            "--gt",
+            gt_path.to_str().expect("path"),
+        ]);
         let text = String::from_utf8_lossy(&eval.stdout).to_string();
-        assert!(
-            eval.status.success(),
-            "{}",
-            String::from_utf8_lossy(&eval.stderr)
-        );
         let dsc: f64 = text
             .split_whitespace()
             .find_map(|t| t.strip_prefix("DSC="))

@@ -2,9 +2,30 @@
 #![allow(dead_code)]
 
 use std::path::PathBuf;
+use std::process::{Command, Output};
 
 use burn::tensor::{Tensor, TensorData};
 use medseg::weights::{HostTensor, TensorStore, safetensors_io};
+
+/// Runs the `medseg` binary of this build.
+pub fn medseg(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_medseg"))
+        .args(args)
+        .output()
+        .expect("run medseg")
+}
+
+/// Runs `medseg` and asserts it succeeded (showing its stderr when not).
+pub fn medseg_ok(args: &[&str]) -> Output {
+    let out = medseg(args);
+    assert!(
+        out.status.success(),
+        "medseg {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
 
 /// `../shared` next to the crate root (the oracles are read-only input).
 pub fn shared() -> PathBuf {
@@ -26,6 +47,13 @@ pub struct Fixtures(pub TensorStore);
 impl Fixtures {
     pub fn sam2_small() -> Self {
         Self(read_store(&sam2_small_dir().join("fixtures.safetensors")))
+    }
+
+    /// The official LiteMedSAM recipe's outputs on the CT lesion cases.
+    pub fn lite_medsam() -> Self {
+        Self(read_store(
+            &shared().join("fixtures/lite-medsam/ct-lesion.safetensors"),
+        ))
     }
 
     pub fn host(&self, name: &str) -> &HostTensor {
