@@ -47,7 +47,9 @@ use crate::readback::read_f32;
 use crate::session::frames::{FrameError, FrameSource, VolumeFrames};
 use crate::session::lite_propagation::{LitePropagation, walk_range};
 use crate::session::mask_store::RleMask;
-use crate::session::video::{Direction, FrameMasks, ObjectId, Propagation, VideoSession};
+use crate::session::video::{
+    Direction, FrameMasks, ObjectId, Propagation, VideoSession, propagation_order,
+};
 use crate::weights::TensorStore;
 
 #[wasm_bindgen(start)]
@@ -1035,11 +1037,7 @@ impl Session {
                         .min()
                         .unwrap_or(0);
                     for d in &dirs {
-                        total += match d {
-                            Direction::Forward if start <= hi => hi - start.max(lo) + 1,
-                            Direction::Backward if start >= lo => start.min(hi) - lo + 1,
-                            _ => 0,
-                        };
+                        total += propagation_order(start, *d, (lo, hi)).len();
                     }
                     Run::Sam2 {
                         directions: dirs.into_iter().collect(),

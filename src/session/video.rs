@@ -143,6 +143,20 @@ impl FrameRecord {
     }
 }
 
+/// The frames a propagation from `start` visits in `direction` within `lo..=hi`, in
+/// order (what [`VideoSession::start_propagation`] plans; callers count steps with it).
+pub fn propagation_order(
+    start: usize,
+    direction: Direction,
+    (lo, hi): (usize, usize),
+) -> VecDeque<usize> {
+    match direction {
+        Direction::Forward => (start.max(lo)..=hi).collect(),
+        Direction::Backward if start == 0 => VecDeque::new(),
+        Direction::Backward => (lo..=start.min(hi)).rev().collect(),
+    }
+}
+
 /// Per-object state: prompts, conditioning and non-conditioning records, output masks.
 #[derive(Debug, Default)]
 struct ObjectTrack {
@@ -494,11 +508,7 @@ impl<'m, F: FrameSource> VideoSession<'m, F> {
         self.check_frame(start)?;
         let (lo, hi) = range.unwrap_or((0, self.frames.len() - 1));
         let hi = hi.min(self.frames.len() - 1);
-        let order: VecDeque<usize> = match direction {
-            Direction::Forward => (start.max(lo)..=hi).collect(),
-            Direction::Backward if start == 0 => VecDeque::new(),
-            Direction::Backward => (lo..=start.min(hi)).rev().collect(),
-        };
+        let order = propagation_order(start, direction, (lo, hi));
         Ok(Propagation {
             total: order.len(),
             order,
