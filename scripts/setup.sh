@@ -4,9 +4,9 @@
 # safe to run by hand. Needs a Rust toolchain (rustup) of at least the Cargo.toml
 # rust-version; installs everything else (apt-get runs `apt-get update` once, first).
 #
-# Steps are functions, run in order by main(). What only the browser tests need (chromium,
-# node + the pinned playwright-core) is skipped with MEDSEG_SKIP_BROWSER_TESTS=1
-# (scripts/serve.sh does).
+# Steps are functions, run in order by main(). What only the browser tests and the
+# JavaScript type check need (chromium, node + the pinned playwright-core and typescript)
+# is skipped with MEDSEG_SKIP_BROWSER_TESTS=1 (scripts/serve.sh does).
 set -euo pipefail
 # shellcheck source=scripts/common.sh
 . "$(dirname "${BASH_SOURCE[0]}")/common.sh"
@@ -70,7 +70,7 @@ ensure_chromium() {
   [ -x /usr/bin/chromium ] || die "apt-get installed chromium but /usr/bin/chromium is missing"
 }
 
-# Node.js (the test runner) and the pinned playwright-core of package.json / package-lock.json.
+# Node.js (the test runner and the type checker), at least 20.
 ensure_node() {
   if have node && have npm; then
     local major
@@ -81,14 +81,20 @@ ensure_node() {
   apt_install nodejs npm >&2 || die "could not install nodejs/npm with apt-get"
 }
 
-ensure_playwright_core() {
-  local want got=""
-  want=$(node -p 'require("./package.json").devDependencies["playwright-core"]')
-  if [ -f node_modules/playwright-core/package.json ]; then
-    got=$(node -p 'require("./node_modules/playwright-core/package.json").version')
-  fi
-  [ "$got" = "$want" ] && return 0
-  log "npm ci (playwright-core $want)"
+# The pinned devDependencies of package.json / package-lock.json (playwright-core, and
+# typescript for the lint phase's JavaScript type check): `npm ci` when any is missing or
+# at another version.
+ensure_node_packages() {
+  local stale
+  stale=$(node -e '
+    const fs = require("fs");
+    for (const [name, want] of Object.entries(require("./package.json").devDependencies)) {
+      let got = "";
+      try { got = JSON.parse(fs.readFileSync(`node_modules/${name}/package.json`, "utf8")).version; } catch {}
+      if (got !== want) console.log(`${name}@${want}`);
+    }')
+  [ -z "$stale" ] && return 0
+  log "npm ci (${stale//$'\n'/ })"
   # PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD: the tests use Debian's chromium, never a download.
   PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund >&2
 }
@@ -101,7 +107,7 @@ main() {
   if [ "${MEDSEG_SKIP_BROWSER_TESTS:-0}" != 1 ]; then
     ensure_chromium
     ensure_node
-    ensure_playwright_core
+    ensure_node_packages
   fi
   log "done"
 }

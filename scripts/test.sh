@@ -3,9 +3,10 @@
 # test. Each phase prints `== phase NAME: SECONDS s`; the last line is the summary. Exits
 # non-zero when any phase fails.
 #
-# Phases: setup (scripts/setup.sh: Rust target, weights), lint (bash -n, shellcheck when
-# present), build (tests and the dev medseg binary), weights (convert the default model
-# with that binary), test (cargo test --all-targets --no-fail-fast), web (the browser
+# Phases: setup (scripts/setup.sh: Rust target, weights, node packages), lint (bash -n,
+# shellcheck when present, the JavaScript type check: tsc on jsconfig.json and
+# jsconfig.sw.json), build (tests and the dev medseg binary), weights (convert the default
+# model with that binary), test (cargo test --all-targets --no-fail-fast), web (the browser
 # app's engine as shipped: scripts/build-web.sh, the release wasm into pkg/), browser (the
 # headless-Chromium end-to-end tests, scripts/test-browser.sh, against that pkg/ and the
 # dev medseg binary as the server). A cold release wasm build takes ~17 min on 2 cores;
@@ -54,6 +55,27 @@ lint_scripts() {
   return $ok
 }
 
+# The JavaScript type check (tsc, the typescript pinned in package.json, installed by
+# scripts/setup.sh): the page (jsconfig.json) and the service worker (jsconfig.sw.json).
+lint_js() {
+  if [ ! -x node_modules/.bin/tsc ]; then
+    if [ "${MEDSEG_SKIP_BROWSER_TESTS:-0}" = 1 ]; then
+      echo "(MEDSEG_SKIP_BROWSER_TESTS=1: setup installed no node packages; JavaScript type check skipped)"
+      return 0
+    fi
+    echo "no node_modules/.bin/tsc: scripts/setup.sh did not install the node packages" >&2
+    return 1
+  fi
+  node_modules/.bin/tsc -p jsconfig.json && node_modules/.bin/tsc -p jsconfig.sw.json
+}
+
+lint() {
+  local ok=0
+  lint_scripts || ok=1
+  lint_js || ok=1
+  return $ok
+}
+
 build_all() {
   cargo test --all-targets --no-run &&
     cargo build --bin medseg
@@ -73,7 +95,7 @@ run_browser_tests() {
 
 echo "== medseg tests: CARGO_TARGET_DIR=$CARGO_TARGET_DIR, $(rustc --version 2>/dev/null)"
 run_phase setup scripts/setup.sh
-run_phase lint lint_scripts
+run_phase lint lint
 built=0
 if run_phase build build_all; then
   built=1

@@ -40,12 +40,20 @@
 // A volume slice k is shown with x = voxel index i (columns) and y = voxel index j (rows);
 // its mask is row-major (row j, column i), like imgs[k][y][x] of a MedSAM .npz.
 
+/** A File, or a Blob that carries a file name. @typedef {Blob & { name?: string }} NamedBlob */
+
 const VOLUME_EXT = /\.(nii|nii\.gz|npz)$/i;
 const IMAGE_EXT = /\.(png|jpe?g|webp)$/i;
 const VIDEO_EXT = /\.(mp4|m4v|webm|mkv|mov|ogv|ogg|avi)$/i;
 
 /** Where the default model (LiteMedSAM, converted by scripts/fetch-weights.sh) is served. */
 export const DEFAULT_MODEL_URL = new URL("../weights/lite_medsam.safetensors", import.meta.url).href;
+
+/**
+ * openFile's options: the CT window of a volume, the limits of a clip, progress of its decoding.
+ * @typedef {{ window?: string, maxFrames?: number, maxSide?: number, fps?: number,
+ *   onProgress?: (progress: object) => void, name?: string }} OpenOptions
+ */
 
 /** Limits for clips decoded in the page (each can be overridden per openFile call). */
 export const CLIP_DEFAULTS = { maxFrames: 200, maxSide: 512, fps: 10 };
@@ -149,7 +157,11 @@ export class MedSeg extends EventTarget {
     return this._call(op, args, transfer);
   }
 
-  /** Starts (or restarts, dropping all state) the worker on a backend. */
+  /**
+   * Starts (or restarts, dropping all state) the worker on a backend.
+   * @param {{ backend?: string }} [opts] backend: "auto" (the default), "webgpu" or "cpu"
+   * @returns {Promise<{ backend: "webgpu" | "cpu", notice?: string }>}
+   */
   init({ backend } = {}) {
     if (!backend) {
       const q = typeof location !== "undefined" ? new URLSearchParams(location.search).get("backend") : null;
@@ -178,6 +190,8 @@ export class MedSeg extends EventTarget {
    * LiteMedSAM weights served with the app). The architecture comes from the file;
    * `expect` ("lite-medsam" | "sam2") refuses any other. Earlier model and masks stay
    * when this fails.
+   * @param {string | URL | NamedBlob | ArrayBuffer | null} [src]
+   * @param {{ expect?: string, onProgress?: (progress: object) => void }} [opts]
    */
   async loadModel(src = DEFAULT_MODEL_URL, { expect = "", onProgress } = {}) {
     if (src == null) src = DEFAULT_MODEL_URL;
@@ -185,7 +199,7 @@ export class MedSeg extends EventTarget {
     if (typeof src === "string") src = new URL(src, location.href).href;
     else if (src instanceof Blob && src.size === 0) throw this._error(`${src.name || "model file"}: the file is empty`);
     const info = await this._withProgress(onProgress, "model", () => this._op("loadModel", [src, { expect }]));
-    this._emit("model", { info, source: typeof src === "string" ? src : src.name || null });
+    this._emit("model", { info, source: typeof src === "string" ? src : ("name" in src && src.name) || null });
     return info;
   }
 
@@ -215,6 +229,8 @@ export class MedSeg extends EventTarget {
    * in the worker (Rust); clips are decoded here (video element + canvas), at most
    * `maxFrames` frames of at most `maxSide` px, sampled at `fps` (a "notice" event says
    * when a limit applied). Replaces the open file and its masks; on failure both stay.
+   * @param {NamedBlob | NamedBlob[] | FileList} file
+   * @param {OpenOptions} [opts]
    */
   async openFile(file, opts = {}) {
     const info = await this._openFile(file, opts);
@@ -222,6 +238,10 @@ export class MedSeg extends EventTarget {
     return info;
   }
 
+  /**
+   * @param {NamedBlob | NamedBlob[] | FileList} file
+   * @param {OpenOptions} [opts]
+   */
   async _openFile(file, opts = {}) {
     if (Array.isArray(file) || (typeof FileList !== "undefined" && file instanceof FileList)) {
       return this._openFiles(Array.from(file), opts);
@@ -255,6 +275,10 @@ export class MedSeg extends EventTarget {
     return info;
   }
 
+  /**
+   * @param {NamedBlob[]} files
+   * @param {{ name?: string }} [opts]
+   */
   async _openFiles(files, { name } = {}) {
     if (!files.length) throw this._error("openFiles: no files");
     if (files.length === 1) return this._openFile(files[0]);

@@ -15,13 +15,16 @@
 // Registered by web/ui/offline.js with the page's folder as scope; outside `web/`, that
 // needs the server to send "Service-Worker-Allowed: /" with this file.
 
+/** `self`, typed as what it is here (lib.webworker types it as a plain worker scope). */
+const sw = /** @type {ServiceWorkerGlobalScope} */ (/** @type {unknown} */ (self));
+
 const VERSION = 'v1';
 const SHELL_CACHE = `medseg-shell-${VERSION}`;
 const WEIGHTS_CACHE = `medseg-weights-${VERSION}`;
 const CURRENT = [SHELL_CACHE, WEIGHTS_CACHE];
 
 /** The app's root: the folder above web/. */
-const ROOT = new URL('../', self.location.href);
+const ROOT = new URL('../', sw.location.href);
 
 const SHELL = [
   'index.html',
@@ -42,7 +45,7 @@ const SHELL = [
 
 const INDEX = new URL('index.html', ROOT).href;
 
-self.addEventListener('install', (event) => {
+sw.addEventListener('install', (event) => {
   event.waitUntil(
     (async () => {
       const cache = await caches.open(SHELL_CACHE);
@@ -59,23 +62,23 @@ self.addEventListener('install', (event) => {
           }
         }),
       );
-      await self.skipWaiting();
+      await sw.skipWaiting();
     })(),
   );
 });
 
-self.addEventListener('activate', (event) => {
+sw.addEventListener('activate', (event) => {
   event.waitUntil(
     (async () => {
       for (const name of await caches.keys()) {
         if (name.startsWith('medseg-') && !CURRENT.includes(name)) await caches.delete(name);
       }
-      await self.clients.claim();
+      await sw.clients.claim();
     })(),
   );
 });
 
-self.addEventListener('fetch', (event) => {
+sw.addEventListener('fetch', (event) => {
   const req = event.request;
   if (req.method !== 'GET' || req.headers.has('range')) return;
   const url = new URL(req.url);

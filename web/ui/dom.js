@@ -1,10 +1,20 @@
 // Small DOM and formatting helpers shared by the MedSeg page modules.
 
-/** document.getElementById that throws a clear error when the page and the script disagree. */
-export function $(id) {
+/**
+ * document.getElementById that throws a clear error when the page and the script disagree:
+ * when the element is missing, or is not a `type` (an element class, e.g. HTMLInputElement).
+ * @template {HTMLElement} T
+ * @param {string} id
+ * @param {{ new (): T; prototype: T }} [type] default HTMLElement
+ * @returns {T}
+ */
+export function $(id, type) {
   const node = document.getElementById(id);
   if (!node) throw new Error(`page element #${id} is missing (index.html and web/app.js disagree)`);
-  return node;
+  const want = type ?? HTMLElement;
+  if (node instanceof want) return /** @type {T} */ (node);
+  const tag = /** @type {HTMLElement} */ (node).localName;
+  throw new Error(`page element #${id} is a <${tag}>, not a ${want.name} (index.html and web/app.js disagree)`);
 }
 
 /**

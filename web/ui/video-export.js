@@ -42,7 +42,8 @@ export async function recordOverlayVideo({ frames, fps, width, height, drawFrame
   scratch.height = canvas.height;
   const scratchCtx = scratch.getContext('2d');
   const stream = canvas.captureStream(0);
-  const [track] = stream.getVideoTracks();
+  // A canvas stream's track is a CanvasCaptureMediaStreamTrack where the browser has it.
+  const track = /** @type {CanvasCaptureMediaStreamTrack | undefined} */ (stream.getVideoTracks()[0]);
   const manual = typeof track?.requestFrame === 'function';
   const live = manual ? null : canvas.captureStream(fps);
   const recorder = new MediaRecorder(live ?? stream, {
