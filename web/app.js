@@ -8,8 +8,8 @@ import { $, el, clamp, fmtBytes, errorText, baseName, downloadBlob } from './ui/
 import { Messages } from './ui/messages.js';
 import { Viewer } from './ui/viewer.js';
 import { colorFor, maskToOverlay, frameToCanvas } from './ui/overlay.js';
-import { medseg } from './medseg.js';
-import { KNOWN_MODELS, DEFAULT_MODEL_URL, cachedWeights, weightsStatus, fileLabel } from './ui/models.js';
+import { medseg, DEFAULT_MODEL_PATH, fileKind, unsupportedFileText } from './medseg.js';
+import { KNOWN_MODELS, cachedWeights, weightsStatus, fileLabel } from './ui/models.js';
 import { registerServiceWorker } from './ui/offline.js';
 import { canRecordVideo, recordOverlayVideo } from './ui/video-export.js';
 
@@ -637,7 +637,7 @@ async function populateModels() {
 }
 
 function modelHelp(url) {
-  if (url === DEFAULT_MODEL_URL) {
+  if (url === DEFAULT_MODEL_PATH) {
     return 'run scripts/fetch-weights.sh (scripts/serve.sh does it), or open a model file';
   }
   return `convert your MedSAM2 checkpoint into it (medseg convert MedSAM2_latest.pt ${url}), or choose "Open a model file…" to load the .pt directly`;
@@ -710,7 +710,7 @@ async function loadModelFrom(source, { key, label }) {
 }
 
 async function loadModelFile(file) {
-  if (!/\.(safetensors|pt|pth)$/i.test(file.name)) {
+  if (fileKind(file.name) !== 'model') {
     messages.error(`Cannot load ${file.name}`, 'a model file is a .safetensors (converted) or a MedSAM2 .pt checkpoint');
     return;
   }
@@ -753,35 +753,16 @@ ui.modelFile.addEventListener('change', () => {
 // Opening files
 // ---------------------------------------------------------------------------------------
 
-const SUPPORTED =
-  'MedSeg opens PNG, JPEG and WebP images, MP4 and WebM clips, NIfTI volumes (.nii, .nii.gz) and .npz volumes';
-
-function classify(name) {
-  const n = name.toLowerCase();
-  if (/\.(png|jpe?g|webp)$/.test(n)) return 'image';
-  if (/\.(mp4|m4v|webm)$/.test(n)) return 'video';
-  if (/\.(nii|nii\.gz|npz)$/.test(n)) return 'volume';
-  if (/\.(safetensors|pt|pth)$/.test(n)) return 'model';
-  return null;
-}
-
-function unsupportedReason(name) {
-  const n = name.toLowerCase();
-  if (/\.dcm$|^[^.]+$/.test(n)) return `${SUPPORTED}; DICOM series: convert to NIfTI first (e.g. dcm2niix)`;
-  if (/\.gz$/.test(n)) return `${SUPPORTED}; a .gz must be a gzipped NIfTI named .nii.gz`;
-  if (/\.(mov|avi|mkv)$/.test(n)) return `${SUPPORTED}; convert the clip to MP4 (H.264) or WebM first`;
-  return SUPPORTED;
-}
-
 async function openDocument(file) {
   if (!state.inited) {
     messages.error(`Cannot open ${file.name}`, 'the engine is not running (see the notice above)');
     return;
   }
-  const kind = classify(file.name);
+  // Strict: the page opens only the types it promises (it asks to convert other clips).
+  const kind = fileKind(file.name, '', { strict: true });
   if (kind === 'model') return loadModelFile(file);
   if (!kind) {
-    messages.error(`Cannot open ${file.name}`, `unsupported file type. ${unsupportedReason(file.name)}.`);
+    messages.error(`Cannot open ${file.name}`, `${unsupportedFileText(file.name)}.`);
     return;
   }
   if (file.size === 0) {
@@ -1827,11 +1808,11 @@ navigator.serviceWorker?.addEventListener('controllerchange', () => {
 /** `?model=weights/NAME.safetensors` picks the model loaded at start; `?model=none` none. */
 function startModel() {
   const q = new URLSearchParams(location.search).get('model');
-  if (q === null) return DEFAULT_MODEL_URL;
+  if (q === null) return DEFAULT_MODEL_PATH;
   if (q === 'none' || q === '') return null;
   if (/^weights\/[\w.-]+\.(safetensors|pt|pth)$/.test(q) && !q.includes('..')) return q;
   messages.warn(`Ignoring ?model=${q}: expected weights/NAME.safetensors (or .pt) or none.`);
-  return DEFAULT_MODEL_URL;
+  return DEFAULT_MODEL_PATH;
 }
 
 /** Marks the page's start-up state on <body data-state> (starting, ready, engine-failed). */
@@ -1858,7 +1839,7 @@ async function main() {
   await populateModels();
   scheduleRender();
   const model = startModel();
-  if (model) await loadModelUrl(model, { auto: model === DEFAULT_MODEL_URL });
+  if (model) await loadModelUrl(model, { auto: model === DEFAULT_MODEL_PATH });
   updateControls();
   setPageState('ready');
 }

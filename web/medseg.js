@@ -42,12 +42,55 @@
 
 /** A File, or a Blob that carries a file name. @typedef {Blob & { name?: string }} NamedBlob */
 
-const VOLUME_EXT = /\.(nii|nii\.gz|npz)$/i;
-const IMAGE_EXT = /\.(png|jpe?g|webp)$/i;
-const VIDEO_EXT = /\.(mp4|m4v|webm|mkv|mov|ogv|ogg|avi)$/i;
+// What a file is: one classifier, for openFile and for the page.
+const FILE_KINDS = /** @type {const} */ ([
+  ["volume", /\.(nii|nii\.gz|npz)$/i],
+  ["image", /\.(png|jpe?g|webp)$/i],
+  ["video", /\.(mp4|m4v|webm)$/i],
+  ["model", /\.(safetensors|pt|pth)$/i],
+]);
+/** Clip containers that browsers decode only sometimes. */
+const OTHER_VIDEO_EXT = /\.(mkv|mov|ogv|ogg|avi)$/i;
 
-/** Where the default model (LiteMedSAM, converted by scripts/fetch-weights.sh) is served. */
-export const DEFAULT_MODEL_URL = new URL("../weights/lite_medsam.safetensors", import.meta.url).href;
+/** The file types MedSeg opens, for the message about one it does not. */
+export const SUPPORTED_FILES =
+  "MedSeg opens PNG, JPEG and WebP images, MP4 and WebM clips, NIfTI volumes (.nii, .nii.gz) and .npz volumes";
+
+/**
+ * What a file is by its name: "image", "video", "volume", "model" (weights for loadModel)
+ * or null. Other clip containers (.mkv, .mov, .ogv, .ogg, .avi) and a `type` of video/*
+ * count as "video" too, for the browser to try, unless `strict` (the page asks for a
+ * conversion instead). openFile also looks at the file's first bytes (magicKind).
+ * @param {string} name
+ * @param {string} [type] the MIME type
+ * @param {{ strict?: boolean }} [opts]
+ * @returns {"image" | "video" | "volume" | "model" | null}
+ */
+export function fileKind(name, type = "", { strict = false } = {}) {
+  for (const [kind, ext] of FILE_KINDS) if (ext.test(name)) return kind;
+  if (!strict && (OTHER_VIDEO_EXT.test(name) || type.startsWith("video/"))) return "video";
+  return null;
+}
+
+/**
+ * Why a file named `name` is not opened: "unsupported file type", what MedSeg opens, and
+ * what to do for common near misses (DICOM, other .gz, other clip containers).
+ * @param {string} name
+ */
+export function unsupportedFileText(name) {
+  const n = name.toLowerCase();
+  let hint = "";
+  if (/\.dcm$|^[^.]+$/.test(n)) hint = "; DICOM series: convert to NIfTI first (e.g. dcm2niix)";
+  else if (/\.gz$/.test(n)) hint = "; a .gz must be a gzipped NIfTI named .nii.gz";
+  else if (/\.(mov|avi|mkv)$/.test(n)) hint = "; convert the clip to MP4 (H.264) or WebM first";
+  return `unsupported file type. ${SUPPORTED_FILES}${hint}`;
+}
+
+/** Where the default model (LiteMedSAM, converted by scripts/fetch-weights.sh) is, from the app's root. */
+export const DEFAULT_MODEL_PATH = "weights/lite_medsam.safetensors";
+
+/** Its URL. */
+export const DEFAULT_MODEL_URL = new URL(`../${DEFAULT_MODEL_PATH}`, import.meta.url).href;
 
 /**
  * openFile's options: the CT window of a volume, the limits of a clip, progress of its decoding.
@@ -58,7 +101,12 @@ export const DEFAULT_MODEL_URL = new URL("../weights/lite_medsam.safetensors", i
 /** Limits for clips decoded in the page (each can be overridden per openFile call). */
 export const CLIP_DEFAULTS = { maxFrames: 200, maxSide: 512, fps: 10 };
 
-function magicKind(head) {
+/**
+ * What a file is by its first bytes (16 are enough): "image", "video", "volume" or null.
+ * @param {Uint8Array} head
+ * @returns {"image" | "video" | "volume" | null}
+ */
+export function magicKind(head) {
   const b = head;
   if (b.length >= 8 && b[0] === 0x89 && b[1] === 0x50 && b[2] === 0x4e && b[3] === 0x47) return "image";
   if (b.length >= 3 && b[0] === 0xff && b[1] === 0xd8 && b[2] === 0xff) return "image";
@@ -250,16 +298,12 @@ export class MedSeg extends EventTarget {
     const name = file.name || "file";
     if (file.size === 0) throw this._error(`${name}: the file is empty`);
     const head = new Uint8Array(await file.slice(0, 16).arrayBuffer());
-    let kind = null;
-    if (VOLUME_EXT.test(name)) kind = "volume";
-    else if (IMAGE_EXT.test(name)) kind = "image";
-    else if (VIDEO_EXT.test(name) || (file.type || "").startsWith("video/")) kind = "video";
+    let kind = fileKind(name, file.type || "");
+    if (kind === "model") kind = null; // weights go to loadModel: go by the bytes
     const sniffed = magicKind(head);
     if (sniffed === "video" && kind !== "video") kind = "video";
     if (!kind) kind = sniffed;
-    if (!kind) {
-      throw this._error(`${name}: unsupported file type (open a PNG/JPEG/WebP image, an MP4/WebM clip, or a .nii/.nii.gz/.npz volume)`);
-    }
+    if (!kind) throw this._error(`${name}: ${unsupportedFileText(name)}.`);
     if (kind === "volume") return this._op("openVolume", [file, name, { window: opts.window || "" }]);
     if (kind === "image") return this._op("openImage", [file, name]);
     return this._openVideo(file, name, opts);

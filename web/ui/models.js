@@ -5,11 +5,11 @@
 // weights/README.md tells users to convert MedSAM2 checkpoints to, and checks that a file
 // is there only when the user picks it (so that loading the page requests nothing that may
 // not exist). Models already in the offline cache are listed as such.
+import { DEFAULT_MODEL_PATH } from '../medseg.js';
 
-export const DEFAULT_MODEL_URL = 'weights/lite_medsam.safetensors';
-
+/** The picker's entries; `url` is relative to the page (the app's root), as in ?model=. */
 export const KNOWN_MODELS = [
-  { url: DEFAULT_MODEL_URL, label: 'LiteMedSAM (default)', group: 'default' },
+  { url: DEFAULT_MODEL_PATH, label: 'LiteMedSAM (default)', group: 'default' },
   { url: 'weights/medsam2_latest.safetensors', label: 'MedSAM2 latest', group: 'medsam2' },
   { url: 'weights/medsam2_latest.f16.safetensors', label: 'MedSAM2 latest, float16', group: 'medsam2' },
 ];
