@@ -4,13 +4,14 @@
 # non-zero when any phase fails.
 #
 # Phases: setup (scripts/setup.sh: Rust target, weights, node packages), lint (bash -n,
-# shellcheck when present, the JavaScript type check: tsc on jsconfig.json and
-# jsconfig.sw.json), build (tests and the dev medseg binary), weights (convert the default
-# model with that binary), test (cargo test --all-targets --no-fail-fast), web (the browser
-# app's engine as shipped: scripts/build-web.sh, the release wasm into pkg/), browser (the
-# headless-Chromium end-to-end tests, scripts/test-browser.sh, against that pkg/ and the
-# dev medseg binary as the server). A cold release wasm build takes ~17 min on 2 cores;
-# later runs reuse CARGO_TARGET_DIR.
+# shellcheck when present, the JavaScript type check: tsc on jsconfig.json,
+# jsconfig.sw.json and jsconfig.e2e.json; scripts/check-sw-shell.mjs), build (tests and
+# the dev medseg binary), weights (convert the default model with that binary), test
+# (cargo test --all-targets --no-fail-fast), web (the browser app's engine as shipped:
+# scripts/build-web.sh, the release wasm into pkg/), browser (the headless-Chromium
+# end-to-end tests, scripts/test-browser.sh, against that pkg/ and the dev medseg binary
+# as the server). A cold release wasm build takes ~17 min on 2 cores; later runs reuse
+# CARGO_TARGET_DIR.
 #
 # Dev profile on purpose: Cargo.toml builds the dependencies at opt-level 3 there, so the
 # tests run fast without a release build. CARGO_TARGET_DIR (default
@@ -56,7 +57,9 @@ lint_scripts() {
 }
 
 # The JavaScript type check (tsc, the typescript pinned in package.json, installed by
-# scripts/setup.sh): the page (jsconfig.json) and the service worker (jsconfig.sw.json).
+# scripts/setup.sh): the page (jsconfig.json), the service worker (jsconfig.sw.json) and
+# the browser tests (jsconfig.e2e.json); and that the service worker's offline shell lists
+# every page module.
 lint_js() {
   if [ ! -x node_modules/.bin/tsc ]; then
     if [ "${MEDSEG_SKIP_BROWSER_TESTS:-0}" = 1 ]; then
@@ -66,7 +69,12 @@ lint_js() {
     echo "no node_modules/.bin/tsc: scripts/setup.sh did not install the node packages" >&2
     return 1
   fi
-  node_modules/.bin/tsc -p jsconfig.json && node_modules/.bin/tsc -p jsconfig.sw.json
+  local ok=0 config
+  for config in jsconfig.json jsconfig.sw.json jsconfig.e2e.json; do
+    node_modules/.bin/tsc -p "$config" || ok=1
+  done
+  node scripts/check-sw-shell.mjs || ok=1
+  return $ok
 }
 
 lint() {

@@ -90,7 +90,7 @@ test("CT lesion: LiteMedSAM box + propagation, NIfTI export (CPU backend)", { ti
 
     // A window chosen by a script shows in the page's window select.
     await page.evaluate(() => window.medseg.setWindow("bone"));
-    assert.equal(await page.evaluate(() => document.getElementById("window-select").value), "bone");
+    assert.equal(await page.evaluate(() => /** @type {HTMLSelectElement} */ (document.getElementById("window-select")).value), "bone");
 
     assert.deepEqual(errors, [], `console errors:${errorsText(errors)}`);
   } finally {

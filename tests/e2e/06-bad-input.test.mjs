@@ -57,6 +57,7 @@ test("bad input gives clear errors and keeps the session", { timeout: 900000 }, 
     // 1024 × 1024 × 512 voxels: more than a browser can hold (the header alone says so).
     await putBytes(page, niftiHeader([1024, 1024, 512]), "huge.nii");
 
+    /** @type {[string, string | string[], RegExp][]} */
     const cases = [
       ["open", "notes.png", /notes\.png.*not a PNG, JPEG or WebP/i],
       ["open", "truncated.nii.gz", /truncated\.nii\.gz.*(truncated|gzip)/i],
@@ -82,6 +83,7 @@ test("bad input gives clear errors and keeps the session", { timeout: 900000 }, 
 
     // The page, through its own file inputs, shows each error as a message naming the
     // file and the problem, and keeps the volume and mask the script made.
+    /** @type {[string, string, Buffer, RegExp][]} */
     const ui = [
       ["#file-input", "notes.png", Buffer.from("this is a text file, not an image\n"), /notes\.png.*not a PNG, JPEG or WebP/i],
       ["#file-input", "truncated.nii.gz", bytes.subarray(0, Math.floor(bytes.length / 3)), /truncated\.nii\.gz.*(truncated|gzip)/i],

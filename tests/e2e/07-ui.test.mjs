@@ -75,7 +75,7 @@ test("the page: volume and clip through the controls", { timeout: 1500000 }, asy
     assert.equal(arch, "lite-medsam", "the page loads the default LiteMedSAM by itself");
     // LiteMedSAM takes boxes only: the point tools are off.
     assert.deepEqual(
-      await page.evaluate(() => [...document.querySelectorAll(".tool[data-tool]")].map((b) => [b.dataset.tool, b.disabled])),
+      await page.evaluate(() => [.../** @type {NodeListOf<HTMLButtonElement>} */ (document.querySelectorAll(".tool[data-tool]"))].map((b) => [b.dataset.tool, b.disabled])),
       [["box", false], ["point+", true], ["point-", true]],
     );
 

@@ -32,7 +32,7 @@ test("the page mirrors calls made through window.medseg", { timeout: 600000 }, a
 
     await page.evaluate((url) => window.medseg.loadModel(url), `${DATA_URL_PATH}/sam2-small.safetensors`);
     assert.match(await text(page, "model-state"), /SAM 2\.1/, "the model label shows the loaded SAM 2.1 model");
-    assert.equal(await page.evaluate(() => document.querySelector('.tool[data-tool="point+"]').disabled), false, "SAM 2 takes points");
+    assert.equal(await page.evaluate(() => /** @type {HTMLButtonElement} */ (document.querySelector('.tool[data-tool="point+"]')).disabled), false, "SAM 2 takes points");
 
     await openFrameFolder(page, path.join(FIX, "frames_png"));
     assert.equal(await text(page, "frame-total"), "of 4");

@@ -149,6 +149,7 @@ export function readSafetensors(file, names = null) {
     if (k === "__metadata__" || (names && !names.includes(k))) continue;
     const [a, b] = v.data_offsets;
     const bytes = buf.subarray(8 + n + a, 8 + n + b);
+    /** @type {Buffer | Float32Array} */
     let data = bytes;
     if (v.dtype === "F32") {
       data = new Float32Array(bytes.length / 4);
@@ -267,7 +268,7 @@ export async function makeSyntheticClip(page, { N, W, H, R, centres, mimeType = 
       };
       draw(0);
       const stream = canvas.captureStream(0);
-      const track = stream.getVideoTracks()[0];
+      const track = /** @type {CanvasCaptureMediaStreamTrack} */ (stream.getVideoTracks()[0]);
       const rec = new MediaRecorder(stream, { mimeType, videoBitsPerSecond: 4e6 });
       const chunks = [];
       rec.ondataavailable = (e) => e.data.size && chunks.push(e.data);
