@@ -26,14 +26,14 @@ pub enum Bias {
 
 impl Linear {
     pub fn load(
-        vb: &WeightPath,
+        weights: &WeightPath,
         d_in: usize,
         d_out: usize,
         bias: Bias,
     ) -> Result<Self, WeightError> {
-        let weight = vb.tensor("weight", [d_out, d_in])?.transpose();
+        let weight = weights.tensor("weight", [d_out, d_in])?.transpose();
         let bias = match bias {
-            Bias::With => Some(Param::from_tensor(vb.tensor("bias", [d_out])?)),
+            Bias::With => Some(Param::from_tensor(weights.tensor("bias", [d_out])?)),
             Bias::Without => None,
         };
         Ok(Self {
@@ -117,8 +117,8 @@ pub struct Conv2d {
 }
 
 impl Conv2d {
-    pub fn load(vb: &WeightPath, spec: Conv2dSpec) -> Result<Self, WeightError> {
-        let weight = vb.tensor(
+    pub fn load(weights: &WeightPath, spec: Conv2dSpec) -> Result<Self, WeightError> {
+        let weight = weights.tensor(
             "weight",
             [
                 spec.out_channels,
@@ -128,7 +128,9 @@ impl Conv2d {
             ],
         )?;
         let bias = match spec.bias {
-            Bias::With => Some(Param::from_tensor(vb.tensor("bias", [spec.out_channels])?)),
+            Bias::With => Some(Param::from_tensor(
+                weights.tensor("bias", [spec.out_channels])?,
+            )),
             Bias::Without => None,
         };
         Ok(Self {
@@ -171,7 +173,7 @@ pub struct ConvTranspose2d {
 
 impl ConvTranspose2d {
     pub fn load(
-        vb: &WeightPath,
+        weights: &WeightPath,
         in_channels: usize,
         out_channels: usize,
         kernel: usize,
@@ -179,9 +181,9 @@ impl ConvTranspose2d {
     ) -> Result<Self, WeightError> {
         Ok(Self {
             weight: Param::from_tensor(
-                vb.tensor("weight", [in_channels, out_channels, kernel, kernel])?,
+                weights.tensor("weight", [in_channels, out_channels, kernel, kernel])?,
             ),
-            bias: Param::from_tensor(vb.tensor("bias", [out_channels])?),
+            bias: Param::from_tensor(weights.tensor("bias", [out_channels])?),
             stride,
         })
     }
@@ -205,10 +207,10 @@ pub struct LayerNorm {
 }
 
 impl LayerNorm {
-    pub fn load(vb: &WeightPath, dim: usize, eps: f64) -> Result<Self, WeightError> {
+    pub fn load(weights: &WeightPath, dim: usize, eps: f64) -> Result<Self, WeightError> {
         Ok(Self {
-            weight: Param::from_tensor(vb.tensor("weight", [dim])?),
-            bias: Param::from_tensor(vb.tensor("bias", [dim])?),
+            weight: Param::from_tensor(weights.tensor("weight", [dim])?),
+            bias: Param::from_tensor(weights.tensor("bias", [dim])?),
             eps,
         })
     }
@@ -227,10 +229,10 @@ pub struct LayerNorm2d {
 }
 
 impl LayerNorm2d {
-    pub fn load(vb: &WeightPath, channels: usize, eps: f64) -> Result<Self, WeightError> {
+    pub fn load(weights: &WeightPath, channels: usize, eps: f64) -> Result<Self, WeightError> {
         Ok(Self {
-            weight: Param::from_tensor(vb.tensor("weight", [channels])?),
-            bias: Param::from_tensor(vb.tensor("bias", [channels])?),
+            weight: Param::from_tensor(weights.tensor("weight", [channels])?),
+            bias: Param::from_tensor(weights.tensor("bias", [channels])?),
             eps,
         })
     }
@@ -279,7 +281,7 @@ pub enum MlpOutput {
 
 impl Mlp {
     pub fn load(
-        vb: &WeightPath,
+        weights: &WeightPath,
         dims: [usize; 3],
         num_layers: usize,
         activation: Activation,
@@ -290,7 +292,7 @@ impl Mlp {
             .map(|i| {
                 let d_in = if i == 0 { input } else { hidden };
                 let d_out = if i + 1 == num_layers { out } else { hidden };
-                Linear::load(&vb.pp("layers").pp(i), d_in, d_out, Bias::With)
+                Linear::load(&weights.pp("layers").pp(i), d_in, d_out, Bias::With)
             })
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Self {

@@ -69,15 +69,15 @@ pub struct LiteSlicePrediction {
 }
 
 impl LiteMedSam {
-    /// `build_lite_medsam()`: loads the three components strictly from `vb`
+    /// `build_lite_medsam()`: loads the three components strictly from `weights`
     /// (after the LiteMedSAM key remap).
-    pub fn load(vb: &WeightPath) -> Result<Self, WeightError> {
+    pub fn load(weights: &WeightPath) -> Result<Self, WeightError> {
         let cfg = TinyVitConfig::lite_medsam();
         let embedding_size = cfg.embedding_size();
         Ok(Self {
-            image_encoder: TinyVit::load(&vb.pp("image_encoder"), &cfg)?,
+            image_encoder: TinyVit::load(&weights.pp("image_encoder"), &cfg)?,
             sam_prompt_encoder: PromptEncoder::load(
-                &vb.pp("sam_prompt_encoder"),
+                &weights.pp("sam_prompt_encoder"),
                 PromptEncoderSpec {
                     embed_dim: LITE_MEDSAM_EMBED_DIM,
                     embedding_size,
@@ -86,7 +86,7 @@ impl LiteMedSam {
                 },
             )?,
             sam_mask_decoder: MaskDecoder::load(
-                &vb.pp("sam_mask_decoder"),
+                &weights.pp("sam_mask_decoder"),
                 MaskDecoderSpec::sam1(LITE_MEDSAM_EMBED_DIM),
             )?,
         })

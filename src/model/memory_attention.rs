@@ -33,7 +33,7 @@ pub struct MemoryAttentionLayer {
 
 impl MemoryAttentionLayer {
     fn load(
-        vb: &WeightPath,
+        weights: &WeightPath,
         cfg: &crate::model::config::MemoryAttentionLayerConfig,
     ) -> Result<Self, WeightError> {
         let d = cfg.d_model;
@@ -46,22 +46,22 @@ impl MemoryAttentionLayer {
         };
         Ok(Self {
             self_attn: RopeAttention::load(
-                &vb.pp("self_attn"),
+                &weights.pp("self_attn"),
                 sa_spec,
                 feat_sizes(&sa.feat_sizes),
                 sa.rope_theta,
             )?,
             cross_attn_image: RopeAttention::load(
-                &vb.pp("cross_attn_image"),
+                &weights.pp("cross_attn_image"),
                 ca_spec,
                 feat_sizes(&ca.feat_sizes),
                 ca.rope_theta,
             )?,
-            linear1: Linear::load(&vb.pp("linear1"), d, cfg.dim_feedforward, Bias::With)?,
-            linear2: Linear::load(&vb.pp("linear2"), cfg.dim_feedforward, d, Bias::With)?,
-            norm1: LayerNorm::load(&vb.pp("norm1"), d, 1e-5)?,
-            norm2: LayerNorm::load(&vb.pp("norm2"), d, 1e-5)?,
-            norm3: LayerNorm::load(&vb.pp("norm3"), d, 1e-5)?,
+            linear1: Linear::load(&weights.pp("linear1"), d, cfg.dim_feedforward, Bias::With)?,
+            linear2: Linear::load(&weights.pp("linear2"), cfg.dim_feedforward, d, Bias::With)?,
+            norm1: LayerNorm::load(&weights.pp("norm1"), d, 1e-5)?,
+            norm2: LayerNorm::load(&weights.pp("norm2"), d, 1e-5)?,
+            norm3: LayerNorm::load(&weights.pp("norm3"), d, 1e-5)?,
         })
     }
 
@@ -92,13 +92,13 @@ pub struct MemoryAttention {
 }
 
 impl MemoryAttention {
-    pub fn load(vb: &WeightPath, cfg: &MemoryAttentionConfig) -> Result<Self, WeightError> {
+    pub fn load(weights: &WeightPath, cfg: &MemoryAttentionConfig) -> Result<Self, WeightError> {
         let layers = (0..cfg.num_layers)
-            .map(|i| MemoryAttentionLayer::load(&vb.pp("layers").pp(i), &cfg.layer))
+            .map(|i| MemoryAttentionLayer::load(&weights.pp("layers").pp(i), &cfg.layer))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Self {
             layers,
-            norm: LayerNorm::load(&vb.pp("norm"), cfg.d_model, 1e-5)?,
+            norm: LayerNorm::load(&weights.pp("norm"), cfg.d_model, 1e-5)?,
         })
     }
 

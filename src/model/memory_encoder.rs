@@ -21,7 +21,7 @@ pub struct MaskDownSampler {
 
 impl MaskDownSampler {
     fn load(
-        vb: &WeightPath,
+        weights: &WeightPath,
         cfg: &crate::model::config::MaskDownSamplerConfig,
     ) -> Result<Self, WeightError> {
         let mut n = 0;
@@ -30,7 +30,7 @@ impl MaskDownSampler {
             s *= cfg.stride;
             n += 1;
         }
-        let enc = vb.pp("encoder");
+        let enc = weights.pp("encoder");
         let (mut cin, mut stages) = (1, Vec::new());
         for i in 0..n {
             let cout = cin * cfg.stride * cfg.stride;
@@ -67,21 +67,21 @@ pub struct CxBlock {
 
 impl CxBlock {
     fn load(
-        vb: &WeightPath,
+        weights: &WeightPath,
         cfg: &crate::model::config::CxBlockConfig,
     ) -> Result<Self, WeightError> {
         let d = cfg.dim;
         Ok(Self {
             dwconv: Conv2d::load(
-                &vb.pp("dwconv"),
+                &weights.pp("dwconv"),
                 Conv2dSpec::new(d, d, cfg.kernel_size)
                     .padding(cfg.padding)
                     .groups(d),
             )?,
-            norm: LayerNorm2d::load(&vb.pp("norm"), d, 1e-6)?,
-            pwconv1: Linear::load(&vb.pp("pwconv1"), d, 4 * d, Bias::With)?,
-            pwconv2: Linear::load(&vb.pp("pwconv2"), 4 * d, d, Bias::With)?,
-            gamma: Param::from_tensor(vb.tensor("gamma", [d])?),
+            norm: LayerNorm2d::load(&weights.pp("norm"), d, 1e-6)?,
+            pwconv1: Linear::load(&weights.pp("pwconv1"), d, 4 * d, Bias::With)?,
+            pwconv2: Linear::load(&weights.pp("pwconv2"), 4 * d, d, Bias::With)?,
+            gamma: Param::from_tensor(weights.tensor("gamma", [d])?),
         })
     }
 
@@ -124,23 +124,23 @@ pub struct MemoryEncoder {
 }
 
 impl MemoryEncoder {
-    pub fn load(vb: &WeightPath, cfg: &MemoryEncoderConfig) -> Result<Self, WeightError> {
+    pub fn load(weights: &WeightPath, cfg: &MemoryEncoderConfig) -> Result<Self, WeightError> {
         let fuser = (0..cfg.fuser.num_layers)
-            .map(|i| CxBlock::load(&vb.pp("fuser").pp("layers").pp(i), &cfg.fuser.layer))
+            .map(|i| CxBlock::load(&weights.pp("fuser").pp("layers").pp(i), &cfg.fuser.layer))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Self {
             mask_downsampler: MaskDownSampler::load(
-                &vb.pp("mask_downsampler"),
+                &weights.pp("mask_downsampler"),
                 &cfg.mask_downsampler,
             )?,
             pix_feat_proj: Conv2d::load(
-                &vb.pp("pix_feat_proj"),
+                &weights.pp("pix_feat_proj"),
                 Conv2dSpec::new(cfg.in_dim, cfg.in_dim, 1),
             )?,
             fuser,
             out_proj: if cfg.out_dim != cfg.in_dim {
                 Some(Conv2d::load(
-                    &vb.pp("out_proj"),
+                    &weights.pp("out_proj"),
                     Conv2dSpec::new(cfg.in_dim, cfg.out_dim, 1),
                 )?)
             } else {

@@ -90,18 +90,18 @@ pub struct Sam2Model {
 }
 
 impl Sam2Model {
-    pub fn load(vb: &WeightPath, cfg: &Sam2Config) -> Result<Self, WeightError> {
+    pub fn load(weights: &WeightPath, cfg: &Sam2Config) -> Result<Self, WeightError> {
         let hidden = cfg.hidden_dim();
         let mem = cfg.mem_dim();
         let emb = cfg.embedding_size();
         Ok(Self {
             image_encoder: ImageEncoder::load(
-                &vb.pp("image_encoder"),
+                &weights.pp("image_encoder"),
                 &cfg.image_encoder,
                 cfg.image_size,
             )?,
             sam_prompt_encoder: PromptEncoder::load(
-                &vb.pp("sam_prompt_encoder"),
+                &weights.pp("sam_prompt_encoder"),
                 PromptEncoderSpec {
                     embed_dim: hidden,
                     embedding_size: emb,
@@ -110,31 +110,41 @@ impl Sam2Model {
                 },
             )?,
             sam_mask_decoder: MaskDecoder::load(
-                &vb.pp("sam_mask_decoder"),
+                &weights.pp("sam_mask_decoder"),
                 MaskDecoderSpec::sam2(hidden),
             )?,
             memory_attention: MemoryAttention::load(
-                &vb.pp("memory_attention"),
+                &weights.pp("memory_attention"),
                 &cfg.memory_attention,
             )?,
-            memory_encoder: MemoryEncoder::load(&vb.pp("memory_encoder"), &cfg.memory_encoder)?,
+            memory_encoder: MemoryEncoder::load(
+                &weights.pp("memory_encoder"),
+                &cfg.memory_encoder,
+            )?,
             maskmem_tpos_enc: Param::from_tensor(
-                vb.tensor("maskmem_tpos_enc", [cfg.num_maskmem, 1, 1, mem])?,
+                weights.tensor("maskmem_tpos_enc", [cfg.num_maskmem, 1, 1, mem])?,
             ),
-            no_mem_embed: Param::from_tensor(vb.tensor("no_mem_embed", [1, 1, hidden])?),
-            no_mem_pos_enc: Param::from_tensor(vb.tensor("no_mem_pos_enc", [1, 1, hidden])?),
-            no_obj_ptr: Param::from_tensor(vb.tensor("no_obj_ptr", [1, hidden])?),
-            no_obj_embed_spatial: Param::from_tensor(vb.tensor("no_obj_embed_spatial", [1, mem])?),
+            no_mem_embed: Param::from_tensor(weights.tensor("no_mem_embed", [1, 1, hidden])?),
+            no_mem_pos_enc: Param::from_tensor(weights.tensor("no_mem_pos_enc", [1, 1, hidden])?),
+            no_obj_ptr: Param::from_tensor(weights.tensor("no_obj_ptr", [1, hidden])?),
+            no_obj_embed_spatial: Param::from_tensor(
+                weights.tensor("no_obj_embed_spatial", [1, mem])?,
+            ),
             obj_ptr_proj: Mlp::load(
-                &vb.pp("obj_ptr_proj"),
+                &weights.pp("obj_ptr_proj"),
                 [hidden, hidden, hidden],
                 3,
                 Activation::Relu,
                 MlpOutput::Linear,
             )?,
-            obj_ptr_tpos_proj: Linear::load(&vb.pp("obj_ptr_tpos_proj"), hidden, mem, Bias::With)?,
+            obj_ptr_tpos_proj: Linear::load(
+                &weights.pp("obj_ptr_tpos_proj"),
+                hidden,
+                mem,
+                Bias::With,
+            )?,
             mask_downsample: Conv2d::load(
-                &vb.pp("mask_downsample"),
+                &weights.pp("mask_downsample"),
                 Conv2dSpec::new(1, 1, 4).stride(4),
             )?,
             config: cfg.clone(),

@@ -95,10 +95,10 @@ impl TinyVitConfig {
 /// loaded as one convolution with the BatchNorm folded in (`Conv2d_BN.fuse`):
 /// `w' = w · γ/√(σ²+ε)`, `b' = β − μ·γ/√(σ²+ε)`. Consumes `c.weight`,
 /// `bn.{weight,bias,running_mean,running_var}`.
-pub fn load_conv2d_bn(vb: &WeightPath, spec: Conv2dSpec) -> Result<Conv2d, WeightError> {
+pub fn load_conv2d_bn(weights: &WeightPath, spec: Conv2dSpec) -> Result<Conv2d, WeightError> {
     let out = spec.out_channels;
     let per_out = spec.in_channels / spec.groups * spec.kernel * spec.kernel;
-    let weight = vb.pp("c").host(
+    let weight = weights.pp("c").host(
         "weight",
         &[
             out,
@@ -107,7 +107,7 @@ pub fn load_conv2d_bn(vb: &WeightPath, spec: Conv2dSpec) -> Result<Conv2d, Weigh
             spec.kernel,
         ],
     )?;
-    let bn = vb.pp("bn");
+    let bn = weights.pp("bn");
     let gamma = bn.host("weight", &[out])?;
     let beta = bn.host("bias", &[out])?;
     let mean = bn.host("running_mean", &[out])?;
@@ -121,7 +121,7 @@ pub fn load_conv2d_bn(vb: &WeightPath, spec: Conv2dSpec) -> Result<Conv2d, Weigh
             .for_each(|v| *v *= scale);
         b[o] = beta.data[o] - mean.data[o] * scale;
     }
-    let device = vb.device();
+    let device = weights.device();
     Ok(Conv2d::from_tensors(
         HostTensor::new(weight.shape, w).to_tensor(device),
         HostTensor::new(vec![out], b).to_tensor(device),
@@ -131,11 +131,11 @@ pub fn load_conv2d_bn(vb: &WeightPath, spec: Conv2dSpec) -> Result<Conv2d, Weigh
 
 /// A 1×1 `Conv2d_BN` as a linear layer over the channels of an NHWC map.
 fn load_conv2d_bn_1x1(
-    vb: &WeightPath,
+    weights: &WeightPath,
     in_chans: usize,
     out_chans: usize,
 ) -> Result<Linear, WeightError> {
-    let conv = load_conv2d_bn(vb, Conv2dSpec::new(in_chans, out_chans, 1))?;
+    let conv = load_conv2d_bn(weights, Conv2dSpec::new(in_chans, out_chans, 1))?;
     Ok(Linear {
         weight: Param::from_tensor(conv.weight.val().reshape([out_chans, in_chans]).transpose()),
         bias: conv.bias,
@@ -161,8 +161,8 @@ pub struct PatchEmbed {
 }
 
 impl PatchEmbed {
-    fn load(vb: &WeightPath, in_chans: usize, embed_dim: usize) -> Result<Self, WeightError> {
-        let seq = vb.pp("seq");
+    fn load(weights: &WeightPath, in_chans: usize, embed_dim: usize) -> Result<Self, WeightError> {
+        let seq = weights.pp("seq");
         Ok(Self {
             conv1: load_conv2d_bn_1x1(&seq.pp(0), in_chans, embed_dim / 2)?,
             conv2: load_conv2d_bn_1x1(&seq.pp(2), embed_dim / 2, embed_dim)?,
@@ -185,15 +185,15 @@ pub struct MbConv {
 }
 
 impl MbConv {
-    fn load(vb: &WeightPath, dim: usize, expand_ratio: f64) -> Result<Self, WeightError> {
+    fn load(weights: &WeightPath, dim: usize, expand_ratio: f64) -> Result<Self, WeightError> {
         let hidden = (dim as f64 * expand_ratio) as usize;
         Ok(Self {
-            conv1: load_conv2d_bn_1x1(&vb.pp("conv1"), dim, hidden)?,
+            conv1: load_conv2d_bn_1x1(&weights.pp("conv1"), dim, hidden)?,
             conv2: load_conv2d_bn(
-                &vb.pp("conv2"),
+                &weights.pp("conv2"),
                 Conv2dSpec::new(hidden, hidden, 3).padding(1).groups(hidden),
             )?,
-            conv3: load_conv2d_bn_1x1(&vb.pp("conv3"), hidden, dim)?,
+            conv3: load_conv2d_bn_1x1(&weights.pp("conv3"), hidden, dim)?,
         })
     }
 
@@ -217,18 +217,18 @@ pub struct PatchMerging {
 }
 
 impl PatchMerging {
-    fn load(vb: &WeightPath, dim: usize, out_dim: usize) -> Result<Self, WeightError> {
+    fn load(weights: &WeightPath, dim: usize, out_dim: usize) -> Result<Self, WeightError> {
         let stride = TinyVitConfig::merging_stride(out_dim);
         Ok(Self {
-            conv1: load_conv2d_bn_1x1(&vb.pp("conv1"), dim, out_dim)?,
+            conv1: load_conv2d_bn_1x1(&weights.pp("conv1"), dim, out_dim)?,
             conv2: load_conv2d_bn(
-                &vb.pp("conv2"),
+                &weights.pp("conv2"),
                 Conv2dSpec::new(out_dim, out_dim, 3)
                     .stride(stride)
                     .padding(1)
                     .groups(out_dim),
             )?,
-            conv3: load_conv2d_bn_1x1(&vb.pp("conv3"), out_dim, out_dim)?,
+            conv3: load_conv2d_bn_1x1(&weights.pp("conv3"), out_dim, out_dim)?,
         })
     }
 
@@ -284,7 +284,7 @@ pub fn attention_bias_idxs(res: usize) -> (Vec<usize>, usize) {
 
 impl Attention {
     fn load(
-        vb: &WeightPath,
+        weights: &WeightPath,
         dim: usize,
         key_dim: usize,
         num_heads: usize,
@@ -295,7 +295,7 @@ impl Attention {
         let dh = d * num_heads;
         let nh_kd = key_dim * num_heads;
         let (idxs, n_offsets) = attention_bias_idxs(resolution);
-        let biases = vb.host("attention_biases", &[num_heads, n_offsets])?;
+        let biases = weights.host("attention_biases", &[num_heads, n_offsets])?;
         let n = resolution * resolution;
         let mut table = Vec::with_capacity(num_heads * n * n);
         for h in 0..num_heads {
@@ -303,12 +303,12 @@ impl Attention {
             table.extend(idxs.iter().map(|&i| row[i]));
         }
         Ok(Self {
-            norm: LayerNorm::load(&vb.pp("norm"), dim, LN_EPS)?,
-            qkv: Linear::load(&vb.pp("qkv"), dim, dh + 2 * nh_kd, Bias::With)?,
-            proj: Linear::load(&vb.pp("proj"), dh, dim, Bias::With)?,
+            norm: LayerNorm::load(&weights.pp("norm"), dim, LN_EPS)?,
+            qkv: Linear::load(&weights.pp("qkv"), dim, dh + 2 * nh_kd, Bias::With)?,
+            proj: Linear::load(&weights.pp("proj"), dh, dim, Bias::With)?,
             bias: Param::from_tensor(Tensor::from_data(
                 TensorData::new(table, [num_heads, n, n]),
-                vb.device(),
+                weights.device(),
             )),
             num_heads,
             key_dim,
@@ -342,11 +342,11 @@ pub struct TinyVitMlp {
 }
 
 impl TinyVitMlp {
-    fn load(vb: &WeightPath, dim: usize, hidden: usize) -> Result<Self, WeightError> {
+    fn load(weights: &WeightPath, dim: usize, hidden: usize) -> Result<Self, WeightError> {
         Ok(Self {
-            norm: LayerNorm::load(&vb.pp("norm"), dim, LN_EPS)?,
-            fc1: Linear::load(&vb.pp("fc1"), dim, hidden, Bias::With)?,
-            fc2: Linear::load(&vb.pp("fc2"), hidden, dim, Bias::With)?,
+            norm: LayerNorm::load(&weights.pp("norm"), dim, LN_EPS)?,
+            fc1: Linear::load(&weights.pp("fc1"), dim, hidden, Bias::With)?,
+            fc2: Linear::load(&weights.pp("fc2"), hidden, dim, Bias::With)?,
         })
     }
 
@@ -380,12 +380,12 @@ struct StageSpec {
 }
 
 impl TinyVitBlock {
-    fn load(vb: &WeightPath, s: StageSpec) -> Result<Self, WeightError> {
+    fn load(weights: &WeightPath, s: StageSpec) -> Result<Self, WeightError> {
         let head_dim = s.dim / s.num_heads;
         let k = s.local_conv_size;
         Ok(Self {
             attn: Attention::load(
-                &vb.pp("attn"),
+                &weights.pp("attn"),
                 s.dim,
                 head_dim,
                 s.num_heads,
@@ -393,12 +393,16 @@ impl TinyVitBlock {
                 s.window_size,
             )?,
             local_conv: load_conv2d_bn(
-                &vb.pp("local_conv"),
+                &weights.pp("local_conv"),
                 Conv2dSpec::new(s.dim, s.dim, k)
                     .padding(k / 2)
                     .groups(s.dim),
             )?,
-            mlp: TinyVitMlp::load(&vb.pp("mlp"), s.dim, (s.dim as f64 * s.mlp_ratio) as usize)?,
+            mlp: TinyVitMlp::load(
+                &weights.pp("mlp"),
+                s.dim,
+                (s.dim as f64 * s.mlp_ratio) as usize,
+            )?,
             window_size: s.window_size,
             resolution: s.resolution,
         })
@@ -464,9 +468,9 @@ pub struct Neck {
 }
 
 impl Neck {
-    fn load(vb: &WeightPath, in_chans: usize, out_chans: usize) -> Result<Self, WeightError> {
+    fn load(weights: &WeightPath, in_chans: usize, out_chans: usize) -> Result<Self, WeightError> {
         let conv1 = Conv2d::load(
-            &vb.pp(0),
+            &weights.pp(0),
             Conv2dSpec::new(in_chans, out_chans, 1).bias(Bias::Without),
         )?;
         Ok(Self {
@@ -480,14 +484,14 @@ impl Neck {
                 ),
                 bias: None,
             },
-            norm1: LayerNorm::load(&vb.pp(1), out_chans, LN2D_EPS)?,
+            norm1: LayerNorm::load(&weights.pp(1), out_chans, LN2D_EPS)?,
             conv2: Conv2d::load(
-                &vb.pp(2),
+                &weights.pp(2),
                 Conv2dSpec::new(out_chans, out_chans, 3)
                     .padding(1)
                     .bias(Bias::Without),
             )?,
-            norm2: LayerNorm2d::load(&vb.pp(3), out_chans, LN2D_EPS)?,
+            norm2: LayerNorm2d::load(&weights.pp(3), out_chans, LN2D_EPS)?,
         })
     }
 
@@ -512,22 +516,23 @@ pub struct TinyVit {
 }
 
 impl TinyVit {
-    pub fn load(vb: &WeightPath, cfg: &TinyVitConfig) -> Result<Self, WeightError> {
+    pub fn load(weights: &WeightPath, cfg: &TinyVitConfig) -> Result<Self, WeightError> {
         let dims = cfg.embed_dims;
         let n = dims.len();
         let out_dim = |i: usize| dims[(i + 1).min(n - 1)];
-        let downsample = |vb: &WeightPath, i: usize| -> Result<Option<PatchMerging>, WeightError> {
-            if i < n - 1 {
-                Ok(Some(PatchMerging::load(
-                    &vb.pp("downsample"),
-                    dims[i],
-                    out_dim(i),
-                )?))
-            } else {
-                Ok(None)
-            }
-        };
-        let vl = vb.pp("layers");
+        let downsample =
+            |weights: &WeightPath, i: usize| -> Result<Option<PatchMerging>, WeightError> {
+                if i < n - 1 {
+                    Ok(Some(PatchMerging::load(
+                        &weights.pp("downsample"),
+                        dims[i],
+                        out_dim(i),
+                    )?))
+                } else {
+                    Ok(None)
+                }
+            };
+        let vl = weights.pp("layers");
         let l0 = vl.pp(0);
         let conv_layer = ConvLayer {
             blocks: (0..cfg.depths[0])
@@ -554,10 +559,10 @@ impl TinyVit {
             });
         }
         Ok(Self {
-            patch_embed: PatchEmbed::load(&vb.pp("patch_embed"), cfg.in_chans, dims[0])?,
+            patch_embed: PatchEmbed::load(&weights.pp("patch_embed"), cfg.in_chans, dims[0])?,
             conv_layer,
             layers,
-            neck: Neck::load(&vb.pp("neck"), dims[n - 1], cfg.out_chans)?,
+            neck: Neck::load(&weights.pp("neck"), dims[n - 1], cfg.out_chans)?,
             img_size: cfg.img_size,
         })
     }

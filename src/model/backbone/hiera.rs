@@ -70,15 +70,15 @@ pub struct MultiScaleAttention {
 
 impl MultiScaleAttention {
     fn load(
-        vb: &WeightPath,
+        weights: &WeightPath,
         dim: usize,
         dim_out: usize,
         num_heads: usize,
         q_stride: Option<usize>,
     ) -> Result<Self, WeightError> {
         Ok(Self {
-            qkv: Linear::load(&vb.pp("qkv"), dim, 3 * dim_out, Bias::With)?,
-            proj: Linear::load(&vb.pp("proj"), dim_out, dim_out, Bias::With)?,
+            qkv: Linear::load(&weights.pp("qkv"), dim, 3 * dim_out, Bias::With)?,
+            proj: Linear::load(&weights.pp("proj"), dim_out, dim_out, Bias::With)?,
             num_heads,
             dim_out,
             q_stride,
@@ -138,26 +138,31 @@ struct BlockSpec {
 }
 
 impl MultiScaleBlock {
-    fn load(vb: &WeightPath, s: BlockSpec) -> Result<Self, WeightError> {
+    fn load(weights: &WeightPath, s: BlockSpec) -> Result<Self, WeightError> {
         Ok(Self {
-            norm1: LayerNorm::load(&vb.pp("norm1"), s.dim, NORM_EPS)?,
+            norm1: LayerNorm::load(&weights.pp("norm1"), s.dim, NORM_EPS)?,
             attn: MultiScaleAttention::load(
-                &vb.pp("attn"),
+                &weights.pp("attn"),
                 s.dim,
                 s.dim_out,
                 s.num_heads,
                 s.q_stride,
             )?,
-            norm2: LayerNorm::load(&vb.pp("norm2"), s.dim_out, NORM_EPS)?,
+            norm2: LayerNorm::load(&weights.pp("norm2"), s.dim_out, NORM_EPS)?,
             mlp: Mlp::load(
-                &vb.pp("mlp"),
+                &weights.pp("mlp"),
                 [s.dim_out, 4 * s.dim_out, s.dim_out],
                 2,
                 Activation::Gelu,
                 MlpOutput::Linear,
             )?,
             proj: if s.dim != s.dim_out {
-                Some(Linear::load(&vb.pp("proj"), s.dim, s.dim_out, Bias::With)?)
+                Some(Linear::load(
+                    &weights.pp("proj"),
+                    s.dim,
+                    s.dim_out,
+                    Bias::With,
+                )?)
             } else {
                 None
             },
@@ -218,17 +223,17 @@ impl Hiera {
     /// Loads the trunk for `image_size` inputs (the position embedding is
     /// interpolated to that size once, here).
     pub fn load(
-        vb: &WeightPath,
+        weights: &WeightPath,
         cfg: &HieraConfig,
         image_size: usize,
     ) -> Result<Self, WeightError> {
         let c0 = cfg.embed_dim;
         let patch_embed = Conv2d::load(
-            &vb.pp("patch_embed").pp("proj"),
+            &weights.pp("patch_embed").pp("proj"),
             Conv2dSpec::new(3, c0, 7).stride(4).padding(3),
         )?;
         let grid = image_size / 4;
-        let pos_embed = Self::position_embedding(vb, cfg, grid)?;
+        let pos_embed = Self::position_embedding(weights, cfg, grid)?;
 
         let mut stage_ends = Vec::new();
         let mut acc = 0;
@@ -264,7 +269,7 @@ impl Hiera {
                 q_stride: q_pool_blocks.contains(&i).then_some(cfg.q_stride),
                 window_size,
             };
-            blocks.push(MultiScaleBlock::load(&vb.pp("blocks").pp(i), spec)?);
+            blocks.push(MultiScaleBlock::load(&weights.pp("blocks").pp(i), spec)?);
             dim = dim_out;
         }
         Ok(Self {
@@ -277,7 +282,7 @@ impl Hiera {
 
     /// `_get_pos_embed`: bicubic-resized background plus the tiled window embedding, NHWC.
     fn position_embedding(
-        vb: &WeightPath,
+        weights: &WeightPath,
         cfg: &HieraConfig,
         grid: usize,
     ) -> Result<Tensor<4>, WeightError> {
@@ -285,8 +290,8 @@ impl Hiera {
         let bkg = &cfg.window_pos_embed_bkg_spatial_size;
         let (bh, bw) = (bkg[0], bkg[1]);
         let ws = cfg.window_spec[0];
-        let background = vb.host("pos_embed", &[1, c, bh, bw])?;
-        let window = vb.host("pos_embed_window", &[1, c, ws, ws])?;
+        let background = weights.host("pos_embed", &[1, c, bh, bw])?;
+        let window = weights.host("pos_embed_window", &[1, c, ws, ws])?;
         let resized = resize_bicubic(&background.data, c, bh, bw, grid, grid);
         let mut nhwc = vec![0f32; grid * grid * c];
         for ch in 0..c {
@@ -299,7 +304,7 @@ impl Hiera {
         }
         Ok(Tensor::from_data(
             TensorData::new(nhwc, [1, grid, grid, c]),
-            vb.device(),
+            weights.device(),
         ))
     }
 

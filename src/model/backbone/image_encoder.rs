@@ -36,14 +36,14 @@ pub struct FpnNeck {
 }
 
 impl FpnNeck {
-    pub fn load(vb: &WeightPath, cfg: &FpnNeckConfig) -> Result<Self, WeightError> {
+    pub fn load(weights: &WeightPath, cfg: &FpnNeckConfig) -> Result<Self, WeightError> {
         let convs = cfg
             .backbone_channel_list
             .iter()
             .enumerate()
             .map(|(i, &dim)| {
                 Conv2d::load(
-                    &vb.pp("convs").pp(i).pp("conv"),
+                    &weights.pp("convs").pp(i).pp("conv"),
                     Conv2dSpec::new(dim, cfg.d_model, 1),
                 )
             })
@@ -89,13 +89,13 @@ pub struct ImageEncoder {
 
 impl ImageEncoder {
     pub fn load(
-        vb: &WeightPath,
+        weights: &WeightPath,
         cfg: &ImageEncoderConfig,
         image_size: usize,
     ) -> Result<Self, WeightError> {
         Ok(Self {
-            trunk: Hiera::load(&vb.pp("trunk"), &cfg.trunk, image_size)?,
-            neck: FpnNeck::load(&vb.pp("neck"), &cfg.neck)?,
+            trunk: Hiera::load(&weights.pp("trunk"), &cfg.trunk, image_size)?,
+            neck: FpnNeck::load(&weights.pp("neck"), &cfg.neck)?,
             scalp: cfg.scalp,
         })
     }

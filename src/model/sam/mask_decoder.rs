@@ -118,24 +118,24 @@ pub struct MaskDecoder {
 }
 
 impl MaskDecoder {
-    pub fn load(vb: &WeightPath, s: MaskDecoderSpec) -> Result<Self, WeightError> {
+    pub fn load(weights: &WeightPath, s: MaskDecoderSpec) -> Result<Self, WeightError> {
         let d = s.transformer_dim;
         let n_mask = s.num_multimask_outputs + 1;
         let mut tokens = Vec::new();
         if s.object_score_head {
-            tokens.push(vb.tensor::<2>("obj_score_token.weight", [1, d])?);
+            tokens.push(weights.tensor::<2>("obj_score_token.weight", [1, d])?);
         }
-        tokens.push(vb.tensor::<2>("iou_token.weight", [1, d])?);
-        tokens.push(vb.tensor::<2>("mask_tokens.weight", [n_mask, d])?);
-        let up = vb.pp("output_upscaling");
+        tokens.push(weights.tensor::<2>("iou_token.weight", [1, d])?);
+        tokens.push(weights.tensor::<2>("mask_tokens.weight", [n_mask, d])?);
+        let up = weights.pp("output_upscaling");
         let (conv_s0, conv_s1) = if s.high_res_features {
             (
                 Some(Conv2d::load(
-                    &vb.pp("conv_s0"),
+                    &weights.pp("conv_s0"),
                     Conv2dSpec::new(d, d / 8, 1),
                 )?),
                 Some(Conv2d::load(
-                    &vb.pp("conv_s1"),
+                    &weights.pp("conv_s1"),
                     Conv2dSpec::new(d, d / 4, 1),
                 )?),
             )
@@ -145,7 +145,7 @@ impl MaskDecoder {
         let hypernetworks = (0..n_mask)
             .map(|i| {
                 Mlp::load(
-                    &vb.pp("output_hypernetworks_mlps").pp(i),
+                    &weights.pp("output_hypernetworks_mlps").pp(i),
                     [d, d, d / 8],
                     3,
                     Activation::Relu,
@@ -154,7 +154,7 @@ impl MaskDecoder {
             })
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Self {
-            transformer: TwoWayTransformer::load(&vb.pp("transformer"), s.transformer)?,
+            transformer: TwoWayTransformer::load(&weights.pp("transformer"), s.transformer)?,
             output_tokens: Param::from_tensor(Tensor::cat(tokens, 0)),
             upscale_conv1: ConvTranspose2d::load(&up.pp(0), d, d / 4, 2, 2)?,
             upscale_norm: LayerNorm2d::load(&up.pp(1), d / 4, 1e-6)?,
@@ -163,7 +163,7 @@ impl MaskDecoder {
             conv_s1,
             hypernetworks,
             iou_prediction_head: Mlp::load(
-                &vb.pp("iou_prediction_head"),
+                &weights.pp("iou_prediction_head"),
                 [d, s.iou_head_hidden_dim, n_mask],
                 s.iou_head_depth,
                 Activation::Relu,
@@ -171,7 +171,7 @@ impl MaskDecoder {
             )?,
             pred_obj_score_head: if s.object_score_head {
                 Some(Mlp::load(
-                    &vb.pp("pred_obj_score_head"),
+                    &weights.pp("pred_obj_score_head"),
                     [d, d, 1],
                     3,
                     Activation::Relu,

@@ -84,22 +84,30 @@ pub struct PromptEncoder {
 }
 
 impl PromptEncoder {
-    pub fn load(vb: &WeightPath, s: PromptEncoderSpec) -> Result<Self, WeightError> {
+    pub fn load(weights: &WeightPath, s: PromptEncoderSpec) -> Result<Self, WeightError> {
         let d = s.embed_dim;
-        let mut rows = vec![vb.tensor::<2>("not_a_point_embed.weight", [1, d])?];
+        let mut rows = vec![weights.tensor::<2>("not_a_point_embed.weight", [1, d])?];
         for i in 0..4 {
-            rows.push(vb.pp("point_embeddings").pp(i).tensor("weight", [1, d])?);
+            rows.push(
+                weights
+                    .pp("point_embeddings")
+                    .pp(i)
+                    .tensor("weight", [1, d])?,
+            );
         }
-        let ds = vb.pp("mask_downscaling");
+        let ds = weights.pp("mask_downscaling");
         let c4 = s.mask_in_chans / 4;
         Ok(Self {
             gaussian: Param::from_tensor(
-                vb.pp("pe_layer")
+                weights
+                    .pp("pe_layer")
                     .tensor("positional_encoding_gaussian_matrix", [2, d / 2])?,
             ),
             point_table: Param::from_tensor(Tensor::cat(rows, 0)),
             no_mask_embed: Param::from_tensor(
-                vb.tensor::<2>("no_mask_embed.weight", [1, d])?.reshape([d]),
+                weights
+                    .tensor::<2>("no_mask_embed.weight", [1, d])?
+                    .reshape([d]),
             ),
             mask_conv1: Conv2d::load(&ds.pp(0), Conv2dSpec::new(1, c4, 2).stride(2))?,
             mask_norm1: LayerNorm2d::load(&ds.pp(1), c4, 1e-6)?,

@@ -52,13 +52,18 @@ fn recombine_heads(x: Tensor<4>) -> Tensor<3> {
 }
 
 impl Attention {
-    pub fn load(vb: &WeightPath, s: AttentionSpec) -> Result<Self, WeightError> {
+    pub fn load(weights: &WeightPath, s: AttentionSpec) -> Result<Self, WeightError> {
         let internal = s.embedding_dim / s.downsample_rate;
         Ok(Self {
-            q_proj: Linear::load(&vb.pp("q_proj"), s.embedding_dim, internal, Bias::With)?,
-            k_proj: Linear::load(&vb.pp("k_proj"), s.kv_in_dim, internal, Bias::With)?,
-            v_proj: Linear::load(&vb.pp("v_proj"), s.kv_in_dim, internal, Bias::With)?,
-            out_proj: Linear::load(&vb.pp("out_proj"), internal, s.embedding_dim, Bias::With)?,
+            q_proj: Linear::load(&weights.pp("q_proj"), s.embedding_dim, internal, Bias::With)?,
+            k_proj: Linear::load(&weights.pp("k_proj"), s.kv_in_dim, internal, Bias::With)?,
+            v_proj: Linear::load(&weights.pp("v_proj"), s.kv_in_dim, internal, Bias::With)?,
+            out_proj: Linear::load(
+                &weights.pp("out_proj"),
+                internal,
+                s.embedding_dim,
+                Bias::With,
+            )?,
             num_heads: s.num_heads,
         })
     }
@@ -96,20 +101,20 @@ pub struct RopeAttention {
 
 impl RopeAttention {
     pub fn load(
-        vb: &WeightPath,
+        weights: &WeightPath,
         s: AttentionSpec,
         feat_sizes: [usize; 2],
         theta: f64,
     ) -> Result<Self, WeightError> {
         let head_dim = s.embedding_dim / s.downsample_rate / s.num_heads;
         Ok(Self {
-            inner: Attention::load(vb, s)?,
+            inner: Attention::load(weights, s)?,
             rope: AxialRope::new(
                 head_dim,
                 feat_sizes[0],
                 feat_sizes[1],
                 theta as f32,
-                vb.device(),
+                weights.device(),
             ),
             head_dim,
             theta,
@@ -168,24 +173,37 @@ pub struct TwoWayTransformerSpec {
 }
 
 impl TwoWayAttentionBlock {
-    fn load(vb: &WeightPath, s: TwoWayTransformerSpec, first: bool) -> Result<Self, WeightError> {
+    fn load(
+        weights: &WeightPath,
+        s: TwoWayTransformerSpec,
+        first: bool,
+    ) -> Result<Self, WeightError> {
         let d = s.embedding_dim;
         let down = AttentionSpec::new(d, s.num_heads, s.attention_downsample_rate);
         Ok(Self {
-            self_attn: Attention::load(&vb.pp("self_attn"), AttentionSpec::new(d, s.num_heads, 1))?,
-            norm1: LayerNorm::load(&vb.pp("norm1"), d, 1e-5)?,
-            cross_attn_token_to_image: Attention::load(&vb.pp("cross_attn_token_to_image"), down)?,
-            norm2: LayerNorm::load(&vb.pp("norm2"), d, 1e-5)?,
+            self_attn: Attention::load(
+                &weights.pp("self_attn"),
+                AttentionSpec::new(d, s.num_heads, 1),
+            )?,
+            norm1: LayerNorm::load(&weights.pp("norm1"), d, 1e-5)?,
+            cross_attn_token_to_image: Attention::load(
+                &weights.pp("cross_attn_token_to_image"),
+                down,
+            )?,
+            norm2: LayerNorm::load(&weights.pp("norm2"), d, 1e-5)?,
             mlp: Mlp::load(
-                &vb.pp("mlp"),
+                &weights.pp("mlp"),
                 [d, s.mlp_dim, d],
                 2,
                 Activation::Relu,
                 MlpOutput::Linear,
             )?,
-            norm3: LayerNorm::load(&vb.pp("norm3"), d, 1e-5)?,
-            norm4: LayerNorm::load(&vb.pp("norm4"), d, 1e-5)?,
-            cross_attn_image_to_token: Attention::load(&vb.pp("cross_attn_image_to_token"), down)?,
+            norm3: LayerNorm::load(&weights.pp("norm3"), d, 1e-5)?,
+            norm4: LayerNorm::load(&weights.pp("norm4"), d, 1e-5)?,
+            cross_attn_image_to_token: Attention::load(
+                &weights.pp("cross_attn_image_to_token"),
+                down,
+            )?,
             skip_first_layer_pe: first,
         })
     }
@@ -236,17 +254,21 @@ pub struct TwoWayTransformer {
 }
 
 impl TwoWayTransformer {
-    pub fn load(vb: &WeightPath, s: TwoWayTransformerSpec) -> Result<Self, WeightError> {
+    pub fn load(weights: &WeightPath, s: TwoWayTransformerSpec) -> Result<Self, WeightError> {
         let layers = (0..s.depth)
-            .map(|i| TwoWayAttentionBlock::load(&vb.pp("layers").pp(i), s, i == 0))
+            .map(|i| TwoWayAttentionBlock::load(&weights.pp("layers").pp(i), s, i == 0))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Self {
             layers,
             final_attn_token_to_image: Attention::load(
-                &vb.pp("final_attn_token_to_image"),
+                &weights.pp("final_attn_token_to_image"),
                 AttentionSpec::new(s.embedding_dim, s.num_heads, s.attention_downsample_rate),
             )?,
-            norm_final_attn: LayerNorm::load(&vb.pp("norm_final_attn"), s.embedding_dim, 1e-5)?,
+            norm_final_attn: LayerNorm::load(
+                &weights.pp("norm_final_attn"),
+                s.embedding_dim,
+                1e-5,
+            )?,
         })
     }
 
