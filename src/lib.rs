@@ -1,6 +1,7 @@
 //! MedSeg: MedSAM2 (SAM 2.1) and LiteMedSAM on burn, for the browser (wasm +
 //! WebGPU) and the command line.
 
+pub mod app;
 pub mod io;
 pub mod metrics;
 pub mod model;

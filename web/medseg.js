@@ -2,7 +2,9 @@
 //   import { medseg } from "./web/medseg.js";
 // Every function returns a Promise. The models run in a Web Worker (web/worker.js) that
 // owns the wasm session; frames and masks cross as transferable buffers. Errors reject
-// with an Error whose message names the problem; the session keeps its earlier state.
+// with an Error whose message names the problem and whose `kind` says what went wrong
+// ("bad-input", "no-model", "no-document", "no-prompt", "too-large", "busy", "engine");
+// the session keeps its earlier state.
 //
 //   await medseg.init({ backend: "auto" | "webgpu" | "cpu" })  // optional; default auto,
 //                                   // or ?backend=cpu|webgpu in the page URL
@@ -18,8 +20,12 @@
 //   await medseg.frameCount()
 //   await medseg.prepareFrame(frame) → {frame, computed, ms}   // the frame's image embedding,
 //                                   // ahead of a prompt on it (the prompt then only decodes)
-//   await medseg.addBox(frame, objId, [x0, y0, x1, y1])   → {frame, obj, area, iou, ms}
+//   await medseg.addBox(frame, objId, [x0, y0, x1, y1])   → {frame, obj, area, iou, objectScore,
+//                                   // prompt, mask, ms}; a box starts the frame's prompt afresh
 //   await medseg.addPoints(frame, objId, [[x, y, label], ...])  (label 1 object, 0 background)
+//                                   // adds to the frame's prompt; the model always gets the
+//                                   // whole prompt (box + every point), `prompt` in the result
+//   await medseg.undo(objId?)       // takes back the last prompt → its frame's result, or null
 //   await medseg.propagate("forward" | "backward" | "both", { range: [first, last], onFrame })
 //   medseg.cancel()                 // stops a propagation after the current frame
 //   await medseg.getMask(frame, objId)  → {width, height, data: Uint8Array (1 = object)} | null
@@ -31,9 +37,11 @@
 //   medseg.on("progress" | "frame" | "notice", fn) → unsubscribe
 // Events (medseg.on(name, fn) or addEventListener, data in event.detail):
 //   "progress" {task, stage, loaded, total, fraction}   model download/load, clip decode
-//   "frame"    {frame, objects, done, total, ms, masks}  each propagated frame
+//   "frame"    {frame, frames, objects, done, total, ms, masks}  each propagation step
+//              (frames: the frame done first, then any whose masks that step changed)
 //   "notice"   {message}                                 backend fallback, clip limits
-//   "model" {info}, "open" {info}, "prompt" {frame, obj, box, points, area, mask},
+//   "model" {info}, "open" {info}, "prompt" {frame, obj, box, points, area, mask, [undo]}
+//   (box and points: the frame's whole prompt after the call),
 //   "window" {window, info}, "reset" {obj}: after each successful call, whoever made it
 //   (a page can mirror calls that scripts or tests make through window.medseg).
 //
@@ -181,7 +189,9 @@ export class MedSeg extends EventTarget {
     this._pending.delete(msg.id);
     if (msg.ok) p.resolve(msg.result);
     else {
-      const e = new Error(msg.error.message);
+      // What went wrong, for callers to act on: "bad-input", "no-model", "no-document",
+      // "no-prompt", "too-large", "busy" or "engine" (null for errors of the page itself).
+      const e = Object.assign(new Error(msg.error.message), { kind: msg.error.kind ?? null });
       e.name = msg.error.name === "Error" ? "MedSegError" : msg.error.name;
       p.reject(e);
     }
@@ -457,8 +467,26 @@ export class MedSeg extends EventTarget {
   async addPrompt(frame, objId, { box = null, points = [] } = {}) {
     const prompt = { box: box && Array.from(box), points: points.map((p) => [p[0], p[1], p[2] ?? 1]) };
     const res = await this._op("addPrompt", [frame, objId, prompt]);
-    this._emit("prompt", { frame, obj: objId, ...prompt, area: res.area, mask: res.mask });
+    this._emitPrompt(res);
     return res;
+  }
+
+  /**
+   * Takes back the last prompt (of object `objId` when given): the frame's prompt is the
+   * one before it again, and so is its mask (masks made by propagation stay). Resolves
+   * to {frame, obj, area, iou, prompt, mask} of that frame, or null when there was
+   * nothing to undo.
+   */
+  async undo(objId) {
+    const res = await this._op("undo", [objId ?? null]);
+    if (res) this._emitPrompt(res, { undo: true });
+    return res;
+  }
+
+  /** The "prompt" event: the frame's whole prompt after a call (box null, points [] when none). */
+  _emitPrompt(res, extra = {}) {
+    const { frame, obj, area, mask } = res;
+    this._emit("prompt", { frame, obj, box: res.prompt?.box ?? null, points: res.prompt?.points ?? [], area, mask, ...extra });
   }
 
   /**

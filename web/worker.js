@@ -194,9 +194,19 @@ const ops = {
   async addPrompt(frame, obj, { box = null, points = [] } = {}) {
     const s = need();
     const t0 = performance.now();
-    const res = await locked(() => s.add_prompt(frame, obj, new Float32Array(box || []), new Float32Array(points.flat())));
+    // The engine keeps each frame's whole prompt: a box starts it afresh, points add to
+    // it. The result carries the whole prompt after this call.
+    const res = await locked(() => s.add_prompt(frame, obj, { box, points }));
     const mask = maskMessage(frame, obj);
     return { result: { ...res, ms: performance.now() - t0, mask }, transfer: mask ? [mask.data.buffer] : [] };
+  },
+
+  async undo(obj) {
+    const s = need();
+    const res = await locked(() => s.undo(obj ?? undefined));
+    if (!res) return null;
+    const mask = maskMessage(res.frame, res.obj);
+    return { result: { ...res, mask }, transfer: mask ? [mask.data.buffer] : [] };
   },
 
   async propagate(direction = "both", { range = null } = {}) {
@@ -221,10 +231,12 @@ const ops = {
       const ms = performance.now() - ts;
       perFrame.push(ms);
       done += 1;
-      const masks = step.objects.map((obj) => maskMessage(step.frame, obj, size)).filter(Boolean);
+      // The frame just segmented comes first; a SAM 2 volume's last step per object also
+      // lists the frames its largest-component clean-up changed.
+      const masks = step.frames.flatMap((f) => step.objects.map((obj) => maskMessage(f, obj, size))).filter(Boolean);
       event(
         "frame",
-        { frame: step.frame, objects: step.objects, done, total, ms, masks },
+        { frame: step.frames[0], frames: step.frames, objects: step.objects, done, total, ms, masks },
         masks.map((m) => m.data.buffer),
       );
     }
@@ -303,7 +315,7 @@ async function handle({ id, op, args = [] }) {
     post({ id, ok: true, result: out }, transfer);
   } catch (e) {
     const message = e instanceof Error ? e.message : String(e);
-    post({ id, ok: false, error: { name: (e && e.name) || "Error", message } });
+    post({ id, ok: false, error: { name: (e && e.name) || "Error", message, kind: (e && e.kind) || null } });
   }
 }
 

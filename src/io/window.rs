@@ -135,6 +135,94 @@ impl Windowing {
     }
 }
 
+/// The windows a user picks by name: the CT presets, MR percentiles, or none (8-bit
+/// data as stored). One parser and one automatic choice for the CLI and the browser, so
+/// that both give the model the same input for the same file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WindowPreset {
+    /// 8-bit data as stored (clip to 0..255).
+    None,
+    /// MR: 0.5–99.5 percentiles of the positive voxels.
+    Mr,
+    Ct(CtWindow),
+}
+
+/// A window name that is none of [`WindowPreset`]'s.
+#[derive(Debug, Error)]
+#[error(
+    "unknown window `{0}` (expected soft, lung, bone, brain, mr, none, or auto for the automatic choice)"
+)]
+pub struct UnknownWindowPreset(pub String);
+
+impl WindowPreset {
+    /// Every preset, in the order a picker lists them.
+    pub const ALL: [WindowPreset; 6] = [
+        WindowPreset::Ct(CtWindow::SoftTissue),
+        WindowPreset::Ct(CtWindow::Lung),
+        WindowPreset::Ct(CtWindow::Bone),
+        WindowPreset::Ct(CtWindow::Brain),
+        WindowPreset::Mr,
+        WindowPreset::None,
+    ];
+
+    /// `soft` (and [`CtWindow::parse`]'s aliases), `lung`, `bone`, `brain`, `mr` (`mri`),
+    /// `none` (`raw`); case-insensitive. `auto` and the empty string are `Ok(None)`: the
+    /// caller picks with [`WindowPreset::auto`].
+    pub fn parse(s: &str) -> Result<Option<Self>, UnknownWindowPreset> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "" | "auto" => Ok(None),
+            "none" | "raw" => Ok(Some(WindowPreset::None)),
+            "mr" | "mri" => Ok(Some(WindowPreset::Mr)),
+            other => CtWindow::parse(other)
+                .map(|w| Some(WindowPreset::Ct(w)))
+                .map_err(|_| UnknownWindowPreset(s.to_owned())),
+        }
+    }
+
+    /// The short name [`WindowPreset::parse`] takes back.
+    pub fn name(self) -> &'static str {
+        match self {
+            WindowPreset::None => "none",
+            WindowPreset::Mr => "mr",
+            WindowPreset::Ct(CtWindow::SoftTissue) => "soft",
+            WindowPreset::Ct(CtWindow::Lung) => "lung",
+            WindowPreset::Ct(CtWindow::Bone) => "bone",
+            WindowPreset::Ct(CtWindow::Brain) => "brain",
+        }
+    }
+
+    /// The window for a freshly opened volume, from its stored type and value range:
+    /// 8-bit data as stored (MedSAM's already windowed volumes); data with values below
+    /// -200 is Hounsfield units (CT air is -1000), so the soft-tissue preset MedSAM uses
+    /// for CT by default; other data inside 0..255 as stored; anything else MR
+    /// percentiles.
+    pub fn auto(stored_as_8_bit: bool, values: &[f32]) -> Self {
+        if stored_as_8_bit {
+            return WindowPreset::None;
+        }
+        let (mut lo, mut hi) = (f32::INFINITY, f32::NEG_INFINITY);
+        for &x in values {
+            lo = lo.min(x);
+            hi = hi.max(x);
+        }
+        if lo < -200.0 {
+            WindowPreset::Ct(CtWindow::SoftTissue)
+        } else if lo >= 0.0 && hi <= 255.0 {
+            WindowPreset::None
+        } else {
+            WindowPreset::Mr
+        }
+    }
+
+    pub fn windowing(self) -> Windowing {
+        match self {
+            WindowPreset::None => Windowing::None,
+            WindowPreset::Mr => Windowing::MrPercentile,
+            WindowPreset::Ct(w) => w.into(),
+        }
+    }
+}
+
 /// `np.clip(x, lo, hi)`, then `(x - min) / (max - min) * 255` over the clipped values,
 /// then truncation; with `zeros_stay`, voxels that were 0 are 0.
 fn clip_and_rescale(data: &[f32], lo: f64, hi: f64, zeros_stay: bool) -> Vec<u8> {
@@ -208,6 +296,35 @@ mod tests {
         assert_eq!(CtWindow::Brain.window_level().bounds(), (0.0, 80.0));
         let w = WindowLevel::from_bounds(-160.0, 240.0);
         assert_eq!(w, CtWindow::SoftTissue.window_level());
+    }
+
+    #[test]
+    fn preset_names_round_trip_and_auto_picks_by_range() {
+        for p in WindowPreset::ALL {
+            assert_eq!(WindowPreset::parse(p.name()).unwrap(), Some(p));
+        }
+        assert_eq!(WindowPreset::parse(" Auto ").unwrap(), None);
+        assert_eq!(WindowPreset::parse("").unwrap(), None);
+        assert_eq!(WindowPreset::parse("MRI").unwrap(), Some(WindowPreset::Mr));
+        assert_eq!(
+            WindowPreset::parse("abdomen").unwrap(),
+            Some(WindowPreset::Ct(CtWindow::SoftTissue))
+        );
+        let e = WindowPreset::parse("liver").unwrap_err().to_string();
+        assert!(e.contains("liver") && e.contains("auto"), "{e}");
+        // Hounsfield units (air at -1000): the soft-tissue CT window.
+        assert_eq!(
+            WindowPreset::auto(false, &[-1024.0, 40.0, 1500.0]),
+            WindowPreset::Ct(CtWindow::SoftTissue)
+        );
+        // 8-bit by type or by range: as stored; anything else: MR percentiles.
+        assert_eq!(WindowPreset::auto(true, &[-5000.0]), WindowPreset::None);
+        assert_eq!(WindowPreset::auto(false, &[0.0, 255.0]), WindowPreset::None);
+        assert_eq!(WindowPreset::auto(false, &[0.0, 4095.0]), WindowPreset::Mr);
+        assert_eq!(
+            WindowPreset::auto(false, &[-100.0, 300.0]),
+            WindowPreset::Mr
+        );
     }
 
     #[test]

@@ -25,13 +25,27 @@ pub trait FrameSource {
     /// (height, width) of every frame, the grid masks are returned on.
     fn frame_size(&self) -> (usize, usize);
     /// Frame `index` as RGB.
-    fn frame(&mut self, index: usize) -> Result<RgbImage, FrameError>;
+    fn frame(&self, index: usize) -> Result<RgbImage, FrameError>;
 }
 
-/// Frames held in memory (the browser pushes them; tests build them).
+/// A shared source (a document's frames, shared by its sessions) is a source too.
+impl<T: FrameSource + ?Sized> FrameSource for std::sync::Arc<T> {
+    fn len(&self) -> usize {
+        (**self).len()
+    }
+    fn frame_size(&self) -> (usize, usize) {
+        (**self).frame_size()
+    }
+    fn frame(&self, index: usize) -> Result<RgbImage, FrameError> {
+        (**self).frame(index)
+    }
+}
+
+/// Frames held in memory: a clip decoded in the browser, images opened as frames, test
+/// clips. Shared, so that a document and its sessions hold one copy.
 #[derive(Clone, Debug, Default)]
 pub struct InMemoryFrames {
-    frames: Vec<RgbImage>,
+    frames: std::sync::Arc<[RgbImage]>,
 }
 
 impl InMemoryFrames {
@@ -50,23 +64,9 @@ impl InMemoryFrames {
                 }
             }
         }
-        Ok(Self { frames })
-    }
-
-    pub fn push(&mut self, frame: RgbImage) -> Result<(), FrameError> {
-        if let Some(first) = self.frames.first()
-            && (frame.width, frame.height) != (first.width, first.height)
-        {
-            return Err(FrameError::Unreadable {
-                index: self.frames.len(),
-                reason: format!(
-                    "{}×{} differs from the clip's {}×{}",
-                    frame.width, frame.height, first.width, first.height
-                ),
-            });
-        }
-        self.frames.push(frame);
-        Ok(())
+        Ok(Self {
+            frames: frames.into(),
+        })
     }
 }
 
@@ -80,7 +80,7 @@ impl FrameSource for InMemoryFrames {
             .map(|f| (f.height, f.width))
             .unwrap_or((0, 0))
     }
-    fn frame(&mut self, index: usize) -> Result<RgbImage, FrameError> {
+    fn frame(&self, index: usize) -> Result<RgbImage, FrameError> {
         self.frames
             .get(index)
             .cloned()
@@ -141,7 +141,7 @@ impl FrameSource for VolumeFrames {
     fn frame_size(&self) -> (usize, usize) {
         (self.height, self.width)
     }
-    fn frame(&mut self, index: usize) -> Result<RgbImage, FrameError> {
+    fn frame(&self, index: usize) -> Result<RgbImage, FrameError> {
         if index >= self.depth {
             return Err(FrameError::OutOfRange {
                 index,
@@ -206,7 +206,7 @@ impl FrameSource for FolderFrames {
     fn frame_size(&self) -> (usize, usize) {
         self.size
     }
-    fn frame(&mut self, index: usize) -> Result<RgbImage, FrameError> {
+    fn frame(&self, index: usize) -> Result<RgbImage, FrameError> {
         let path = self.paths.get(index).ok_or(FrameError::OutOfRange {
             index,
             len: self.paths.len(),

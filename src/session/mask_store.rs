@@ -58,11 +58,6 @@ impl RleMask {
             .map(|&r| r as usize)
             .sum()
     }
-
-    /// Bytes held (for memory accounting).
-    pub fn heap_bytes(&self) -> usize {
-        self.runs.len() * 4
-    }
 }
 
 #[cfg(test)]

@@ -170,7 +170,6 @@ struct ObjectTrack {
     temp_cond: BTreeMap<usize, FrameRecord>,
     /// Frames tracked so far, with the direction they were tracked in.
     tracked: BTreeMap<usize, Direction>,
-    masks: BTreeMap<usize, RleMask>,
 }
 
 impl ObjectTrack {
@@ -300,11 +299,6 @@ impl<'m, F: FrameSource> VideoSession<'m, F> {
         self.objects.keys().copied().collect()
     }
 
-    /// The stored mask of `object` on `frame`, if that frame has been segmented.
-    pub fn mask(&self, frame: usize, object: ObjectId) -> Option<&RleMask> {
-        self.objects.get(&object)?.masks.get(&frame)
-    }
-
     /// Record of `object` on `frame` (conditioning or not), for inspection.
     pub fn record(&self, frame: usize, object: ObjectId) -> Option<&FrameRecord> {
         let o = self.objects.get(&object)?;
@@ -362,13 +356,41 @@ impl<'m, F: FrameSource> VideoSession<'m, F> {
 
     /// Adds (replacing earlier prompts of that frame) a box and/or points in
     /// frame pixel coordinates for `object` on `frame`, and segments that
-    /// frame at once (`add_new_points_or_box`). Later propagation uses it.
+    /// frame at once (`add_new_points_or_box`): the frame's earlier output, if
+    /// any, is the mask input, as the official predictor refines. Later
+    /// propagation uses it.
     pub async fn add_prompt(
         &mut self,
         frame: usize,
         object: ObjectId,
         box_xyxy: Option<[f32; 4]>,
         points: &[([f32; 2], PointLabel)],
+    ) -> Result<FrameMasks, SessionError> {
+        self.prompt_frame(frame, object, box_xyxy, points, true)
+            .await
+    }
+
+    /// As [`VideoSession::add_prompt`], but the prompt alone decides the frame's
+    /// output (no mask input from an earlier output): the same prompt gives the
+    /// same mask whatever was given before it, as on a single image.
+    pub async fn set_frame_prompt(
+        &mut self,
+        frame: usize,
+        object: ObjectId,
+        box_xyxy: Option<[f32; 4]>,
+        points: &[([f32; 2], PointLabel)],
+    ) -> Result<FrameMasks, SessionError> {
+        self.prompt_frame(frame, object, box_xyxy, points, false)
+            .await
+    }
+
+    async fn prompt_frame(
+        &mut self,
+        frame: usize,
+        object: ObjectId,
+        box_xyxy: Option<[f32; 4]>,
+        points: &[([f32; 2], PointLabel)],
+        refine_earlier_output: bool,
     ) -> Result<FrameMasks, SessionError> {
         self.check_frame(frame)?;
         if box_xyxy.is_none() && points.is_empty() {
@@ -405,6 +427,7 @@ impl<'m, F: FrameSource> VideoSession<'m, F> {
         // goes to the conditioning outputs.
         let prev_logits = track
             .output_at(frame)
+            .filter(|_| refine_earlier_output)
             .map(|r| r.pred_masks.clone().clamp(-32.0, 32.0));
         let record = self
             .run_single_frame(
@@ -648,11 +671,7 @@ impl<'m, F: FrameSource> VideoSession<'m, F> {
                 None => vec![NO_OBJ_SCORE; h * w],
             };
             let mask: Vec<u8> = logits.iter().map(|&l| u8::from(l > 0.0)).collect();
-            let rle = RleMask::encode(&mask, w, h);
-            if let Some(o) = self.objects.get_mut(&id) {
-                o.masks.insert(frame, rle.clone());
-            }
-            out.objects.push((id, rle));
+            out.objects.push((id, RleMask::encode(&mask, w, h)));
             out.logits.push((id, logits));
         }
         Ok(out)

@@ -1,0 +1,26 @@
+//! The application core: what a user works with, above the networks. The CLI
+//! (`src/bin/medseg/`) and the browser binding (`src/wasm/`) are thin faces over it, so
+//! that one input and one prompt give one mask whichever face is used.
+//!
+//! - [`document`]: the open image, clip or volume, and its window.
+//! - [`prompts`]: prompts per (object, frame), their one rule and undo.
+//! - [`propagation`]: plans and runs that follow a structure through frames.
+//! - [`masks`]: the masks made so far and their exports.
+//! - [`model`]: the loaded model.
+//! - [`bench`]: timing the loaded model.
+//! - [`workspace`]: all of these together, driven by the faces.
+
+pub mod bench;
+pub mod document;
+pub mod error;
+pub mod masks;
+pub mod model;
+pub mod prompts;
+pub mod propagation;
+pub mod workspace;
+
+pub use document::{DocInfo, DocKind, Document};
+pub use error::{AppError, AppResult, ErrorKind};
+pub use model::{LoadedModel, ModelInfo, ModelKind};
+pub use propagation::{Directions, StepOutcome};
+pub use workspace::{PromptOutcome, Workspace};

@@ -1,0 +1,766 @@
+//! The workspace a user works in: the loaded model, the open document, the prompts, the
+//! masks and a propagation in progress. Both faces drive it: the CLI blocks on its async
+//! calls natively, the browser (`src/wasm/`) awaits them on WebGPU or the CPU. So for the
+//! same input and prompts the two give the same masks.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::rc::Rc;
+use std::sync::Arc;
+
+use crate::Device;
+use crate::app::document::{DocInfo, DocKind, Document};
+use crate::app::error::{AppError, AppResult, ErrorKind};
+use crate::app::masks::MaskStore;
+use crate::app::model::{LoadedModel, ModelInfo, ModelKind, no_model};
+use crate::app::prompts::{PromptStore, check_prompt};
+use crate::app::propagation::{
+    Directions, DocSession, Run, StepOutcome, VolumeObject, first_prompted, frame_range,
+    planned_passes,
+};
+use crate::io::window::WindowPreset;
+use crate::model::lite_medsam::{LiteEmbedding, LiteMedSam};
+use crate::model::sam2::Sam2Model;
+use crate::predictor::{ImagePrompt, Sam2EncodedImage, Sam2ImagePredictor};
+use crate::session::lite_propagation::{LitePropagation, walk_range};
+use crate::session::mask_store::RleMask;
+use crate::session::video::{ObjectId, VideoSession};
+use crate::session::volume3d::largest_connected_component;
+
+/// The image embedding of one frame, kept so that further prompts on it (objects,
+/// corrections), and a prompt after [`Workspace::prepare_frame`], only run the decoder.
+enum FrameEmbedding {
+    /// SAM 2 on a single image (the predictor's `set_image`).
+    Sam2Image(Box<Sam2EncodedImage>),
+    /// LiteMedSAM on one frame (slice) of the document.
+    LiteMedSam {
+        frame: usize,
+        embedding: Box<LiteEmbedding>,
+    },
+}
+
+/// The result of a prompt (or of an undo) on one frame.
+#[derive(Clone, Debug, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PromptOutcome {
+    pub obj: ObjectId,
+    pub frame: usize,
+    /// The frame's whole prompt now (`None` after the undo of its only prompt), as
+    /// `{box, points: [[x, y, label], ...]}`.
+    #[serde(serialize_with = "crate::app::prompts::serialize_prompt")]
+    pub prompt: Option<ImagePrompt>,
+    /// Object pixels of the frame's mask now.
+    pub area: usize,
+    /// The model's predicted IoU (`NaN` where the model gives none: a SAM 2 clip frame).
+    pub iou: f32,
+    /// SAM 2's object score logit (`NaN` for LiteMedSAM and clips).
+    pub object_score: f32,
+}
+
+/// One frame segmented from a prompt.
+struct Segmented {
+    mask: RleMask,
+    logits: Option<Vec<f32>>,
+    iou: f32,
+    object_score: f32,
+}
+
+/// Everything a user has open; see the module docs.
+pub struct Workspace {
+    device: Device,
+    model: Option<LoadedModel>,
+    doc: Option<Rc<Document>>,
+    prompts: PromptStore,
+    masks: MaskStore,
+    /// The SAM 2 memory session over a clip or volume holding the prompts, made on first
+    /// use and rebuilt from the prompt log after a model, window or undo change.
+    session: Option<DocSession>,
+    embedding: Option<FrameEmbedding>,
+    run: Option<Run>,
+}
+
+impl Workspace {
+    pub fn new(device: Device) -> Self {
+        Self {
+            device,
+            model: None,
+            doc: None,
+            prompts: PromptStore::default(),
+            masks: MaskStore::default(),
+            session: None,
+            embedding: None,
+            run: None,
+        }
+    }
+
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// Loads a model from a weights file's bytes ([`LoadedModel::from_bytes`]). On
+    /// failure the previous model stays.
+    pub fn load_model(&mut self, bytes: &[u8], expect: Option<ModelKind>) -> AppResult<ModelInfo> {
+        let (model, info) = LoadedModel::from_bytes(bytes, None, expect, &self.device)?;
+        self.set_model(model);
+        Ok(info)
+    }
+
+    /// Makes `model` the one that segments. Prompts and masks stay; what the old model
+    /// computed from them (memory, embeddings, a run) goes.
+    pub fn set_model(&mut self, model: LoadedModel) {
+        self.model = Some(model);
+        self.drop_model_state();
+    }
+
+    pub fn model(&self) -> Option<&LoadedModel> {
+        self.model.as_ref()
+    }
+
+    /// Opens `doc` in place of the open one; prompts and masks of the old one go.
+    pub fn open(&mut self, doc: Document) -> DocInfo {
+        let info = doc.info();
+        self.doc = Some(Rc::new(doc));
+        self.prompts.clear();
+        self.masks.clear();
+        self.drop_model_state();
+        info
+    }
+
+    /// Re-windows the open volume (`None`: the automatic window). Prompts and masks stay;
+    /// the model sees the new input from the next prompt or propagation on.
+    pub fn set_window(&mut self, window: Option<WindowPreset>) -> AppResult<DocInfo> {
+        let doc = self.doc()?.rewindowed(window)?;
+        let info = doc.info();
+        self.doc = Some(Rc::new(doc));
+        self.drop_model_state();
+        Ok(info)
+    }
+
+    fn drop_model_state(&mut self) {
+        self.session = None;
+        self.embedding = None;
+        self.run = None;
+    }
+
+    /// The open document (shared, so a caller may hold it across an await).
+    pub fn doc(&self) -> AppResult<Rc<Document>> {
+        self.doc.clone().ok_or_else(|| {
+            AppError::new(
+                ErrorKind::NoDocument,
+                "no image, clip or volume is open: open a file first",
+            )
+        })
+    }
+
+    pub fn document(&self) -> Option<&Document> {
+        self.doc.as_deref()
+    }
+
+    fn loaded_model(&self) -> AppResult<LoadedModel> {
+        self.model.clone().ok_or_else(no_model)
+    }
+
+    pub fn prompts(&self) -> &PromptStore {
+        &self.prompts
+    }
+
+    pub fn masks(&self) -> &MaskStore {
+        &self.masks
+    }
+
+    /// Keep the full-resolution logits of propagated frames too (parity checks).
+    pub fn keep_all_logits(&mut self, on: bool) {
+        self.masks.keep_all_logits = on;
+    }
+
+    /// Objects with a mask or a prompt.
+    pub fn objects(&self) -> Vec<ObjectId> {
+        let ids: BTreeSet<ObjectId> = self.masks.objects().chain(self.prompts.objects()).collect();
+        ids.into_iter().collect()
+    }
+
+    /// Forgets every prompt and mask (`obj` `None`) or those of one object.
+    pub fn reset(&mut self, obj: Option<ObjectId>) {
+        self.run = None;
+        match obj {
+            None => {
+                self.prompts.clear();
+                self.masks.clear();
+                if let Some(s) = self.session.as_mut() {
+                    s.reset();
+                }
+            }
+            Some(id) => {
+                self.prompts.remove_object(id);
+                self.masks.remove_object(id);
+                // An object the session never saw is not an error here.
+                if let Some(s) = self.session.as_mut() {
+                    let _ = s.remove_object(id);
+                }
+            }
+        }
+    }
+
+    /// Computes the image embedding of `frame` ahead of a prompt on it, so that the
+    /// prompt only runs the decoder. Returns whether it was computed now.
+    pub async fn prepare_frame(&mut self, frame: usize) -> AppResult<bool> {
+        let doc = self.doc()?;
+        doc.check_frame(frame)?;
+        Ok(match self.loaded_model()? {
+            LoadedModel::Sam2(model) if doc.kind() == DocKind::Image => {
+                let had = matches!(self.embedding, Some(FrameEmbedding::Sam2Image(_)));
+                self.sam2_image(&model, &doc)?;
+                !had
+            }
+            LoadedModel::Sam2(model) => {
+                self.session(&model, &doc).await?;
+                let session = self.session.as_mut().ok_or_else(no_session)?;
+                session.prepare_frame(frame)?
+            }
+            LoadedModel::LiteMedSam(model) => self.lite_embedding(&model, &doc, frame)?.1,
+        })
+    }
+
+    /// Adds `edit` to the prompt of `obj` on `frame` (a box starts the frame's prompt
+    /// afresh, points are added) and segments the frame with the whole prompt. Stops a
+    /// run in progress. On failure nothing changes.
+    pub async fn add_prompt(
+        &mut self,
+        obj: ObjectId,
+        frame: usize,
+        edit: &ImagePrompt,
+    ) -> AppResult<PromptOutcome> {
+        let doc = self.doc()?;
+        doc.check_frame(frame)?;
+        check_prompt(edit, doc.width(), doc.height())?;
+        let model = self.loaded_model()?;
+        let prompt = self.prompts.preview(obj, frame, edit);
+        self.run = None;
+        let out = self.segment(&model, &doc, obj, frame, &prompt).await?;
+        self.prompts.push(obj, frame, prompt.clone());
+        Ok(self.store_prompted(obj, frame, Some(prompt), out))
+    }
+
+    /// Takes back the last prompt (of `obj` when given) and puts the frame's mask back to
+    /// what the prompt before it gives (none when it was the frame's first). Masks that
+    /// propagation made stay. `None` when there is nothing to undo.
+    pub async fn undo(&mut self, obj: Option<ObjectId>) -> AppResult<Option<PromptOutcome>> {
+        let doc = self.doc()?;
+        let model = self.loaded_model()?;
+        let Some(undone) = self.prompts.undo(obj) else {
+            return Ok(None);
+        };
+        self.run = None;
+        let (obj, frame) = (undone.obj, undone.frame);
+        let restored = self.prompts.get(obj, frame).cloned();
+        let result = match (&model, doc.kind()) {
+            // The SAM 2 memory holds the undone prompt: rebuild it from the prompts left.
+            (LoadedModel::Sam2(m), DocKind::Clip | DocKind::Volume) => {
+                self.session = None;
+                self.rebuild_session(m, &doc)
+                    .await
+                    .map(|mut outs| outs.remove(&(obj, frame)))
+            }
+            _ => match &restored {
+                Some(p) => self.segment(&model, &doc, obj, frame, p).await.map(Some),
+                None => Ok(None),
+            },
+        };
+        let out = match result {
+            Ok(out) => out,
+            Err(e) => {
+                // Nothing changed: the prompt is given back.
+                self.prompts.push(obj, frame, undone.prompt);
+                return Err(e);
+            }
+        };
+        Ok(Some(match out {
+            Some(out) => self.store_prompted(obj, frame, restored, out),
+            None => {
+                self.masks.remove(obj, frame);
+                PromptOutcome {
+                    obj,
+                    frame,
+                    prompt: None,
+                    area: 0,
+                    iou: f32::NAN,
+                    object_score: f32::NAN,
+                }
+            }
+        }))
+    }
+
+    fn store_prompted(
+        &mut self,
+        obj: ObjectId,
+        frame: usize,
+        prompt: Option<ImagePrompt>,
+        out: Segmented,
+    ) -> PromptOutcome {
+        let area = out.mask.area();
+        self.masks.set(obj, frame, out.mask);
+        self.masks.set_prompt_logits(obj, frame, out.logits);
+        PromptOutcome {
+            obj,
+            frame,
+            prompt,
+            area,
+            iou: out.iou,
+            object_score: out.object_score,
+        }
+    }
+
+    /// Segments `frame` with the whole `prompt` of `obj`.
+    async fn segment(
+        &mut self,
+        model: &LoadedModel,
+        doc: &Document,
+        obj: ObjectId,
+        frame: usize,
+        prompt: &ImagePrompt,
+    ) -> AppResult<Segmented> {
+        let (w, h) = (doc.width(), doc.height());
+        match model {
+            LoadedModel::Sam2(model) if doc.kind() == DocKind::Image => {
+                let predictor = Sam2ImagePredictor::new(model);
+                let encoded = self.sam2_image(model, doc)?;
+                let pred = predictor.predict(encoded, prompt).await?;
+                Ok(Segmented {
+                    mask: RleMask::encode(&pred.mask(), w, h),
+                    iou: pred.iou,
+                    object_score: pred.object_score,
+                    logits: Some(pred.logits),
+                })
+            }
+            LoadedModel::Sam2(model) => {
+                self.session(model, doc).await?;
+                let session = self.session.as_mut().ok_or_else(no_session)?;
+                let out = session
+                    .set_frame_prompt(frame, obj, prompt.box_xyxy, &prompt.points)
+                    .await?;
+                Ok(session_output(out, obj, w, h))
+            }
+            LoadedModel::LiteMedSam(model) => {
+                let Some(b) = prompt.box_xyxy else {
+                    return Err(AppError::bad_input(
+                        "LiteMedSAM needs a box prompt (it takes no points)",
+                    ));
+                };
+                if !prompt.points.is_empty() {
+                    return Err(AppError::bad_input(
+                        "LiteMedSAM takes a box only, not points",
+                    ));
+                }
+                let (embedding, _) = self.lite_embedding(model, doc, frame)?;
+                let box_256 = model.transform().box_to_model(b, (h, w));
+                let pred = model.predict_embedded(&embedding, box_256).await?;
+                Ok(Segmented {
+                    mask: RleMask::encode(&pred.mask, w, h),
+                    logits: Some(pred.logits),
+                    iou: pred.iou,
+                    object_score: f32::NAN,
+                })
+            }
+        }
+    }
+
+    /// SAM 2's encoding of the open single image, made on first use.
+    fn sam2_image(&mut self, model: &Sam2Model, doc: &Document) -> AppResult<&Sam2EncodedImage> {
+        if !matches!(self.embedding, Some(FrameEmbedding::Sam2Image(_))) {
+            let encoded = Sam2ImagePredictor::new(model).set_image(&doc.frame_rgb(0)?)?;
+            self.embedding = Some(FrameEmbedding::Sam2Image(Box::new(encoded)));
+        }
+        match &self.embedding {
+            Some(FrameEmbedding::Sam2Image(enc)) => Ok(enc),
+            _ => Err(AppError::engine("the image encoding was not kept")),
+        }
+    }
+
+    /// LiteMedSAM's embedding of `frame` (an image as RGB, a clip frame or volume slice
+    /// grey, as the recipe takes them), made on first use; and whether it was made now.
+    fn lite_embedding(
+        &mut self,
+        model: &LiteMedSam,
+        doc: &Document,
+        frame: usize,
+    ) -> AppResult<(LiteEmbedding, bool)> {
+        if let Some(FrameEmbedding::LiteMedSam {
+            frame: f,
+            embedding,
+        }) = &self.embedding
+            && *f == frame
+        {
+            return Ok((LiteEmbedding::clone(embedding), false));
+        }
+        let (w, h) = (doc.width(), doc.height());
+        let t = model.transform();
+        let input = if doc.kind() == DocKind::Image {
+            t.prepare_rgb(&doc.frame_rgb(0)?.data, h, w)
+        } else {
+            t.prepare_gray(&doc.grey_frame(frame)?, h, w)
+        }
+        .map_err(|e| AppError::bad_input(e.to_string()))?;
+        let embedding = model.embed(&input, (h, w));
+        self.embedding = Some(FrameEmbedding::LiteMedSam {
+            frame,
+            embedding: Box::new(embedding.clone()),
+        });
+        Ok((embedding, true))
+    }
+
+    /// The SAM 2 session over the open clip or volume, made (and given the prompts so
+    /// far) when there is none.
+    async fn session(&mut self, model: &Arc<Sam2Model>, doc: &Document) -> AppResult<()> {
+        if self.session.is_none() {
+            self.rebuild_session(model, doc).await?;
+        }
+        Ok(())
+    }
+
+    /// A new SAM 2 session given the prompt of every (object, frame) again, in the order
+    /// of their latest change. Returns each one's output.
+    async fn rebuild_session(
+        &mut self,
+        model: &Arc<Sam2Model>,
+        doc: &Document,
+    ) -> AppResult<BTreeMap<(ObjectId, usize), Segmented>> {
+        let mut session = VideoSession::new(model.clone(), doc.frames())?;
+        let (w, h) = (doc.width(), doc.height());
+        let mut outputs = BTreeMap::new();
+        for e in self.prompts.current() {
+            let out = session
+                .set_frame_prompt(e.frame, e.obj, e.prompt.box_xyxy, &e.prompt.points)
+                .await?;
+            outputs.insert((e.obj, e.frame), session_output(out, e.obj, w, h));
+        }
+        self.session = Some(session);
+        Ok(outputs)
+    }
+
+    /// Plans a propagation from the prompted frames over `range` (inclusive; `None`: all
+    /// frames) and returns the number of steps it takes; [`Workspace::step`] then does
+    /// them one at a time. Replaces a run in progress.
+    pub async fn start_propagation(
+        &mut self,
+        directions: Directions,
+        range: Option<(usize, usize)>,
+    ) -> AppResult<usize> {
+        let doc = self.doc()?;
+        let model = self.loaded_model()?;
+        let range = frame_range(range, doc.len())?;
+        let all = (0, doc.len() - 1);
+        if self.prompts.is_empty() {
+            return Err(AppError::new(
+                ErrorKind::NoPrompt,
+                "no prompt yet: draw a box on a frame first",
+            ));
+        }
+        self.run = None;
+        let (run, total) = match (&model, doc.kind()) {
+            (_, DocKind::Image) => (
+                Run::LiteMedSam {
+                    walks: VecDeque::new(),
+                },
+                0,
+            ),
+            (LoadedModel::Sam2(m), DocKind::Clip) => {
+                self.session(m, &doc).await?;
+                // From the earliest prompted frame, even outside the range: the range
+                // only limits the frames visited (as `propagate_in_video` does).
+                let start = first_prompted(&self.prompts, None, all);
+                let passes: VecDeque<_> = start
+                    .map(|s| planned_passes(s, directions, range))
+                    .unwrap_or_default()
+                    .into();
+                let total = passes.iter().map(|p| p.1).sum();
+                let run = Run::Sam2Clip {
+                    passes,
+                    start: start.unwrap_or(range.0),
+                    range,
+                    current: None,
+                };
+                (run, total)
+            }
+            (LoadedModel::Sam2(_), DocKind::Volume) => {
+                let mut objects = VecDeque::new();
+                for obj in self.prompts.objects() {
+                    let Some(start) = first_prompted(&self.prompts, Some(obj), all) else {
+                        continue;
+                    };
+                    objects.push_back(VolumeObject {
+                        obj,
+                        start,
+                        passes: planned_passes(start, directions, range).into(),
+                        current: None,
+                        union: BTreeMap::new(),
+                    });
+                }
+                let total = objects
+                    .iter()
+                    .flat_map(|o| o.passes.iter().map(|p| p.1))
+                    .sum();
+                (Run::Sam2Volume { objects, range }, total)
+            }
+            (LoadedModel::LiteMedSam(m), _) => {
+                let grey = doc.grey()?;
+                let mut walks = VecDeque::new();
+                for obj in self.prompts.objects() {
+                    // The latest box is the key slice of the recipe.
+                    let Some((key, key_box)) = self.prompts.latest_box(obj) else {
+                        continue;
+                    };
+                    if !(range.0..=range.1).contains(&key) {
+                        continue;
+                    }
+                    let walk = LitePropagation::new(
+                        m.clone(),
+                        grey.clone(),
+                        doc.dims(),
+                        key,
+                        key_box,
+                        walk_range(key, range, directions.list()),
+                    )?;
+                    walks.push_back((obj, walk));
+                }
+                let total = walks.iter().map(|(_, w)| w.len()).sum();
+                (Run::LiteMedSam { walks }, total)
+            }
+        };
+        self.run = Some(run);
+        Ok(total)
+    }
+
+    /// Does the next step of the run: `None` when it is done (or there is none).
+    pub async fn step(&mut self) -> AppResult<Option<StepOutcome>> {
+        let Some(mut run) = self.run.take() else {
+            return Ok(None);
+        };
+        let result = self.step_run(&mut run).await;
+        if matches!(result, Ok(Some(_))) {
+            self.run = Some(run);
+        }
+        result
+    }
+
+    /// Abandons the run in progress; the masks made so far stay.
+    pub fn cancel(&mut self) {
+        self.run = None;
+    }
+
+    /// Runs a whole propagation, calling `progress(done, total)` after each step; returns
+    /// the number of steps.
+    pub async fn propagate(
+        &mut self,
+        directions: Directions,
+        range: Option<(usize, usize)>,
+        mut progress: impl FnMut(usize, usize),
+    ) -> AppResult<usize> {
+        let total = self.start_propagation(directions, range).await?;
+        let mut done = 0;
+        while self.step().await?.is_some() {
+            done += 1;
+            progress(done, total);
+        }
+        Ok(done)
+    }
+
+    async fn step_run(&mut self, run: &mut Run) -> AppResult<Option<StepOutcome>> {
+        let doc = self.doc()?;
+        let (w, h) = (doc.width(), doc.height());
+        match run {
+            Run::Sam2Clip {
+                passes,
+                start,
+                range,
+                current,
+            } => loop {
+                let session = self.session.as_mut().ok_or_else(no_session)?;
+                if current.is_none() {
+                    let Some((direction, _)) = passes.pop_front() else {
+                        return Ok(None);
+                    };
+                    *current = Some(
+                        session
+                            .start_propagation(Some(*start), direction, Some(*range))
+                            .await?,
+                    );
+                }
+                let prop = current.as_mut().ok_or_else(no_session)?;
+                match session.step(prop).await? {
+                    Some(out) => {
+                        let objects = out.objects.iter().map(|(id, _)| *id).collect();
+                        for (id, m) in out.objects {
+                            self.masks.set(id, out.frame, m);
+                        }
+                        for (id, l) in out.logits {
+                            self.masks.set_propagated_logits(id, out.frame, l);
+                        }
+                        return Ok(Some(StepOutcome {
+                            frames: vec![out.frame],
+                            objects,
+                        }));
+                    }
+                    None => *current = None,
+                }
+            },
+            Run::Sam2Volume { objects, range } => loop {
+                let Some(vo) = objects.front_mut() else {
+                    return Ok(None);
+                };
+                if vo.current.is_none() {
+                    let Some((direction, _)) = vo.passes.pop_front() else {
+                        objects.pop_front();
+                        continue;
+                    };
+                    let model = match self.loaded_model()? {
+                        LoadedModel::Sam2(m) => m,
+                        LoadedModel::LiteMedSam(_) => return Err(no_session()),
+                    };
+                    // A fresh session per pass, given this object's prompts, as MedSAM2
+                    // resets its state between the two passes.
+                    let mut session = VideoSession::new(model, doc.frames())?;
+                    for e in self.prompts.current() {
+                        if e.obj == vo.obj {
+                            session
+                                .set_frame_prompt(
+                                    e.frame,
+                                    e.obj,
+                                    e.prompt.box_xyxy,
+                                    &e.prompt.points,
+                                )
+                                .await?;
+                        }
+                    }
+                    let prop = session
+                        .start_propagation(Some(vo.start), direction, Some(*range))
+                        .await?;
+                    vo.current = Some((session, prop));
+                }
+                let Some((session, prop)) = vo.current.as_mut() else {
+                    continue;
+                };
+                let Some(out) = session.step(prop).await? else {
+                    vo.current = None;
+                    continue;
+                };
+                let frame = out.frame;
+                for (_, m) in &out.objects {
+                    let union = vo.union.entry(frame).or_insert_with(|| vec![0; w * h]);
+                    for (u, v) in union.iter_mut().zip(m.decode()) {
+                        *u |= v;
+                    }
+                }
+                if prop.remaining() > 0 || !vo.passes.is_empty() {
+                    let union = &vo.union[&frame];
+                    self.masks.set(vo.obj, frame, RleMask::encode(union, w, h));
+                    return Ok(Some(StepOutcome {
+                        frames: vec![frame],
+                        objects: vec![vo.obj],
+                    }));
+                }
+                // The object's last step: keep the largest connected component of the
+                // union, over the frames the passes visited.
+                let obj = vo.obj;
+                let frames = self.finish_volume_object(vo, frame, (w, h));
+                objects.pop_front();
+                return Ok(Some(StepOutcome {
+                    frames,
+                    objects: vec![obj],
+                }));
+            },
+            Run::LiteMedSam { walks } => loop {
+                let Some((obj, walk)) = walks.front_mut() else {
+                    return Ok(None);
+                };
+                let obj = *obj;
+                match walk.step().await {
+                    Some(step) => {
+                        let step = step?;
+                        self.masks
+                            .set(obj, step.z, RleMask::encode(&step.mask, w, h));
+                        return Ok(Some(StepOutcome {
+                            frames: vec![step.z],
+                            objects: vec![obj],
+                        }));
+                    }
+                    None => {
+                        walks.pop_front();
+                    }
+                }
+            },
+        }
+    }
+
+    /// Stores the largest 26-connected component of an object's union over the frames
+    /// its passes visited (a contiguous run of slices); returns those frames, `last`
+    /// (the frame just segmented) first.
+    fn finish_volume_object(
+        &mut self,
+        vo: &VolumeObject,
+        last: usize,
+        (w, h): (usize, usize),
+    ) -> Vec<usize> {
+        let plane = w * h;
+        let (Some(&lo), Some(&hi)) = (vo.union.keys().next(), vo.union.keys().next_back()) else {
+            return vec![last];
+        };
+        let depth = hi - lo + 1;
+        let mut dense = vec![0u8; depth * plane];
+        for (&f, m) in &vo.union {
+            dense[(f - lo) * plane..(f - lo + 1) * plane].copy_from_slice(m);
+        }
+        let kept = largest_connected_component(&dense, [depth, h, w]);
+        let mut frames = vec![last];
+        for &f in vo.union.keys() {
+            let slice = &kept[(f - lo) * plane..(f - lo + 1) * plane];
+            self.masks.set(vo.obj, f, RleMask::encode(slice, w, h));
+            if f != last {
+                frames.push(f);
+            }
+        }
+        frames
+    }
+
+    /// The masks as a gzipped NIfTI label map ([`MaskStore::export_nifti`]).
+    pub fn export_nifti(&self, obj: Option<ObjectId>) -> AppResult<Vec<u8>> {
+        self.masks.export_nifti(&*self.doc()?, obj)
+    }
+
+    /// One frame's mask as a PNG ([`MaskStore::export_png`]).
+    pub fn export_png(&self, frame: usize, obj: Option<ObjectId>) -> AppResult<Vec<u8>> {
+        self.masks.export_png(&*self.doc()?, frame, obj)
+    }
+
+    /// Every frame's mask as PNG in a zip ([`MaskStore::export_png_zip`]).
+    pub fn export_png_zip(&self, obj: Option<ObjectId>) -> AppResult<Vec<u8>> {
+        self.masks.export_png_zip(&*self.doc()?, obj)
+    }
+}
+
+/// The mask and logits of `obj` in a session's output for one frame.
+fn session_output(
+    out: crate::session::video::FrameMasks,
+    obj: ObjectId,
+    w: usize,
+    h: usize,
+) -> Segmented {
+    let logits = out
+        .logits
+        .into_iter()
+        .find(|(id, _)| *id == obj)
+        .map(|(_, l)| l);
+    let mask = out
+        .objects
+        .into_iter()
+        .find(|(id, _)| *id == obj)
+        .map_or_else(|| RleMask::empty(w, h), |(_, m)| m);
+    Segmented {
+        mask,
+        logits,
+        iou: f32::NAN,
+        object_score: f32::NAN,
+    }
+}
+
+fn no_session() -> AppError {
+    AppError::engine("the SAM 2 session is missing (an internal error; open the file again)")
+}

@@ -1,0 +1,86 @@
+//! `medseg segment`: one image, one box and/or points, one mask.
+
+use std::path::{Path, PathBuf};
+
+use medseg::app::Document;
+use medseg::app::prompts::point_label;
+use medseg::io::image::{decode_rgb, encode_mask_png};
+use medseg::model::config::Sam2Preset;
+use medseg::predictor::ImagePrompt;
+
+use crate::common::{CliResult, numbers, preset, read_file, workspace_with_model, write_file};
+
+/// Segment one image with a box and/or points (pixel coordinates of the image); writes a
+/// 0/255 PNG mask and, optionally, the mask logits as .npy.
+#[derive(clap::Args)]
+pub struct Args {
+    /// Weights: .safetensors, or a LiteMedSAM .pth / MedSAM2 .pt checkpoint.
+    #[arg(long)]
+    model: PathBuf,
+    /// SAM 2 architecture for weights that do not name it: medsam2-t512 or sam2.1-t.
+    #[arg(long, value_parser = preset)]
+    config: Option<Sam2Preset>,
+    /// PNG, JPEG or WebP image.
+    #[arg(long)]
+    image: PathBuf,
+    /// Box x0,y0,x1,y1.
+    #[arg(long = "box", value_parser = numbers::<4>)]
+    box_xyxy: Option<[f32; 4]>,
+    /// Point x,y,label (label 1 = object, 0 = background); repeatable.
+    #[arg(long = "point", value_parser = numbers::<3>)]
+    points: Vec<[f32; 3]>,
+    /// The mask PNG to write.
+    #[arg(long)]
+    out: PathBuf,
+    /// Also write the full-resolution mask logits as .npy.
+    #[arg(long)]
+    logits: Option<PathBuf>,
+}
+
+pub fn run(a: Args) -> CliResult {
+    if a.box_xyxy.is_none() && a.points.is_empty() {
+        return Err("give --box and/or --point".into());
+    }
+    let prompt = ImagePrompt {
+        box_xyxy: a.box_xyxy,
+        points: a
+            .points
+            .iter()
+            .map(|&[x, y, l]| Ok(([x, y], point_label(l as f64)?)))
+            .collect::<Result<_, medseg::app::AppError>>()
+            .map_err(|e| format!("--point: {e}"))?,
+    };
+    let image =
+        decode_rgb(&read_file(&a.image)?).map_err(|e| format!("{}: {e}", a.image.display()))?;
+    let (w, h) = (image.width, image.height);
+    let name = a.image.display().to_string();
+    let (mut ws, _) = workspace_with_model(&a.model, a.config)?;
+    ws.open(Document::image(name, image).map_err(|e| e.to_string())?);
+    let out = pollster::block_on(ws.add_prompt(1, 0, &prompt)).map_err(|e| e.to_string())?;
+    let mask = ws.masks().get(1, 0).map(|m| m.decode()).unwrap_or_default();
+    write_file(
+        &a.out,
+        &encode_mask_png(&mask, w, h).map_err(|e| e.to_string())?,
+    )?;
+    if let Some(path) = &a.logits {
+        let logits = ws
+            .masks()
+            .logits(1, 0)
+            .ok_or("this model gives no logits for --logits")?;
+        write_file(
+            Path::new(path),
+            &medseg::io::npy::encode_f32(&[1, h, w], logits),
+        )?;
+    }
+    let score = Some(out.object_score)
+        .filter(|s| s.is_finite())
+        .map(|s| format!(" object_score={s:.4}"))
+        .unwrap_or_default();
+    println!(
+        "iou={:.4}{score} mask_pixels={} out={}",
+        out.iou,
+        out.area,
+        a.out.display()
+    );
+    Ok(())
+}

@@ -1,0 +1,145 @@
+//! `medseg track`: follow a structure through a volume or a folder of frames from a box
+//! on one frame, through the same workspace the browser uses (same window choice, same
+//! propagation recipe, same masks).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use medseg::app::{Directions, DocKind, Document};
+use medseg::io::volume::Volume;
+use medseg::io::window::WindowPreset;
+use medseg::model::config::Sam2Preset;
+use medseg::predictor::ImagePrompt;
+use medseg::session::frames::FolderFrames;
+
+use crate::common::{CliResult, numbers, preset, read_file, workspace_with_model, write_file};
+
+/// Follow a structure through a volume (NIfTI .nii/.nii.gz or MedSAM .npz) or a folder of
+/// PNG/JPEG frames from a box on frame/slice K. MedSAM2 weights track with SAM 2 memory
+/// (volumes: MedSAM2's two-pass recipe), LiteMedSAM weights with the box-from-previous-
+/// mask walk. Volumes give a NIfTI mask with the input's geometry, frame folders a folder
+/// of PNG masks (mask_00000.png, ...).
+#[derive(clap::Args)]
+pub struct Args {
+    /// Weights: .safetensors, or a LiteMedSAM .pth / MedSAM2 .pt checkpoint.
+    #[arg(long)]
+    model: PathBuf,
+    /// SAM 2 architecture for weights that do not name it: medsam2-t512 or sam2.1-t.
+    #[arg(long, value_parser = preset)]
+    config: Option<Sam2Preset>,
+    /// A volume file or a folder of frames.
+    #[arg(long)]
+    input: PathBuf,
+    /// The frame (slice) the box is on.
+    #[arg(long)]
+    frame: usize,
+    /// Box x0,y0,x1,y1 in the slice's pixel grid: x = column (NIfTI voxel index i), y =
+    /// row (index j).
+    #[arg(long = "box", value_parser = numbers::<4>)]
+    box_xyxy: [f32; 4],
+    /// Object id, the label value in the output (1..=255).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=255))]
+    obj: u32,
+    /// forward, backward or both.
+    #[arg(long, default_value = "both", value_parser = |s: &str| Directions::parse(s).map_err(|e| e.to_string()))]
+    direction: Directions,
+    /// Frames FIRST,LAST (inclusive) to track over; default all.
+    #[arg(long, value_parser = numbers::<2>)]
+    range: Option<[f32; 2]>,
+    /// Volume window: soft, lung, bone, brain, mr, none, or auto (chosen from the data,
+    /// as the browser does).
+    #[arg(long, default_value = "auto")]
+    window: String,
+    /// The mask to write: a .nii.gz for volumes, a folder for frames.
+    #[arg(long)]
+    out: PathBuf,
+}
+
+pub fn run(a: Args) -> CliResult {
+    let window = WindowPreset::parse(&a.window).map_err(|e| format!("--window: {e}"))?;
+    let doc = open_input(&a.input, window)?;
+    let depth = doc.len();
+    if a.frame >= depth {
+        return Err(format!(
+            "--frame {}: the input has {depth} frames/slices (0..{})",
+            a.frame,
+            depth - 1
+        ));
+    }
+    let (lo, hi) = match a.range {
+        Some([first, last])
+            if first >= 0.0 && last >= first && first.fract() == 0.0 && last.fract() == 0.0 =>
+        {
+            (first as usize, last as usize)
+        }
+        Some([first, last]) => {
+            return Err(format!(
+                "--range {first},{last}: expected FIRST,LAST whole numbers with FIRST <= LAST"
+            ));
+        }
+        None => (0, depth - 1),
+    };
+    if hi >= depth || a.frame < lo || a.frame > hi {
+        return Err(format!(
+            "--range {lo},{hi} must lie within 0..{} and contain --frame {}",
+            depth - 1,
+            a.frame
+        ));
+    }
+    let (mut ws, _) = workspace_with_model(&a.model, a.config)?;
+    let kind = doc.kind();
+    ws.open(doc);
+    let started = Instant::now();
+    let prompt = ImagePrompt {
+        box_xyxy: Some(a.box_xyxy),
+        points: Vec::new(),
+    };
+    pollster::block_on(ws.add_prompt(a.obj, a.frame, &prompt))
+        .map_err(|e| format!("--box on frame {}: {e}", a.frame))?;
+    let report = |done: usize, total: usize| {
+        eprint!(
+            "\rframe {done}/{total}  {:.1} s",
+            started.elapsed().as_secs_f64()
+        );
+    };
+    pollster::block_on(ws.propagate(a.direction, Some((lo, hi)), report))
+        .map_err(|e| e.to_string())?;
+    eprintln!();
+    let segmented = ws
+        .masks()
+        .frames_of(a.obj)
+        .into_iter()
+        .filter(|&f| ws.masks().get(a.obj, f).is_some_and(|m| m.area() > 0))
+        .count();
+    if kind == DocKind::Volume {
+        write_file(&a.out, &ws.export_nifti(None).map_err(|e| e.to_string())?)?;
+    } else {
+        std::fs::create_dir_all(&a.out)
+            .map_err(|e| format!("cannot create {}: {e}", a.out.display()))?;
+        let doc = ws.doc().map_err(|e| e.to_string())?;
+        for entry in ws.masks().export_png_frames(&doc, None) {
+            let (name, png) = entry.map_err(|e| e.to_string())?;
+            write_file(&a.out.join(name), &png)?;
+        }
+    }
+    println!(
+        "{segmented} frames/slices with a mask ({lo}..={hi}), {:.1} s, out={}",
+        started.elapsed().as_secs_f64(),
+        a.out.display()
+    );
+    Ok(())
+}
+
+/// A folder of frames (decoded as the model reaches them) or a volume file.
+fn open_input(path: &std::path::Path, window: Option<WindowPreset>) -> CliResult<Document> {
+    let name = path.display().to_string();
+    let doc = if path.is_dir() {
+        let frames = FolderFrames::open(path).map_err(|e| e.to_string())?;
+        Document::clip_from_source(name, Arc::new(frames))
+    } else {
+        let volume = Volume::from_bytes(&read_file(path)?).map_err(|e| format!("{name}: {e}"))?;
+        Document::volume(name, volume, window)
+    };
+    doc.map_err(|e| e.to_string())
+}
