@@ -37,6 +37,8 @@ if [ -z "$MEDSEG_BIN" ]; then
   cargo build --bin medseg
   MEDSEG_BIN="$CARGO_TARGET_DIR/debug/medseg"
 fi
+# The server, and the CLI that tests/e2e/09-one-engine.test.mjs compares the page with.
+export MEDSEG_BIN
 
 # Test data under the served root; this run's screenshots only.
 mkdir -p "$DATA" test-output/screenshots
