@@ -9,7 +9,8 @@ mod common;
 use std::sync::Arc;
 
 use common::{
-    Fixtures, lite_cases, lite_medsam_checkpoint, medseg_ok, read_store, sam2_small_dir, shared,
+    Fixtures, dice, lite_cases, lite_medsam_checkpoint, max_abs, medseg_ok, read_store,
+    sam2_small_dir, shared,
 };
 use medseg::app::{Directions, Document, LoadedModel, Workspace};
 use medseg::io::image::{RgbImage, decode_rgb};
@@ -69,14 +70,6 @@ fn point(x: f32, y: f32, label: PointLabel) -> ImagePrompt {
     }
 }
 
-fn max_diff(a: &[f32], b: &[f32]) -> f32 {
-    assert_eq!(a.len(), b.len());
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f32::max)
-}
-
 fn iou(a: &[u8], b: &[u8]) -> f64 {
     let inter = a
         .iter()
@@ -89,16 +82,6 @@ fn iou(a: &[u8], b: &[u8]) -> f64 {
         .filter(|(x, y)| **x != 0 || **y != 0)
         .count();
     inter as f64 / union.max(1) as f64
-}
-
-fn dice(a: &[u8], b: &[u8]) -> f64 {
-    let inter = a
-        .iter()
-        .zip(b)
-        .filter(|(x, y)| **x != 0 && **y != 0)
-        .count();
-    let sum = a.iter().filter(|&&x| x != 0).count() + b.iter().filter(|&&y| y != 0).count();
-    2.0 * inter as f64 / sum.max(1) as f64
 }
 
 #[test]
@@ -115,7 +98,7 @@ fn on_an_image_box_then_point_is_the_predictors_box_plus_point_and_undo_restores
     let first = pollster::block_on(ws.add_prompt(1, 0, &boxed(b))).expect("box");
     let box_logits = ws.masks().logits(1, 0).expect("logits").to_vec();
     // The box alone is the official predictor's output (the oracle of the first call).
-    let err = max_diff(&box_logits, &fx.host("predictor.box.out.masks_logits").data);
+    let err = max_abs(&box_logits, &fx.host("predictor.box.out.masks_logits").data);
     assert!(err <= 1e-4, "box logits vs official predictor: {err}");
 
     let second = pollster::block_on(ws.add_prompt(1, 0, &point(cx, cy, PointLabel::Negative)))
@@ -129,12 +112,12 @@ fn on_an_image_box_then_point_is_the_predictors_box_plus_point_and_undo_restores
     let encoded = predictor.set_image(&img).expect("encode");
     let both = pollster::block_on(predictor.predict(&encoded, &whole)).expect("predict");
     let got = ws.masks().logits(1, 0).expect("logits");
-    assert!(max_diff(got, &both.logits) <= 1e-5, "box + point logits");
+    assert!(max_abs(got, &both.logits) <= 1e-5, "box + point logits");
     let point_only =
         pollster::block_on(predictor.predict(&encoded, &point(cx, cy, PointLabel::Negative)))
             .expect("predict");
     assert!(
-        max_diff(got, &point_only.logits) > 1e-2,
+        max_abs(got, &point_only.logits) > 1e-2,
         "the box was not dropped"
     );
     assert!((second.iou - both.iou).abs() <= 1e-5);
@@ -145,7 +128,7 @@ fn on_an_image_box_then_point_is_the_predictors_box_plus_point_and_undo_restores
         .expect("something");
     assert_eq!(undone.prompt, Some(boxed(b)));
     assert_eq!(undone.area, first.area);
-    assert!(max_diff(ws.masks().logits(1, 0).expect("logits"), &box_logits) <= 1e-6);
+    assert!(max_abs(ws.masks().logits(1, 0).expect("logits"), &box_logits) <= 1e-6);
     // Undo of the box: no prompt, no mask; then nothing left to undo.
     let undone = pollster::block_on(ws.undo(None))
         .expect("undo")

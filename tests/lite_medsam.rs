@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 
 use common::{
-    Fixtures, host_of, lite_cases, lite_medsam_checkpoint, read_npz_u8, read_store, shared,
+    Fixtures, host_of, lite_cases, lite_medsam_checkpoint, max_abs, read_npz_u8, read_store, shared,
 };
 use medseg::model::lite_medsam::LiteMedSam;
 use medseg::model::{LoadError, load_lite_medsam};
@@ -106,14 +106,6 @@ fn iou(a: &[u8], b: &[f32]) -> f64 {
     } else {
         inter as f64 / union as f64
     }
-}
-
-fn max_abs(a: &[f32], b: &[f32]) -> f32 {
-    assert_eq!(a.len(), b.len());
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f32::max)
 }
 
 /// Collects measured figures and tolerance breaches; prints them all before failing.

@@ -6,19 +6,8 @@ mod common;
 
 use std::path::PathBuf;
 
-use common::{Fixtures, lite_cases, lite_medsam_checkpoint, medseg_ok, shared};
+use common::{Fixtures, dice, lite_cases, lite_medsam_checkpoint, medseg_ok, shared};
 use medseg::io::volume::Volume;
-
-fn dice(a: &[u8], b: &[u8]) -> f64 {
-    let (mut inter, mut sa, mut sb) = (0usize, 0usize, 0usize);
-    for (&x, &y) in a.iter().zip(b) {
-        let (x, y) = (x != 0, y != 0);
-        inter += usize::from(x && y);
-        sa += usize::from(x);
-        sb += usize::from(y);
-    }
-    2.0 * inter as f64 / (sa + sb) as f64
-}
 
 #[test]
 fn track_reproduces_the_lite_medsam_3d_recipe_and_eval_agrees() {

@@ -214,3 +214,24 @@ pub fn lite_cases() -> Vec<LiteCase> {
         })
         .collect()
 }
+
+/// Dice of two binary masks (non-zero = object).
+pub fn dice(a: &[u8], b: &[u8]) -> f64 {
+    let (mut inter, mut sa, mut sb) = (0usize, 0usize, 0usize);
+    for (&x, &y) in a.iter().zip(b) {
+        let (x, y) = (x != 0, y != 0);
+        inter += usize::from(x && y);
+        sa += usize::from(x);
+        sb += usize::from(y);
+    }
+    2.0 * inter as f64 / (sa + sb) as f64
+}
+
+/// Largest absolute difference of two equally long slices.
+pub fn max_abs(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
+}

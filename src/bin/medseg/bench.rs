@@ -12,10 +12,19 @@ use medseg::weights::{HostTensor, TensorStore};
 
 use crate::common::{CliResult, preset, read_weights};
 
-/// Which weights a benchmark runs.
+/// Which weights a benchmark runs: a file, or random weights of a preset.
+#[derive(clap::Args)]
+pub struct Weights {
+    #[command(flatten)]
+    source: WeightSource,
+    /// SAM 2 architecture for --model weights that do not name it.
+    #[arg(long, value_parser = preset)]
+    config: Option<Sam2Preset>,
+}
+
 #[derive(clap::Args)]
 #[group(required = true, multiple = false)]
-pub struct Weights {
+struct WeightSource {
     /// Weights file (.safetensors, .pt, .pth).
     #[arg(long)]
     model: Option<PathBuf>,
@@ -26,12 +35,11 @@ pub struct Weights {
 }
 
 impl Weights {
-    /// The model on the CPU (`config` names the SAM 2 architecture of `--model` files
-    /// that do not).
-    pub fn load(&self, config: Option<Sam2Preset>) -> CliResult<LoadedModel> {
+    /// The model on the CPU.
+    pub fn load(&self) -> CliResult<LoadedModel> {
         let device = medseg::cpu_device();
-        let (store, preset) = match (&self.model, self.random) {
-            (Some(path), _) => (read_weights(path)?, config),
+        let (store, preset) = match (&self.source.model, self.source.random) {
+            (Some(path), _) => (read_weights(path)?, self.config),
             (None, Some(p)) => {
                 let keys = sam2_expected_keys(&p.config(), &device).map_err(|e| e.to_string())?;
                 (random_store(keys), Some(p))
@@ -49,16 +57,13 @@ impl Weights {
 pub struct Args {
     #[command(flatten)]
     weights: Weights,
-    /// SAM 2 architecture for --model weights that do not name it.
-    #[arg(long, value_parser = preset)]
-    config: Option<Sam2Preset>,
     /// Timed runs.
     #[arg(long, default_value_t = 5)]
     runs: usize,
 }
 
 pub fn run(a: Args) -> CliResult {
-    let model = a.weights.load(a.config)?;
+    let model = a.weights.load()?;
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let started = Instant::now();
     let now = || started.elapsed().as_secs_f64() * 1e3;

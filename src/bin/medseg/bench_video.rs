@@ -4,12 +4,11 @@ use std::time::Instant;
 
 use medseg::app::LoadedModel;
 use medseg::io::image::RgbImage;
-use medseg::model::config::Sam2Preset;
 use medseg::session::frames::{FrameError, FrameSource};
 use medseg::session::video::{Direction, VideoSession};
 
 use crate::bench::Weights;
-use crate::common::{CliResult, preset};
+use crate::common::CliResult;
 
 /// Propagate a box through a synthetic clip with SAM 2 memory; prints ms per frame and
 /// resident memory after 10 frames and at the end (the clip is generated on demand, so
@@ -18,9 +17,6 @@ use crate::common::{CliResult, preset};
 pub struct Args {
     #[command(flatten)]
     weights: Weights,
-    /// SAM 2 architecture for --model weights that do not name it.
-    #[arg(long, value_parser = preset)]
-    config: Option<Sam2Preset>,
     /// Number of frames.
     #[arg(long)]
     frames: usize,
@@ -30,7 +26,7 @@ pub struct Args {
 }
 
 pub fn run(a: Args) -> CliResult {
-    let LoadedModel::Sam2(model) = a.weights.load(a.config)? else {
+    let LoadedModel::Sam2(model) = a.weights.load()? else {
         return Err("bench-video needs SAM 2 / MedSAM2 weights, not LiteMedSAM".into());
     };
     let image_size = model.image_size();

@@ -1,7 +1,7 @@
 //! What the commands share: reading and writing files with their paths in the message,
 //! comma-separated number lists, and loading a model into a workspace.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use medseg::app::{LoadedModel, ModelInfo, Workspace};
 use medseg::model::config::Sam2Preset;
@@ -38,15 +38,25 @@ pub fn preset(s: &str) -> Result<Sam2Preset, String> {
     Sam2Preset::parse(s).map_err(|e| e.to_string())
 }
 
-/// A workspace on the CPU with the weights at `path` loaded (`preset` names the SAM 2
-/// architecture for files that do not).
-pub fn workspace_with_model(
-    path: &Path,
-    preset: Option<Sam2Preset>,
-) -> CliResult<(Workspace, ModelInfo)> {
-    let mut ws = Workspace::new(medseg::cpu_device());
-    let (model, info) = LoadedModel::load(read_weights(path)?, preset, None, ws.device())
-        .map_err(|e| format!("{}: {e}", path.display()))?;
-    ws.set_model(model);
-    Ok((ws, info))
+/// The model a command segments with.
+#[derive(clap::Args)]
+pub struct ModelArgs {
+    /// Weights: .safetensors, or a LiteMedSAM .pth / MedSAM2 .pt checkpoint.
+    #[arg(long)]
+    pub model: PathBuf,
+    /// SAM 2 architecture for weights that do not name it: medsam2-t512 or sam2.1-t.
+    #[arg(long, value_parser = preset)]
+    pub config: Option<Sam2Preset>,
+}
+
+impl ModelArgs {
+    /// A workspace on the CPU with this model loaded.
+    pub fn workspace(&self) -> CliResult<(Workspace, ModelInfo)> {
+        let mut ws = Workspace::new(medseg::cpu_device());
+        let (model, info) =
+            LoadedModel::load(read_weights(&self.model)?, self.config, None, ws.device())
+                .map_err(|e| format!("{}: {e}", self.model.display()))?;
+        ws.set_model(model);
+        Ok((ws, info))
+    }
 }

@@ -5,29 +5,24 @@ use std::path::{Path, PathBuf};
 use medseg::app::Document;
 use medseg::app::prompts::point_label;
 use medseg::io::image::{decode_rgb, encode_mask_png};
-use medseg::model::config::Sam2Preset;
 use medseg::predictor::ImagePrompt;
 
-use crate::common::{CliResult, numbers, preset, read_file, workspace_with_model, write_file};
+use crate::common::{CliResult, ModelArgs, numbers, read_file, write_file};
 
 /// Segment one image with a box and/or points (pixel coordinates of the image); writes a
 /// 0/255 PNG mask and, optionally, the mask logits as .npy.
 #[derive(clap::Args)]
 pub struct Args {
-    /// Weights: .safetensors, or a LiteMedSAM .pth / MedSAM2 .pt checkpoint.
-    #[arg(long)]
-    model: PathBuf,
-    /// SAM 2 architecture for weights that do not name it: medsam2-t512 or sam2.1-t.
-    #[arg(long, value_parser = preset)]
-    config: Option<Sam2Preset>,
+    #[command(flatten)]
+    model: ModelArgs,
     /// PNG, JPEG or WebP image.
     #[arg(long)]
     image: PathBuf,
     /// Box x0,y0,x1,y1.
-    #[arg(long = "box", value_parser = numbers::<4>)]
+    #[arg(long = "box", value_name = "X0,Y0,X1,Y1", value_parser = numbers::<4>)]
     box_xyxy: Option<[f32; 4]>,
     /// Point x,y,label (label 1 = object, 0 = background); repeatable.
-    #[arg(long = "point", value_parser = numbers::<3>)]
+    #[arg(long = "point", value_name = "X,Y,LABEL", value_parser = numbers::<3>)]
     points: Vec<[f32; 3]>,
     /// The mask PNG to write.
     #[arg(long)]
@@ -54,7 +49,7 @@ pub fn run(a: Args) -> CliResult {
         decode_rgb(&read_file(&a.image)?).map_err(|e| format!("{}: {e}", a.image.display()))?;
     let (w, h) = (image.width, image.height);
     let name = a.image.display().to_string();
-    let (mut ws, _) = workspace_with_model(&a.model, a.config)?;
+    let (mut ws, _) = a.model.workspace()?;
     ws.open(Document::image(name, image).map_err(|e| e.to_string())?);
     let out = pollster::block_on(ws.add_prompt(1, 0, &prompt)).map_err(|e| e.to_string())?;
     let mask = ws.masks().get(1, 0).map(|m| m.decode()).unwrap_or_default();

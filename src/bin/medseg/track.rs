@@ -9,25 +9,20 @@ use std::time::Instant;
 use medseg::app::{Directions, DocKind, Document};
 use medseg::io::volume::Volume;
 use medseg::io::window::WindowPreset;
-use medseg::model::config::Sam2Preset;
 use medseg::predictor::ImagePrompt;
 use medseg::session::frames::FolderFrames;
 
-use crate::common::{CliResult, numbers, preset, read_file, workspace_with_model, write_file};
+use crate::common::{CliResult, ModelArgs, numbers, read_file, write_file};
 
 /// Follow a structure through a volume (NIfTI .nii/.nii.gz or MedSAM .npz) or a folder of
 /// PNG/JPEG frames from a box on frame/slice K. MedSAM2 weights track with SAM 2 memory
-/// (volumes: MedSAM2's two-pass recipe), LiteMedSAM weights with the box-from-previous-
-/// mask walk. Volumes give a NIfTI mask with the input's geometry, frame folders a folder
+/// (volumes: MedSAM2's two-pass recipe), LiteMedSAM weights with the walk that prompts
+/// each slice with the box of its neighbour's mask. Volumes give a NIfTI mask with the input's geometry, frame folders a folder
 /// of PNG masks (mask_00000.png, ...).
 #[derive(clap::Args)]
 pub struct Args {
-    /// Weights: .safetensors, or a LiteMedSAM .pth / MedSAM2 .pt checkpoint.
-    #[arg(long)]
-    model: PathBuf,
-    /// SAM 2 architecture for weights that do not name it: medsam2-t512 or sam2.1-t.
-    #[arg(long, value_parser = preset)]
-    config: Option<Sam2Preset>,
+    #[command(flatten)]
+    model: ModelArgs,
     /// A volume file or a folder of frames.
     #[arg(long)]
     input: PathBuf,
@@ -36,7 +31,7 @@ pub struct Args {
     frame: usize,
     /// Box x0,y0,x1,y1 in the slice's pixel grid: x = column (NIfTI voxel index i), y =
     /// row (index j).
-    #[arg(long = "box", value_parser = numbers::<4>)]
+    #[arg(long = "box", value_name = "X0,Y0,X1,Y1", value_parser = numbers::<4>)]
     box_xyxy: [f32; 4],
     /// Object id, the label value in the output (1..=255).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=255))]
@@ -45,7 +40,7 @@ pub struct Args {
     #[arg(long, default_value = "both", value_parser = |s: &str| Directions::parse(s).map_err(|e| e.to_string()))]
     direction: Directions,
     /// Frames FIRST,LAST (inclusive) to track over; default all.
-    #[arg(long, value_parser = numbers::<2>)]
+    #[arg(long, value_name = "FIRST,LAST", value_parser = numbers::<2>)]
     range: Option<[f32; 2]>,
     /// Volume window: soft, lung, bone, brain, mr, none, or auto (chosen from the data,
     /// as the browser does).
@@ -87,7 +82,7 @@ pub fn run(a: Args) -> CliResult {
             a.frame
         ));
     }
-    let (mut ws, _) = workspace_with_model(&a.model, a.config)?;
+    let (mut ws, _) = a.model.workspace()?;
     let kind = doc.kind();
     ws.open(doc);
     let started = Instant::now();
