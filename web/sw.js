@@ -1,7 +1,8 @@
 // MedSeg service worker: offline app shell and cached model weights.
 //
-// - install: caches the app shell (index.html, web/*.js, web/*.css, web/ui/*.js, pkg/*.js,
-//   pkg/*.wasm); files that are not there yet (an unbuilt engine) are skipped.
+// - install: caches the app shell (index.html, web/*.js, web/*.css, web/page/*.js,
+//   web/ui/*.js, pkg/*.js, pkg/*.wasm); files that are not there yet (an unbuilt engine)
+//   are skipped.
 // - weights/: cache-first; a file is cached the first time the engine downloads it, so a
 //   reload is instant and works offline. When online, a cached file whose size on the
 //   server changed (a re-converted model) is dropped, so the next load fetches it anew.
@@ -32,6 +33,20 @@ const SHELL = [
   'web/style.css',
   'web/medseg.js',
   'web/worker.js',
+  'web/page/busy.js',
+  'web/page/cache.js',
+  'web/page/documents.js',
+  'web/page/engine.js',
+  'web/page/export.js',
+  'web/page/keyboard.js',
+  'web/page/mirror.js',
+  'web/page/model.js',
+  'web/page/objects.js',
+  'web/page/offline-status.js',
+  'web/page/prompts.js',
+  'web/page/propagation.js',
+  'web/page/state.js',
+  'web/page/view.js',
   'web/ui/dom.js',
   'web/ui/messages.js',
   'web/ui/models.js',

@@ -10,11 +10,11 @@
  */
 export function $(id, type) {
   const node = document.getElementById(id);
-  if (!node) throw new Error(`page element #${id} is missing (index.html and web/app.js disagree)`);
+  if (!node) throw new Error(`page element #${id} is missing (index.html and web/page/state.js disagree)`);
   const want = type ?? HTMLElement;
   if (node instanceof want) return /** @type {T} */ (node);
   const tag = /** @type {HTMLElement} */ (node).localName;
-  throw new Error(`page element #${id} is a <${tag}>, not a ${want.name} (index.html and web/app.js disagree)`);
+  throw new Error(`page element #${id} is a <${tag}>, not a ${want.name} (index.html and web/page/state.js disagree)`);
 }
 
 /**

@@ -1,0 +1,106 @@
+// Caches: frames (display RGBA as canvases, LRU by bytes) and mask overlays.
+import { medseg } from '../medseg.js';
+import { maskToOverlay, frameToCanvas } from '../ui/overlay.js';
+
+class FrameCache {
+  constructor(budgetBytes) {
+    this.budget = budgetBytes;
+    this.map = new Map();
+    this.bytes = 0;
+  }
+
+  get(frame) {
+    const c = this.map.get(frame);
+    if (c) {
+      this.map.delete(frame);
+      this.map.set(frame, c);
+    }
+    return c;
+  }
+
+  set(frame, canvas) {
+    this.delete(frame);
+    this.map.set(frame, canvas);
+    this.bytes += canvas.width * canvas.height * 4;
+    for (const [f, c] of this.map) {
+      if (this.bytes <= this.budget || this.map.size <= 2) break;
+      this.map.delete(f);
+      this.bytes -= c.width * c.height * 4;
+    }
+  }
+
+  delete(frame) {
+    const c = this.map.get(frame);
+    if (c) {
+      this.map.delete(frame);
+      this.bytes -= c.width * c.height * 4;
+    }
+  }
+
+  clear() {
+    this.map.clear();
+    this.bytes = 0;
+  }
+}
+
+export const frameCache = new FrameCache(256 * 1024 * 1024);
+
+/** key "frame:objId" -> {mask | null, overlay: {canvas, area} | null, edge, color} */
+export const maskCache = new Map();
+
+export const maskKey = (frame, id) => `${frame}:${id}`;
+
+export function forgetMasksOfObject(id) {
+  for (const k of [...maskCache.keys()]) if (k.endsWith(`:${id}`)) maskCache.delete(k);
+}
+
+function forgetMasksOfFrame(frame) {
+  for (const k of [...maskCache.keys()]) if (k.startsWith(`${frame}:`)) maskCache.delete(k);
+}
+
+export async function getFrameCanvas(frame) {
+  const hit = frameCache.get(frame);
+  if (hit) return hit;
+  const data = await medseg.getFrame(frame);
+  const canvas = frameToCanvas(data);
+  frameCache.set(frame, canvas);
+  return canvas;
+}
+
+/** Outline width in mask pixels for a display scale (display px per image px). */
+export function edgeFor(scale) {
+  return scale >= 1 || !(scale > 0) ? 1 : Math.min(8, Math.ceil(1 / scale));
+}
+
+/** Keeps an engine mask ({width, height, data}, or null for none) for drawing. */
+export function cacheMask(frame, id, mask) {
+  const entry = { mask, overlay: null, edge: 0, color: '' };
+  maskCache.set(maskKey(frame, id), entry);
+  return entry;
+}
+
+/**
+ * Takes the masks a frame event carries ({obj, width, height, data} each) in place of
+ * what the cache had for that frame; returns their object ids.
+ */
+export function takeFrameMasks(frame, masks) {
+  forgetMasksOfFrame(frame);
+  for (const m of masks) cacheMask(frame, m.obj, m);
+  return masks.map((m) => m.obj);
+}
+
+/** The overlay of one object on one frame ({canvas, area} or null), from the cache or the engine. */
+export async function getOverlay(frame, obj, edge) {
+  let entry = maskCache.get(maskKey(frame, obj.id));
+  if (!entry) {
+    const mask = obj.inEngine ? await medseg.getMask(frame, obj.id) : null;
+    entry = cacheMask(frame, obj.id, mask);
+  }
+  if (!entry.mask) return null;
+  if (!entry.overlay || entry.edge !== edge || entry.color !== obj.color) {
+    entry.overlay = maskToOverlay(entry.mask, obj.color, { edge });
+    entry.edge = edge;
+    entry.color = obj.color;
+  }
+  return entry.overlay;
+}

@@ -1,0 +1,172 @@
+// Objects: the list; adding, selecting, hiding, removing and clearing them.
+import { medseg } from '../medseg.js';
+import { el } from '../ui/dom.js';
+import { colorFor } from '../ui/overlay.js';
+import { ui, messages, state } from './state.js';
+import { maskCache, maskKey, forgetMasksOfObject } from './cache.js';
+import { scheduleRender, redrawPrompts, updateControls } from './view.js';
+import { withBusy, queuePrompt } from './busy.js';
+
+export function clonePrompts(map) {
+  return new Map(
+    [...map].map(([f, p]) => [f, { box: p.box ? [...p.box] : null, points: p.points.map((q) => [...q]) }]),
+  );
+}
+
+/** A new object's record: no prompts yet, the palette colour of its id. */
+export function objectRecord(id) {
+  return {
+    id,
+    name: `Object ${id}`,
+    color: colorFor(id - 1),
+    visible: true,
+    prompts: new Map(),
+    history: [],
+    inEngine: false,
+  };
+}
+
+export function addObject() {
+  const id = state.nextId++;
+  const obj = objectRecord(id);
+  state.objects.push(obj);
+  state.selectedId = id;
+  renderObjectList();
+  updateControls();
+  redrawPrompts();
+  return obj;
+}
+
+export function selectObject(id) {
+  if (!state.objects.some((o) => o.id === id)) return;
+  state.selectedId = id;
+  renderObjectList();
+  updateControls();
+  redrawPrompts();
+}
+
+export function renderObjectList() {
+  const items = state.objects.map((obj, i) => {
+    const selected = obj.id === state.selectedId;
+    const color = el('input', {
+      type: 'color',
+      value: obj.color,
+      'aria-label': `Colour of ${obj.name}`,
+      title: 'Colour',
+      oninput: (e) => {
+        obj.color = e.target.value;
+        scheduleRender();
+      },
+    });
+    const area = el('small', { class: 'obj-area', 'data-id': String(obj.id) });
+    const name = el(
+      'button',
+      {
+        type: 'button',
+        class: 'obj-name',
+        'aria-pressed': String(selected),
+        title: `Select ${obj.name}${i < 9 ? ` (${i + 1})` : ''}`,
+        onclick: () => selectObject(obj.id),
+      },
+      el('span', { class: 'obj-label' }, `${i < 9 ? `${i + 1} · ` : ''}${obj.name}`),
+      area,
+    );
+    const vis = el(
+      'button',
+      {
+        type: 'button',
+        class: 'icon',
+        'aria-pressed': String(!obj.visible),
+        'aria-label': `${obj.visible ? 'Hide' : 'Show'} ${obj.name}`,
+        title: obj.visible ? 'Hide' : 'Show',
+        onclick: () => {
+          obj.visible = !obj.visible;
+          renderObjectList();
+          scheduleRender();
+        },
+      },
+      obj.visible ? '◉' : '○',
+    );
+    const remove = el(
+      'button',
+      {
+        type: 'button',
+        class: 'icon',
+        'aria-label': `Remove ${obj.name}`,
+        title: 'Remove',
+        onclick: () => removeObjectUi(obj.id),
+      },
+      '×',
+    );
+    return el(
+      'li',
+      { class: `obj${selected ? ' selected' : ''}${obj.visible ? '' : ' hidden-obj'}` },
+      color,
+      name,
+      vis,
+      remove,
+    );
+  });
+  ui.objectList.replaceChildren(...items);
+  refreshAreas();
+}
+
+/** Shows each object's mask area on the current frame (mm² with spacing). */
+export function refreshAreas() {
+  const sp = state.doc?.spacing;
+  const mm2 = Array.isArray(sp) && sp.length >= 2 ? Number(sp[0]) * Number(sp[1]) : 0;
+  for (const node of /** @type {NodeListOf<HTMLElement>} */ (ui.objectList.querySelectorAll('.obj-area'))) {
+    const entry = maskCache.get(maskKey(state.frame, Number(node.dataset.id)));
+    const area = entry?.overlay?.area;
+    node.textContent = !area ? '' : mm2 > 0 ? `${(area * mm2).toFixed(0)} mm²` : `${area} px`;
+  }
+}
+
+function removeObjectUi(id) {
+  const obj = state.objects.find((o) => o.id === id);
+  if (!obj) return;
+  queuePrompt(`Removing ${obj.name}`, async () => {
+    if (obj.inEngine) await medseg.removeObject(id);
+    state.objects = state.objects.filter((o) => o !== obj);
+    forgetMasksOfObject(id);
+    if (state.selectedId === id) state.selectedId = state.objects.at(-1)?.id ?? null;
+    renderObjectList();
+    scheduleRender();
+    messages.info(`${obj.name} removed.`);
+  });
+}
+
+ui.addObject.addEventListener('click', () => newObject());
+
+export function newObject() {
+  if (!state.doc) return;
+  const obj = addObject();
+  messages.info(`${obj.name} added: draw its box.`);
+}
+
+ui.clearAll.addEventListener('click', async () => {
+  if (Date.now() > state.clearArmedUntil) {
+    state.clearArmedUntil = Date.now() + 4000;
+    ui.clearAll.textContent = 'Confirm clear';
+    setTimeout(() => {
+      ui.clearAll.textContent = 'Clear all';
+    }, 4000);
+    return;
+  }
+  state.clearArmedUntil = 0;
+  ui.clearAll.textContent = 'Clear all';
+  await withBusy('reset', 'clear', async () => {
+    try {
+      await medseg.reset();
+      state.objects = [];
+      state.nextId = 1;
+      state.lastPropagation = null;
+      maskCache.clear();
+      addObject();
+      messages.info('All objects and masks cleared.');
+    } catch (err) {
+      messages.error('Clearing', err);
+    }
+  });
+  scheduleRender();
+});

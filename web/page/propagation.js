@@ -1,0 +1,182 @@
+// Propagation over a frame range, re-propagation after a correction, cancel.
+import { medseg } from '../medseg.js';
+import { clamp, errorText } from '../ui/dom.js';
+import { frameToCanvas } from '../ui/overlay.js';
+import { ui, messages, state, frameWord } from './state.js';
+import { frameCache, maskCache, takeFrameMasks } from './cache.js';
+import { viewer, scheduleRender, setFrame } from './view.js';
+import { withBusy } from './busy.js';
+
+function normaliseRange() {
+  const last = Math.max(0, (state.doc?.frameCount ?? 1) - 1);
+  let a = clamp(Math.round(Number(ui.rangeFrom.value) || 0), 0, last);
+  let b = clamp(Math.round(Number(ui.rangeTo.value)), 0, last);
+  if (!Number.isFinite(b)) b = last;
+  if (a > b) [a, b] = [b, a];
+  ui.rangeFrom.value = String(a);
+  ui.rangeTo.value = String(b);
+  return [a, b];
+}
+
+ui.rangeFrom.addEventListener('change', normaliseRange);
+ui.rangeTo.addEventListener('change', normaliseRange);
+
+const DIRECTION_TEXT = { forward: 'forward', backward: 'backward', both: 'both ways' };
+
+/**
+ * Propagates over the range of the controls, or over `range` for a re-propagation after
+ * a correction (`correction`: the corrected frame, for the messages).
+ */
+export async function propagate(direction, { range = null, correction = null } = {}) {
+  const doc = state.doc;
+  if (!doc || doc.frameCount < 2) return;
+  if (!state.model) return;
+  if (!state.objects.some((o) => o.inEngine)) {
+    messages.warn('Prompt an object first (draw a box), then propagate.');
+    return;
+  }
+  if (!range) {
+    range = normaliseRange();
+    state.lastPropagation = { direction, range };
+  }
+  await withBusy('propagate', 'propagate', async () => {
+    state.cancelRequested = false;
+    ui.propProgress.max = 1;
+    ui.propProgress.value = 0;
+    ui.propStatus.textContent = `propagating ${DIRECTION_TEXT[direction]}…`;
+    ui.propMs.textContent = '';
+    if (ui.follow.checked) await prefetchFrames(range, direction);
+    if (state.cancelRequested) {
+      ui.propStatus.textContent = 'cancelled';
+      return;
+    }
+    ui.propStatus.textContent = `propagating ${DIRECTION_TEXT[direction]}…`;
+    const t0 = performance.now();
+    let frames = 0;
+    let msSum = 0;
+    let lastFrame = null;
+    try {
+      const result = await medseg.propagate(direction, {
+        range,
+        onFrame: (ev) => {
+          frames += 1;
+          msSum += ev.ms;
+          lastFrame = ev.frame;
+          showFrameProgress(ev, `${frameWord()} ${ev.frame} · ${ev.done}/${ev.total}`);
+          takeFrameMasks(ev.frame, ev.masks);
+          if (ui.follow.checked) setFrame(ev.frame);
+          else if (ev.frame === state.frame) scheduleRender();
+        },
+      });
+      const secs = ((performance.now() - t0) / 1000).toFixed(1);
+      const avg = frames ? ` (${(msSum / frames).toFixed(0)} ms per ${frameWord()})` : '';
+      if (state.cancelRequested || result.cancelled) {
+        ui.propStatus.textContent = `cancelled at ${frameWord()} ${lastFrame ?? '?'}`;
+        messages.info(`Propagation cancelled after ${frames} ${frameWord()}s; the masks made so far are kept.`);
+      } else {
+        ui.propStatus.textContent = `done: ${frames} ${frameWord()}s, ${secs} s`;
+        if (frames) ui.propProgress.value = ui.propProgress.max;
+        const why = correction === null ? '' : ` from the correction on ${frameWord()} ${correction}`;
+        messages.ok(`Propagated ${DIRECTION_TEXT[direction]}${why} over ${frames} ${frameWord()}s in ${secs} s${avg}.`);
+      }
+    } catch (err) {
+      if (state.cancelRequested || /cancel|abort/i.test(errorText(err))) {
+        ui.propStatus.textContent = `cancelled at ${frameWord()} ${lastFrame ?? '?'}`;
+        messages.info(`Propagation cancelled after ${frames} ${frameWord()}s; the masks made so far are kept.`);
+      } else {
+        ui.propStatus.textContent = 'failed';
+        messages.error(`Propagating ${DIRECTION_TEXT[direction]}`, err);
+      }
+    } finally {
+      maskCache.clear();
+    }
+  });
+  scheduleRender();
+}
+
+/**
+ * After a correction box on `frame`, propagates again over the last propagation's range:
+ * forward from the frame to the range's end, and backward from it to the range's start
+ * where that propagation went backward. Frames on the other side of the correction keep
+ * their masks. SAM 2 propagates backward only from its earliest prompted frame, so a
+ * correction after that frame is followed forward only.
+ */
+export async function repropagateFrom(frame) {
+  const last = state.lastPropagation;
+  if (!last || !state.doc) return;
+  const [first, end] = last.range;
+  if (frame < first || frame > end) return;
+  const earliest = Math.min(...state.objects.flatMap((o) => [...o.prompts.keys()]));
+  const parts = [];
+  if (last.direction !== 'backward' && frame < end) parts.push(['forward', [frame, end]]);
+  if (last.direction !== 'forward' && frame > first && (state.model?.architecture !== 'sam2' || frame <= earliest)) {
+    parts.push(['backward', [first, frame]]);
+  }
+  for (const [direction, range] of parts) {
+    await propagate(direction, { range, correction: frame });
+    if (state.cancelRequested) break;
+  }
+}
+
+/** A propagated frame ({done, total, ms}) on the progress bar, with the status `text`. */
+export function showFrameProgress({ done, total, ms }, text) {
+  ui.propProgress.max = total;
+  ui.propProgress.value = Math.min(total, done);
+  ui.propStatus.textContent = text;
+  ui.propMs.textContent = `${ms.toFixed(0)} ms/${frameWord()}`;
+}
+
+ui.propForward.addEventListener('click', () => propagate('forward'));
+ui.propBackward.addEventListener('click', () => propagate('backward'));
+ui.propBoth.addEventListener('click', () => propagate('both'));
+
+/**
+ * Loads the frames a propagation will show into the frame cache first (as many as the
+ * cache holds), so that the view can follow the propagation even where the engine answers
+ * getFrame only between whole operations.
+ */
+async function prefetchFrames([first, last], direction) {
+  const doc = state.doc;
+  const bytes = Math.max(1, doc.width * doc.height * 4);
+  const room = Math.floor((frameCache.budget * 0.75) / bytes);
+  const order = [];
+  if (direction !== 'backward') for (let f = state.frame; f <= last; f++) order.push(f);
+  if (direction !== 'forward') for (let f = state.frame - 1; f >= first; f--) order.push(f);
+  const todo = order.filter((f) => f >= first && f <= last && !frameCache.map.has(f)).slice(0, room);
+  const gen = state.docGen;
+  state.prefetching = true;
+  try {
+    for (let i = 0; i < todo.length && !state.cancelRequested && gen === state.docGen; i++) {
+      if (i % 8 === 0) ui.propStatus.textContent = `preparing ${frameWord()}s ${i}/${todo.length}…`;
+      frameCache.set(todo[i], frameToCanvas(await medseg.getFrame(todo[i])));
+    }
+  } catch {
+    // A frame that cannot be had is reported when it is shown.
+  } finally {
+    state.prefetching = false;
+  }
+}
+
+export async function cancelWork() {
+  if (state.busy === 'propagate') {
+    if (state.prefetching) {
+      state.cancelRequested = true;
+      return true;
+    }
+    state.cancelRequested = true;
+    ui.propStatus.textContent = 'cancelling…';
+    try {
+      await medseg.cancel();
+    } catch (err) {
+      messages.error('Cancel', err);
+    }
+    return true;
+  }
+  if (state.busy === 'video' && state.videoAbort) {
+    state.videoAbort.abort();
+    return true;
+  }
+  return viewer.cancelDrag();
+}
+
+ui.cancel.addEventListener('click', () => cancelWork());

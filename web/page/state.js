@@ -1,0 +1,117 @@
+// The page's shared state: its elements (ui), the message area (messages), what it shows
+// (state), and small questions about them. Every page module imports from here; this one
+// imports no page module, so it is evaluated first.
+import { $ } from '../ui/dom.js';
+import { Messages } from '../ui/messages.js';
+
+export const ui = {
+  modelSelect: $('model-select', HTMLSelectElement),
+  modelFile: $('model-file', HTMLInputElement),
+  modelState: $('model-state'),
+  task: $('task'),
+  taskLabel: $('task-label'),
+  taskProgress: $('task-progress', HTMLProgressElement),
+  backendBadge: $('backend-badge'),
+  offlineBadge: $('offline-badge'),
+  dropZone: $('drop-zone'),
+  openFile: $('open-file', HTMLButtonElement),
+  fileInput: $('file-input', HTMLInputElement),
+  fileInfo: $('file-info', HTMLDListElement),
+  windowRow: $('window-row'),
+  windowSelect: $('window-select', HTMLSelectElement),
+  tools: [.../** @type {NodeListOf<HTMLButtonElement>} */ (document.querySelectorAll('.tool[data-tool]'))],
+  undo: $('undo', HTMLButtonElement),
+  toolHint: $('tool-hint'),
+  objectList: $('object-list', HTMLOListElement),
+  addObject: $('add-object', HTMLButtonElement),
+  clearAll: $('clear-all', HTMLButtonElement),
+  canvas: $('view', HTMLCanvasElement),
+  prevFrame: $('prev-frame', HTMLButtonElement),
+  nextFrame: $('next-frame', HTMLButtonElement),
+  frameSlider: $('frame-slider', HTMLInputElement),
+  frameNumber: $('frame-number', HTMLInputElement),
+  frameWord: $('frame-word'),
+  frameTotal: $('frame-total'),
+  cursorPos: $('cursor-pos'),
+  rangeFrom: $('range-from', HTMLInputElement),
+  rangeTo: $('range-to', HTMLInputElement),
+  propForward: $('prop-forward', HTMLButtonElement),
+  propBackward: $('prop-backward', HTMLButtonElement),
+  propBoth: $('prop-both', HTMLButtonElement),
+  propProgress: $('prop-progress', HTMLProgressElement),
+  propStatus: $('prop-status'),
+  propMs: $('prop-ms'),
+  follow: $('follow', HTMLInputElement),
+  repropagate: $('repropagate', HTMLInputElement),
+  cancel: $('cancel', HTMLButtonElement),
+  exportNifti: $('export-nifti', HTMLButtonElement),
+  exportPng: $('export-png', HTMLButtonElement),
+  exportVideo: $('export-video', HTMLButtonElement),
+  videoFps: $('video-fps', HTMLInputElement),
+};
+
+export const messages = new Messages($('messages'), $('notices'));
+
+// Nothing may fail silently or only in the console: uncaught errors go to the messages.
+window.addEventListener('error', (e) => {
+  messages.error('Unexpected error', e.error ?? e.message);
+  e.preventDefault();
+});
+window.addEventListener('unhandledrejection', (e) => {
+  messages.error('Unexpected error', e.reason);
+  e.preventDefault();
+});
+
+/** What the page is busy with, for the message refusing another task meanwhile. */
+export const BUSY_TEXT = {
+  engine: 'starting the engine',
+  model: 'loading a model',
+  open: 'opening a file',
+  prompt: 'computing a mask',
+  propagate: 'propagating',
+  export: 'exporting',
+  video: 'recording the overlay video',
+  reset: 'clearing',
+  window: 'changing the window',
+};
+
+export const state = {
+  inited: false,
+  backend: null,
+  backendNotice: '',
+  model: null, // {architecture, imageSize, name, label}
+  modelKey: '', // the picker value of the loaded model
+  modelShown: '', // its description in the header
+  doc: null, // {kind, frameCount, width, height, spacing, notice, name, size}
+  docGen: 0, // bumped whenever the document (or its display window) changes
+  frame: 0,
+  tool: 'box',
+  objects: [], // {id, name, color, visible, prompts: Map(frame -> {box, points}), history, inEngine}
+  selectedId: null,
+  nextId: 1,
+  busy: null, // a key of BUSY_TEXT, or null
+  cancelRequested: false,
+  prefetching: false,
+  videoAbort: null,
+  lastPromptMs: null,
+  lastPropagation: null, // {direction, range} of the last propagation the user started
+  correctionFrame: null, // a box drawn on this frame waits for its re-propagation
+  modelFiles: new Map(), // picker value -> File
+  clearArmedUntil: 0,
+  windowPreset: '', // the CT window preset shown ('' = the volume's default)
+  taskTitle: '', // what the long task under way is (engine progress events add to it)
+};
+
+/** The word for one frame of the open document. */
+export function frameWord() {
+  return state.doc?.kind === 'volume' ? 'slice' : 'frame';
+}
+
+export function selectedObject() {
+  return state.objects.find((o) => o.id === state.selectedId) ?? null;
+}
+
+/** LiteMedSAM is prompted with a box only (its recipe has no points). */
+export function boxOnlyModel() {
+  return state.model?.architecture === 'lite-medsam';
+}
