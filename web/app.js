@@ -1,9 +1,10 @@
 // MedSeg page: wires the controls to the engine's public JS API (web/medseg.js).
 //
 // Everything the page does to images, masks and models goes through the public API
-// (web/medseg.js, the same `window.medseg` other pages and scripts use); the page only
-// keeps what it shows: the objects, their colours and prompt history (for undo), caches
-// of frames and mask overlays, and the UI.
+// (web/medseg.js, the same `window.medseg` other pages and scripts use); the engine
+// holds the prompts (and their undo) and the masks, and the page keeps what it shows: the
+// objects, their colours, the prompts as the engine's events report them, caches of
+// frames and mask overlays, and the UI.
 //
 // This file starts the page. Its modules are in web/page/ (README.md's Layout lists them);
 // importing one wires up its controls.

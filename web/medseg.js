@@ -12,11 +12,11 @@
 //   await medseg.loadModel(urlOrFile, { expect: "lite-medsam" | "sam2", onProgress })
 //   await medseg.openFile(file, { window, maxFrames, maxSide, fps, onProgress })
 //                                   // image (PNG/JPEG/WebP), clip (MP4/WebM/...), volume
-//                                   // (.nii, .nii.gz, .npz) → {kind: "image" | "video" |
+//                                   // (.nii, .nii.gz, .npz) → {kind: "image" | "clip" |
 //                                   // "volume", name, frames, width, height, [spacing, window]}
-//                                   // (an array of images opens as one "video")
+//                                   // (an array of images opens as one "clip")
 //   await medseg.openFrames([{width, height, data}], name)   // frames in memory, RGBA
-//                                   // or grey (width × height bytes), as one "video"
+//                                   // or grey (width × height bytes), as one "clip"
 //   await medseg.frameCount()
 //   await medseg.prepareFrame(frame) → {frame, computed, ms}   // the frame's image embedding,
 //                                   // ahead of a prompt on it (the prompt then only decodes)

@@ -58,7 +58,7 @@ for (const backend of ["webgpu", "cpu"]) {
 
       // Video trace: frames_png as a clip, box on frame 0, propagate forward.
       const clip = await openFrameFolder(page, path.join(FIX, "frames_png"));
-      assert.deepEqual([clip.kind, clip.frames, clip.width, clip.height], ["video", 4, 128, 96]);
+      assert.deepEqual([clip.kind, clip.frames, clip.width, clip.height], ["clip", 4, 128, 96]);
       await page.evaluate(() => window.medseg.keepLogits(true));
       const vbox = Array.from(fx["video.in.box_frame0"].data);
       await page.evaluate((b) => window.medseg.addBox(0, 1, b), vbox);

@@ -68,7 +68,7 @@ test("synthetic WebM clip: propagation puts a mask on every frame", { timeout: 1
     const t0 = Date.now();
     const info = await page.evaluate(() => window.medseg.openFile(window.__clip, { fps: 10 }));
     log(`decoded ${info.frames} frames of ${info.width}×${info.height} in ${Date.now() - t0} ms`);
-    assert.equal(info.kind, "video");
+    assert.equal(info.kind, "clip");
     assert.deepEqual([info.width, info.height], [W, H]);
     assert.ok(info.frames >= N - 3 && info.frames <= N + 1, `${info.frames} frames decoded`);
 
@@ -124,7 +124,7 @@ test("synthetic MP4 (H.264) clip: decoded, masks on the frames propagated", { ti
     log(`recorded synthetic.mp4: ${size} bytes, ${N} frames drawn`);
     const info = await page.evaluate(() => window.medseg.openFile(window.__clip, { fps: 10 }));
     log(`decoded ${info.frames} frames of ${info.width}×${info.height}`);
-    assert.equal(info.kind, "video");
+    assert.equal(info.kind, "clip");
     assert.deepEqual([info.width, info.height], [W, H]);
     assert.ok(info.frames >= N - 3 && info.frames <= N + 1, `${info.frames} frames decoded`);
 

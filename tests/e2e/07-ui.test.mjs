@@ -113,11 +113,11 @@ test("the page: volume and clip through the controls", { timeout: 1500000 }, asy
 
     // Another CT window through the select (lung: this test volume is stored as 8-bit, so
     // the bone window, wider than its range, would leave it as it is): the slices change,
-    // the prompt is re-applied on the new input, and propagation goes on from it.
+    // the engine keeps the prompt, and propagation goes on from it on the new input.
     const greySum = () => page.evaluate(async () => (await window.medseg.getFrame(8)).data.reduce((a, b) => a + b, 0));
     const before = await greySum();
     await page.selectOption("#window-select", "lung");
-    await page.waitForFunction(() => /prompts re-applied/.test(document.getElementById("messages").textContent), null, { timeout: 300000 });
+    await page.waitForFunction(() => /prompts and masks kept/.test(document.getElementById("messages").textContent), null, { timeout: 300000 });
     assert.notEqual(await greySum(), before, "the lung window changes the displayed slice");
     await setNumber(page, "range-from", 8);
     await setNumber(page, "range-to", 9);
@@ -128,7 +128,7 @@ test("the page: volume and clip through the controls", { timeout: 1500000 }, asy
       { timeout: 300000 },
     );
     assert.match(await page.textContent("#prop-status"), /^done: 2 slices/, "propagation after the window change");
-    log("lung window: slice redrawn, prompt re-applied, propagated again over slices 8..9");
+    log("lung window: slice redrawn, prompt kept, propagated again over slices 8..9");
 
     // Clip.
     const N = 10;
@@ -190,7 +190,7 @@ test("the page: volume and clip through the controls", { timeout: 1500000 }, asy
     // The recorded overlay opens as a clip again (the page decodes its own export).
     await putBytes(page, video, "overlay.webm");
     const reopened = await page.evaluate(() => window.medseg.openFile(window.__files["overlay.webm"]));
-    assert.equal(reopened.kind, "video");
+    assert.equal(reopened.kind, "clip");
     assert.ok(reopened.frames >= 1, `${reopened.frames} frames in the overlay video`);
     // Its first frame shows the disk under the orange mask overlay: red well above blue
     // at the disk's centre, grey (red = blue) in a corner.

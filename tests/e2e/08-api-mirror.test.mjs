@@ -36,7 +36,7 @@ test("the page mirrors calls made through window.medseg", { timeout: 600000 }, a
 
     await openFrameFolder(page, path.join(FIX, "frames_png"));
     assert.equal(await text(page, "frame-total"), "of 4");
-    assert.match(await text(page, "file-info"), /video/);
+    assert.match(await text(page, "file-info"), /clip/);
 
     // A box for object 3 on frame 0: the page lists object 3 and shows its mask's area.
     await page.evaluate((b) => window.medseg.addBox(0, 3, b), BOX);
@@ -76,7 +76,7 @@ test("the page mirrors calls made through window.medseg", { timeout: 600000 }, a
       const frame = (v) => ({ width: 32, height: 24, data: new Uint8Array(32 * 24).fill(v) });
       return window.medseg.openFrames([frame(10), frame(200)], "grey-frames");
     });
-    assert.deepEqual([grey.kind, grey.frames, grey.width, grey.height], ["video", 2, 32, 24]);
+    assert.deepEqual([grey.kind, grey.frames, grey.width, grey.height], ["clip", 2, 32, 24]);
     assert.equal(await text(page, "frame-total"), "of 2");
     assert.deepEqual(await page.evaluate(async () => Array.from((await window.medseg.getFrame(1)).data.slice(0, 4))), [200, 200, 200, 255]);
     assert.deepEqual(errors, [], `console errors:${errorsText(errors)}`);

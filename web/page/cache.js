@@ -79,14 +79,19 @@ export function cacheMask(frame, id, mask) {
   return entry;
 }
 
+/** Forgets the cached mask of object `id` on `frame` (the engine has none, or another). */
+export function forgetMask(frame, id) {
+  maskCache.delete(maskKey(frame, id));
+}
+
 /**
- * Takes the masks a frame event carries ({obj, width, height, data} each) in place of
- * what the cache had for that frame; returns their object ids.
+ * Takes the masks a propagation step carries ({frame, obj, width, height, data} each) in
+ * place of what the cache had for those frames; returns their object ids.
  */
-export function takeFrameMasks(frame, masks) {
-  forgetMasksOfFrame(frame);
-  for (const m of masks) cacheMask(frame, m.obj, m);
-  return masks.map((m) => m.obj);
+export function takeStepMasks(masks) {
+  for (const f of new Set(masks.map((m) => m.frame))) forgetMasksOfFrame(f);
+  for (const m of masks) cacheMask(m.frame, m.obj, m);
+  return [...new Set(masks.map((m) => m.obj))];
 }
 
 /** The overlay of one object on one frame ({canvas, area} or null), from the cache or the engine. */

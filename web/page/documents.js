@@ -7,7 +7,6 @@ import { scheduleRender, setFrame, schedulePrepare, updateControls, setToolHint,
 import { withBusy } from './busy.js';
 import { loadModelFile } from './model.js';
 import { addObject } from './objects.js';
-import { reapplyAll } from './prompts.js';
 
 async function openDocument(file) {
   if (!state.inited) {
@@ -89,7 +88,7 @@ export function describeDoc(doc) {
   const n = doc.frameCount;
   const size = `${doc.width}×${doc.height}`;
   if (doc.kind === 'volume') return `volume, ${size} × ${n} slices`;
-  if (doc.kind === 'video') return `clip, ${size}, ${n} frames`;
+  if (doc.kind === 'clip') return `clip, ${size}, ${n} frames`;
   return `image, ${size}`;
 }
 
@@ -114,7 +113,7 @@ function showFileInfo() {
     ['type', d.kind],
     ['size', `${d.width} × ${d.height}${d.kind === 'volume' ? ` × ${d.frameCount}` : ''} px`],
   ];
-  if (d.kind === 'video') rows.push(['frames', String(d.frameCount)]);
+  if (d.kind === 'clip') rows.push(['frames', String(d.frameCount)]);
   if (Array.isArray(d.spacing) && d.spacing.length) {
     rows.push(['spacing', `${d.spacing.map((v) => Number(v).toFixed(2)).join(' × ')} mm`]);
   }
@@ -181,16 +180,10 @@ export async function applyWindow(preset) {
     try {
       await medseg.setWindow(preset);
       showWindow(preset);
-      // The engine drops prompts with the model input (masks stay): put them back, as
-      // after a model change, so that propagation goes on from them.
+      // The engine keeps prompts and masks; the model sees the new window from the next
+      // prompt or propagation on.
       if (state.objects.some((o) => o.prompts.size)) {
-        setTask('Re-applying prompts with the new window…', null);
-        try {
-          await reapplyAll();
-        } finally {
-          clearTask();
-        }
-        messages.info(`Window "${preset}": prompts re-applied; propagate again for the other slices.`);
+        messages.info(`Window "${preset}": prompts and masks kept; propagate again to segment with it.`);
       }
     } catch (err) {
       messages.error(`Window "${preset}"`, err);

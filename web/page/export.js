@@ -42,7 +42,7 @@ ui.exportVideo.addEventListener('click', () => exportVideo());
 
 async function exportVideo() {
   const doc = state.doc;
-  if (!doc || doc.kind !== 'video') return;
+  if (!doc || doc.kind !== 'clip') return;
   const fps = clamp(Math.round(Number(ui.videoFps.value)) || 15, 1, 60);
   ui.videoFps.value = String(fps);
   const scale = Math.min(1, 1280 / Math.max(doc.width, doc.height));

@@ -1,17 +1,18 @@
 // Calls made through window.medseg by scripts or an embedding page.
 //
 // The API reports each successful call as an event ("model", "open", "prompt", "frame",
-// "reset"), whoever made it. The page's own calls run while `state.busy` is set and update
-// the view themselves; an event that arrives while the page is idle came from elsewhere,
-// and the page mirrors it so that what it shows is what the engine holds.
+// "reset"), whoever made it. Prompts and propagated masks are shown from those events for
+// every call (prompts.js, propagation.js). For the rest, the page's own calls run while
+// `state.busy` is set and update the view themselves; an event that arrives while the
+// page is idle came from elsewhere, and the page mirrors it here.
 import { medseg } from '../medseg.js';
 import { KNOWN_MODELS, fileLabel } from '../ui/models.js';
 import { messages, state, frameWord } from './state.js';
-import { maskCache, forgetMasksOfObject, cacheMask, takeFrameMasks } from './cache.js';
+import { maskCache, forgetMasksOfObject } from './cache.js';
 import { scheduleRender, setFrame, updateControls } from './view.js';
 import { populateModels, showModel } from './model.js';
 import { showDocument, describeDoc, showWindow } from './documents.js';
-import { clonePrompts, objectRecord, addObject, renderObjectList } from './objects.js';
+import { addObject, renderObjectList } from './objects.js';
 import { showFrameProgress } from './propagation.js';
 
 const MIRRORED_EVENTS = {
@@ -41,8 +42,6 @@ function mirrorModel({ info, source }) {
   const known = KNOWN_MODELS.find((m) => typeof source === 'string' && new URL(m.url, location.href).href === source);
   const label = known?.label ?? (source ? fileLabel(String(source)) : 'model');
   const shown = showModel(info, { key: known?.url ?? '', label });
-  // The engine drops prompts (not masks) with a model change.
-  for (const obj of state.objects) obj.prompts = new Map();
   messages.ok(`Model ready: ${shown} (loaded by a script).`);
   populateModels();
   maskCache.clear();
@@ -58,35 +57,9 @@ function mirrorOpen({ info }) {
   scheduleRender();
 }
 
-/** The page's object with engine id `id`, made (with its own colour) when new. */
-function objectWithId(id) {
-  let obj = state.objects.find((o) => o.id === id);
-  if (obj) return obj;
-  // The first, still empty object of a document stands for the script's first object.
-  const blank = state.objects.length === 1 && !state.objects[0].inEngine && !state.objects[0].prompts.size;
-  if (blank) state.objects = [];
-  obj = objectRecord(id);
-  state.objects.push(obj);
-  state.objects.sort((a, b) => a.id - b.id);
-  state.nextId = Math.max(state.nextId, id + 1);
-  state.selectedId = id;
-  return obj;
-}
-
-function mirrorPrompt({ frame, obj: id, box, points = [], mask }) {
-  if (!state.doc || !Number.isInteger(frame) || !Number.isInteger(id)) return;
-  const obj = objectWithId(id);
-  obj.history.push(clonePrompts(obj.prompts));
-  const entry = obj.prompts.get(frame) ?? { box: null, points: [] };
-  // As the engine does: a box starts the frame's prompt afresh, points add to it.
-  obj.prompts.set(frame, box ? { box: [...box], points: points.map((p) => [...p]) } : { box: entry.box, points: [...entry.points, ...points] });
-  obj.inEngine = true;
-  forgetMasksOfObject(id);
-  if (mask) cacheMask(frame, id, mask);
-  renderObjectList();
-  setFrame(frame);
-  updateControls();
-  scheduleRender();
+/** A script prompted an object: show that frame (the prompt itself is shown by prompts.js). */
+function mirrorPrompt({ frame }) {
+  if (state.doc && Number.isInteger(frame)) setFrame(frame);
 }
 
 function mirrorFrame(ev) {
@@ -99,18 +72,14 @@ function mirrorFrame(ev) {
       ? `done: ${total} ${frameWord()}s (propagated by a script)`
       : `${frameWord()} ${frame} · ${done}/${total} (propagated by a script)`,
   );
-  for (const id of takeFrameMasks(frame, ev.masks)) objectWithId(id).inEngine = true;
-  if (frame === state.frame || finished) {
+  if (finished) {
     renderObjectList();
     updateControls();
-    scheduleRender();
   }
 }
 
 function mirrorWindow({ window }) {
   if (!state.doc || state.doc.kind !== 'volume') return;
-  // The engine drops prompts (not masks) with a new window, as with a new model.
-  for (const obj of state.objects) obj.prompts = new Map();
   showWindow(window);
   scheduleRender();
 }

@@ -6,7 +6,6 @@ import { ui, messages, state } from './state.js';
 import { maskCache } from './cache.js';
 import { scheduleRender, schedulePrepare, setTask, clearTask } from './view.js';
 import { withBusy } from './busy.js';
-import { reapplyAll } from './prompts.js';
 
 const OPEN_MODEL_FILE = '__open_model_file__';
 
@@ -91,9 +90,7 @@ async function loadModelFrom(source, { key, label }) {
       const shown = showModel(info, { key, label });
       messages.ok(`Model ready: ${shown} (${((performance.now() - t0) / 1000).toFixed(1)} s).`);
       if (state.doc && state.objects.some((o) => o.prompts.size)) {
-        setTask('Re-applying prompts with the new model…', null);
-        await reapplyAll();
-        messages.info('Prompts re-applied with the new model; propagate again for the other frames.');
+        messages.info('Prompts and masks kept: prompt or propagate again to segment with the new model.');
       }
     } catch (err) {
       messages.error(`Could not load ${label}`, err);

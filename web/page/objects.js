@@ -7,12 +7,6 @@ import { maskCache, maskKey, forgetMasksOfObject } from './cache.js';
 import { scheduleRender, redrawPrompts, updateControls } from './view.js';
 import { withBusy, queuePrompt } from './busy.js';
 
-export function clonePrompts(map) {
-  return new Map(
-    [...map].map(([f, p]) => [f, { box: p.box ? [...p.box] : null, points: p.points.map((q) => [...q]) }]),
-  );
-}
-
 /** A new object's record: no prompts yet, the palette colour of its id. */
 export function objectRecord(id) {
   return {
@@ -21,9 +15,23 @@ export function objectRecord(id) {
     color: colorFor(id - 1),
     visible: true,
     prompts: new Map(),
-    history: [],
     inEngine: false,
   };
+}
+
+/** The page's object with engine id `id`, made (with its own colour) when new. */
+export function objectWithId(id) {
+  let obj = state.objects.find((o) => o.id === id);
+  if (obj) return obj;
+  // The first, still empty object of a document stands for a script's first object.
+  const blank = state.objects.length === 1 && !state.objects[0].inEngine && !state.objects[0].prompts.size;
+  if (blank) state.objects = [];
+  obj = objectRecord(id);
+  state.objects.push(obj);
+  state.objects.sort((a, b) => a.id - b.id);
+  state.nextId = Math.max(state.nextId, id + 1);
+  state.selectedId = id;
+  return obj;
 }
 
 export function addObject() {

@@ -1,10 +1,12 @@
-// Prompts (box, points), undo, and the prompt tool.
+// Prompts (box, points), undo, and the prompt tool. The engine holds the prompts (a box
+// starts a frame's prompt afresh, points add to it); the page shows what its "prompt"
+// events say it holds.
 import { medseg } from '../medseg.js';
 import { ui, messages, state, frameWord, selectedObject, boxOnlyModel } from './state.js';
-import { maskCache, forgetMasksOfObject, cacheMask } from './cache.js';
-import { viewer, scheduleRender, redrawPrompts, updateControls, setToolHint } from './view.js';
+import { cacheMask, forgetMask } from './cache.js';
+import { viewer, scheduleRender, redrawPrompts, updateControls, setToolHint, setFrame } from './view.js';
 import { queuePrompt } from './busy.js';
-import { clonePrompts, addObject, renderObjectList } from './objects.js';
+import { addObject, objectWithId, renderObjectList } from './objects.js';
 
 function canPrompt(what) {
   if (!state.inited) return false;
@@ -19,39 +21,65 @@ function canPrompt(what) {
   return true;
 }
 
-function afterPrompt(obj, frame, mask, ms) {
-  forgetMasksOfObject(obj.id);
-  if (mask) cacheMask(frame, obj.id, mask);
-  state.lastPromptMs = ms;
-  setToolHint(
-    `Mask in ${ms.toFixed(0)} ms. Refine with + / − points${state.doc.frameCount > 1 ? ', then propagate' : ''}.`,
-  );
+/**
+ * Shows the engine's prompt of object `id` on `frame` and its mask, from a "prompt"
+ * event: the frame's whole prompt after the call (box null and no points: none left).
+ * Every prompt call reaches the page this way, its own and those of scripts.
+ */
+function showPrompt({ frame, obj: id, box, points = [], mask }) {
+  if (!state.doc || !Number.isInteger(frame) || !Number.isInteger(id)) return;
+  const obj = objectWithId(id);
+  if (box || points.length) obj.prompts.set(frame, { box: box && [...box], points: points.map((p) => [...p]) });
+  else obj.prompts.delete(frame);
+  obj.inEngine = true;
+  if (mask) cacheMask(frame, id, mask);
+  else forgetMask(frame, id);
   renderObjectList();
   updateControls();
   scheduleRender();
+}
+
+medseg.on('prompt', showPrompt);
+
+function afterPrompt(ms) {
+  setToolHint(
+    boxOnlyModel()
+      ? `Mask in ${ms.toFixed(0)} ms.${state.doc.frameCount > 1 ? ' Propagate it, or draw a new box to replace it.' : ' Draw a new box to replace it.'}`
+      : `Mask in ${ms.toFixed(0)} ms. Refine with + / − points${state.doc.frameCount > 1 ? ', then propagate' : ''}.`,
+  );
+}
+
+/**
+ * Shows `prompt` on `frame` at once, runs `call` (the engine's "prompt" event then shows
+ * what it holds), and puts the frame's prompt back when the call fails.
+ */
+function prompted(obj, frame, prompt, what, call) {
+  const before = obj.prompts.get(frame);
+  obj.prompts.set(frame, prompt);
+  redrawPrompts();
+  queuePrompt(what, async () => {
+    const t0 = performance.now();
+    try {
+      await call();
+      afterPrompt(performance.now() - t0);
+    } catch (err) {
+      if (before) obj.prompts.set(frame, before);
+      else obj.prompts.delete(frame);
+      redrawPrompts();
+      throw err;
+    }
+  });
 }
 
 export function promptBox(box) {
   if (!canPrompt('draw a box')) return;
   const obj = selectedObject() ?? addObject();
   const f = state.frame;
-  const before = clonePrompts(obj.prompts);
-  obj.prompts.set(f, { box, points: [] });
-  redrawPrompts();
-  queuePrompt(`Box on ${frameWord()} ${f}`, async () => {
-    const t0 = performance.now();
-    try {
-      const res = await medseg.addBox(f, obj.id, box);
-      obj.inEngine = true;
-      obj.history.push(before);
-      afterPrompt(obj, f, res.mask, performance.now() - t0);
-      // A box for an object prompted before is a correction (a new object's first box is not).
-      if (before.size && state.lastPropagation && ui.repropagate.checked) state.correctionFrame = f;
-    } catch (err) {
-      obj.prompts = before;
-      redrawPrompts();
-      throw err;
-    }
+  // A box for an object prompted before is a correction (a new object's first box is not).
+  const correction = obj.prompts.size > 0 && state.lastPropagation && ui.repropagate.checked;
+  prompted(obj, f, { box, points: [] }, `Box on ${frameWord()} ${f}`, async () => {
+    await medseg.addBox(f, obj.id, box);
+    if (correction) state.correctionFrame = f;
   });
 }
 
@@ -59,81 +87,36 @@ export function promptPoint(x, y, label) {
   if (!canPrompt('add a point')) return;
   const obj = selectedObject() ?? addObject();
   const f = state.frame;
-  const before = clonePrompts(obj.prompts);
   const entry = obj.prompts.get(f) ?? { box: null, points: [] };
-  obj.prompts.set(f, { box: entry.box, points: [...entry.points, [x, y, label]] });
-  redrawPrompts();
-  queuePrompt(`${label ? 'Object' : 'Background'} point on ${frameWord()} ${f}`, async () => {
-    const t0 = performance.now();
-    try {
-      const res = await medseg.addPoints(f, obj.id, [[x, y, label]]);
-      obj.inEngine = true;
-      obj.history.push(before);
-      afterPrompt(obj, f, res.mask, performance.now() - t0);
-    } catch (err) {
-      obj.prompts = before;
-      redrawPrompts();
-      throw err;
-    }
-  });
+  const what = `${label ? 'Object' : 'Background'} point on ${frameWord()} ${f}`;
+  prompted(obj, f, { box: entry.box, points: [...entry.points, [x, y, label]] }, what, () =>
+    medseg.addPoints(f, obj.id, [[x, y, label]]),
+  );
 }
 
 /**
- * Puts an object's prompts in the engine back to `prompts` (a Map frame -> {box, points}):
- * the object is removed from the engine and its prompts are added again, frame by frame.
- * Masks that propagation had made for it are gone afterwards (propagate again).
+ * Takes back the selected object's last prompt in the engine: that frame's prompt and
+ * mask are the previous ones again (masks that propagation made stay).
  */
-async function applyPrompts(obj, prompts) {
-  if (obj.inEngine) {
-    await medseg.removeObject(obj.id);
-    obj.inEngine = false;
-  }
-  obj.prompts = clonePrompts(prompts);
-  forgetMasksOfObject(obj.id);
-  for (const [f, p] of [...obj.prompts].sort((a, b) => a[0] - b[0])) {
-    if (p.box) {
-      await medseg.addBox(f, obj.id, p.box);
-      obj.inEngine = true;
-    }
-    if (p.points.length) {
-      await medseg.addPoints(f, obj.id, p.points);
-      obj.inEngine = true;
-    }
-  }
-  forgetMasksOfObject(obj.id);
-}
-
-/** Re-creates every object's prompts in the engine (after a model change). */
-export async function reapplyAll() {
-  for (const obj of state.objects) {
-    if (obj.prompts.size) await applyPrompts(obj, obj.prompts);
-  }
-  maskCache.clear();
-}
-
 export function undo() {
   const obj = selectedObject();
-  if (!obj || !obj.history.length) {
+  if (!obj || !obj.prompts.size) {
     messages.info('Nothing to undo for the selected object.');
     return;
   }
   if (!canPrompt('undo')) return;
-  const prev = obj.history[obj.history.length - 1];
   queuePrompt(`Undo on ${obj.name}`, async () => {
-    const current = clonePrompts(obj.prompts);
-    try {
-      await applyPrompts(obj, prev);
-      obj.history.pop();
-      const left = [...prev.values()].reduce((n, p) => n + (p.box ? 1 : 0) + p.points.length, 0);
-      messages.info(left ? `Undone: ${obj.name} back to its previous prompts.` : `Undone: ${obj.name} cleared.`);
-    } catch (err) {
-      obj.prompts = current;
-      throw err;
-    } finally {
-      renderObjectList();
-      updateControls();
-      scheduleRender();
+    const res = await medseg.undo(obj.id);
+    if (!res) {
+      messages.info('Nothing to undo for the selected object.');
+      return;
     }
+    setFrame(res.frame);
+    messages.info(
+      res.prompt
+        ? `Undone: ${obj.name} on ${frameWord()} ${res.frame} is back to its previous prompt.`
+        : `Undone: ${obj.name} has no prompt on ${frameWord()} ${res.frame} any more.`,
+    );
   });
 }
 

@@ -3,7 +3,8 @@ import { medseg } from '../medseg.js';
 import { clamp, errorText } from '../ui/dom.js';
 import { frameToCanvas } from '../ui/overlay.js';
 import { ui, messages, state, frameWord } from './state.js';
-import { frameCache, maskCache, takeFrameMasks } from './cache.js';
+import { frameCache, maskCache, takeStepMasks } from './cache.js';
+import { objectWithId, renderObjectList } from './objects.js';
 import { viewer, scheduleRender, setFrame } from './view.js';
 import { withBusy } from './busy.js';
 
@@ -20,6 +21,20 @@ function normaliseRange() {
 
 ui.rangeFrom.addEventListener('change', normaliseRange);
 ui.rangeTo.addEventListener('change', normaliseRange);
+
+/**
+ * Takes the masks of every propagation step, the page's own and those of scripts: they
+ * replace what the cache had for their frames.
+ */
+function showStep(ev) {
+  if (!state.doc) return;
+  const fresh = takeStepMasks(ev.masks).filter((id) => !objectWithId(id).inEngine);
+  for (const id of fresh) objectWithId(id).inEngine = true;
+  if (fresh.length) renderObjectList();
+  if (ev.frames?.includes(state.frame) ?? ev.frame === state.frame) scheduleRender();
+}
+
+medseg.on('frame', showStep);
 
 const DIRECTION_TEXT = { forward: 'forward', backward: 'backward', both: 'both ways' };
 
@@ -63,9 +78,7 @@ export async function propagate(direction, { range = null, correction = null } =
           msSum += ev.ms;
           lastFrame = ev.frame;
           showFrameProgress(ev, `${frameWord()} ${ev.frame} · ${ev.done}/${ev.total}`);
-          takeFrameMasks(ev.frame, ev.masks);
           if (ui.follow.checked) setFrame(ev.frame);
-          else if (ev.frame === state.frame) scheduleRender();
         },
       });
       const secs = ((performance.now() - t0) / 1000).toFixed(1);

@@ -86,7 +86,7 @@ export const state = {
   docGen: 0, // bumped whenever the document (or its display window) changes
   frame: 0,
   tool: 'box',
-  objects: [], // {id, name, color, visible, prompts: Map(frame -> {box, points}), history, inEngine}
+  objects: [], // {id, name, color, visible, prompts: Map(frame -> {box, points}) as the engine holds them, inEngine}
   selectedId: null,
   nextId: 1,
   busy: null, // a key of BUSY_TEXT, or null

@@ -195,7 +195,7 @@ export function updateControls() {
     b.setAttribute('aria-pressed', String(b.dataset.tool === state.tool));
   }
   const sel = selectedObject();
-  ui.undo.disabled = !promptOk || !sel || sel.history.length === 0;
+  ui.undo.disabled = !promptOk || !sel || sel.prompts.size === 0;
   ui.addObject.disabled = !ready || !doc;
   ui.clearAll.disabled = !ready || !doc || !idle || state.objects.length === 0;
 
@@ -212,10 +212,10 @@ export function updateControls() {
   const exportOk = ready && !!doc && idle && prompted;
   ui.exportNifti.disabled = !exportOk || doc.kind !== 'volume';
   ui.exportPng.disabled = !exportOk || doc.kind === 'volume';
-  ui.exportVideo.disabled = !exportOk || doc.kind !== 'video' || !canRecordVideo();
+  ui.exportVideo.disabled = !exportOk || doc.kind !== 'clip' || !canRecordVideo();
   ui.exportNifti.hidden = !!doc && doc.kind !== 'volume';
   ui.exportPng.hidden = !!doc && doc.kind === 'volume';
-  ui.exportVideo.hidden = !!doc && doc.kind !== 'video';
+  ui.exportVideo.hidden = !!doc && doc.kind !== 'clip';
   ui.videoFps.parentElement.hidden = ui.exportVideo.hidden;
 
   ui.windowRow.hidden = !doc || doc.kind !== 'volume';
