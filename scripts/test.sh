@@ -5,7 +5,8 @@
 #
 # Phases: setup (scripts/setup.sh: Rust target, weights, node packages), lint (bash -n,
 # shellcheck when present, the JavaScript type check: tsc on jsconfig.json,
-# jsconfig.sw.json and jsconfig.e2e.json; scripts/check-sw-shell.mjs), build (tests and
+# jsconfig.sw.json and jsconfig.e2e.json; scripts/check-sw-shell.mjs; cargo fmt --check;
+# cargo clippy -D warnings, native and wasm32), build (tests and
 # the dev medseg binary), weights (convert the default model with that binary), test
 # (cargo test --all-targets --no-fail-fast), web (the browser app's engine as shipped:
 # scripts/build-web.sh, the release wasm into pkg/), browser (the headless-Chromium
@@ -77,10 +78,23 @@ lint_js() {
   return $ok
 }
 
+# Rust: formatting, and clippy with warnings as errors for the native targets (library,
+# CLI, tests) and for the browser's wasm32 library (a code path only the browser
+# compiles is linted too). Clippy's check builds share CARGO_TARGET_DIR, so only the
+# first run is slow.
+lint_rust() {
+  local ok=0
+  cargo fmt --check || ok=1
+  cargo clippy --all-targets -- -D warnings || ok=1
+  cargo clippy --lib --target wasm32-unknown-unknown -- -D warnings || ok=1
+  return $ok
+}
+
 lint() {
   local ok=0
   lint_scripts || ok=1
   lint_js || ok=1
+  lint_rust || ok=1
   return $ok
 }
 
