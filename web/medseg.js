@@ -40,7 +40,7 @@
 //   "frame"    {frame, frames, objects, done, total, ms, masks}  each propagation step
 //              (frames: the frame done first, then any whose masks that step changed)
 //   "notice"   {message}                                 backend fallback, clip limits
-//   "model" {info}, "open" {info}, "prompt" {frame, obj, box, points, area, mask, [undo]}
+//   "model" {info}, "open" {info, [size]}, "prompt" {frame, obj, box, points, area, mask, [undo]}
 //   (box and points: the frame's whole prompt after the call),
 //   "window" {window, info}, "reset" {obj}: after each successful call, whoever made it
 //   (a page can mirror calls that scripts or tests make through window.medseg).
@@ -292,7 +292,8 @@ export class MedSeg extends EventTarget {
    */
   async openFile(file, opts = {}) {
     const info = await this._openFile(file, opts);
-    this._emit("open", { info });
+    const files = file instanceof Blob ? [file] : Array.from(file);
+    this._emit("open", { info, size: files.reduce((n, f) => n + f.size, 0) });
     return info;
   }
 
@@ -325,7 +326,7 @@ export class MedSeg extends EventTarget {
    */
   async openFiles(files, opts = {}) {
     const info = await this._openFiles(files, opts);
-    this._emit("open", { info });
+    this._emit("open", { info, size: files.reduce((n, f) => n + f.size, 0) });
     return info;
   }
 

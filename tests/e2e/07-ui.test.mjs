@@ -1,5 +1,6 @@
 // The page as a person uses it (CPU backend, the default LiteMedSAM the page loads itself):
-// open a CT volume with the file input, draw a box with the mouse on slice 8, propagate
+// open a CT volume with the file input, draw a box with the mouse on slice 8 (a second
+// box, then Undo brings the first back), propagate
 // both ways over a few slices with the buttons, export the NIfTI with the button; then a
 // synthetic clip, propagated forward, and a correction box that propagates again.
 // Screenshots: the volume with its mask overlay, and the clip mid-propagation
@@ -90,6 +91,15 @@ test("the page: volume and clip through the controls", { timeout: 1500000 }, asy
     await waitMask(page, 8);
     const ids = await page.evaluate(() => window.medseg.objects());
     log(`box drawn on slice 8 → mask in ${Date.now() - t0} ms (object ${ids[0]})`);
+    // A second box replaces the first; the Undo button brings the first box's mask back.
+    const maskOn8 = () => page.evaluate(async (id) => Array.from((await window.medseg.getMask(8, id))?.data ?? []), ids[0]);
+    const first = await maskOn8();
+    await drawBox(page, to, [240, 200, 350, 310]);
+    await until(page, async ([id, n]) => (await window.medseg.getMask(8, id))?.data.reduce((a, b) => a + b, 0) !== n, [ids[0], first.reduce((a, b) => a + b, 0)], { what: "the second box's mask" });
+    await page.click("#undo");
+    await until(page, () => /Undone/.test(document.getElementById("messages")?.textContent || ""), null, { what: "the undo" });
+    assert.deepEqual(await maskOn8(), first, "Undo brings the first box's mask back");
+    log("second box on slice 8, then Undo: the first box's mask is back");
     await setNumber(page, "range-from", 7);
     await setNumber(page, "range-to", 9);
     const t1 = Date.now();

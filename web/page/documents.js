@@ -29,8 +29,8 @@ async function openDocument(file) {
     setTask(`${state.taskTitle}…`, null);
     const t0 = performance.now();
     try {
-      const info = await medseg.openFile(file);
-      showDocument(info, { name: file.name, size: file.size });
+      // The "open" event has shown it (showOpened below).
+      await medseg.openFile(file);
       const secs = ((performance.now() - t0) / 1000).toFixed(1);
       messages.ok(`Opened ${file.name}: ${describeDoc(state.doc)} (${secs} s).`);
       if (state.doc.notice) messages.warn(state.doc.notice);
@@ -77,6 +77,15 @@ export function showDocument(info, { name, size }) {
   showFileInfo();
   setToolHint(state.tool === 'box' ? 'Drag a box around the structure.' : 'Click on the structure.');
 }
+
+/** Every document the engine opens is shown from its "open" event, whoever opened it. */
+function showOpened({ info, size }) {
+  showDocument(info, { name: info.name, size });
+  updateControls();
+  scheduleRender();
+}
+
+medseg.on('open', showOpened);
 
 /** The file's notice(s) as one text ('' if none). */
 function noticeText(info) {
@@ -178,8 +187,8 @@ export async function applyWindow(preset) {
   if (!state.doc || state.doc.kind !== 'volume') return;
   await withBusy('window', 'change the window', async () => {
     try {
+      // The "window" event shows it (below).
       await medseg.setWindow(preset);
-      showWindow(preset);
       // The engine keeps prompts and masks; the model sees the new window from the next
       // prompt or propagation on.
       if (state.objects.some((o) => o.prompts.size)) {
@@ -193,6 +202,13 @@ export async function applyWindow(preset) {
   ui.windowSelect.value = state.windowPreset;
   scheduleRender();
 }
+
+// Every window change is shown from its "window" event, whoever made it.
+medseg.on('window', ({ window }) => {
+  if (!state.doc || state.doc.kind !== 'volume') return;
+  showWindow(window);
+  scheduleRender();
+});
 
 ui.windowSelect.addEventListener('change', () => {
   if (ui.windowSelect.value) applyWindow(ui.windowSelect.value);

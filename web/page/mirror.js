@@ -1,18 +1,19 @@
 // Calls made through window.medseg by scripts or an embedding page.
 //
 // The API reports each successful call as an event ("model", "open", "prompt", "frame",
-// "reset"), whoever made it. Prompts and propagated masks are shown from those events for
-// every call (prompts.js, propagation.js). For the rest, the page's own calls run while
-// `state.busy` is set and update the view themselves; an event that arrives while the
-// page is idle came from elsewhere, and the page mirrors it here.
+// "window", "reset"), whoever made it, and the page shows documents, windows, prompts,
+// propagated masks and resets from those events for every call (documents.js,
+// prompts.js, propagation.js, objects.js). What remains here is what only a call from
+// elsewhere needs (an event while the page is idle): a message saying a script did it,
+// the frame it prompted, its progress; and a model a script loaded.
 import { medseg } from '../medseg.js';
 import { KNOWN_MODELS, fileLabel } from '../ui/models.js';
 import { messages, state, frameWord } from './state.js';
-import { maskCache, forgetMasksOfObject } from './cache.js';
+import { maskCache } from './cache.js';
 import { scheduleRender, setFrame, updateControls } from './view.js';
 import { populateModels, showModel } from './model.js';
-import { showDocument, describeDoc, showWindow } from './documents.js';
-import { addObject, renderObjectList } from './objects.js';
+import { describeDoc } from './documents.js';
+import { renderObjectList } from './objects.js';
 import { showFrameProgress } from './propagation.js';
 
 const MIRRORED_EVENTS = {
@@ -20,8 +21,6 @@ const MIRRORED_EVENTS = {
   open: mirrorOpen,
   prompt: mirrorPrompt,
   frame: mirrorFrame,
-  window: mirrorWindow,
-  reset: mirrorReset,
 };
 
 export function watchExternalCalls() {
@@ -49,12 +48,11 @@ function mirrorModel({ info, source }) {
   scheduleRender();
 }
 
-function mirrorOpen({ info }) {
-  showDocument(info, { name: info.name, size: undefined });
+/** A script opened a file (documents.js shows it): say so. */
+function mirrorOpen(_event) {
+  if (!state.doc) return;
   messages.ok(`Opened ${state.doc.name}: ${describeDoc(state.doc)} (by a script).`);
   if (state.doc.notice) messages.warn(state.doc.notice);
-  updateControls();
-  scheduleRender();
 }
 
 /** A script prompted an object: show that frame (the prompt itself is shown by prompts.js). */
@@ -76,26 +74,4 @@ function mirrorFrame(ev) {
     renderObjectList();
     updateControls();
   }
-}
-
-function mirrorWindow({ window }) {
-  if (!state.doc || state.doc.kind !== 'volume') return;
-  showWindow(window);
-  scheduleRender();
-}
-
-function mirrorReset({ obj: id }) {
-  if (id === null || id === undefined) {
-    state.objects = [];
-    state.nextId = 1;
-    maskCache.clear();
-    if (state.doc) addObject();
-  } else {
-    state.objects = state.objects.filter((o) => o.id !== id);
-    forgetMasksOfObject(id);
-    if (state.selectedId === id) state.selectedId = state.objects.at(-1)?.id ?? null;
-  }
-  renderObjectList();
-  updateControls();
-  scheduleRender();
 }

@@ -130,16 +130,37 @@ export function refreshAreas() {
   }
 }
 
+/**
+ * Forgets every object (`id` null) or one, from a "reset" event: every reset reaches the
+ * page this way, its own and those of scripts.
+ */
+function showReset({ obj: id }) {
+  if (id === null || id === undefined) {
+    state.objects = [];
+    state.nextId = 1;
+    state.lastPropagation = null;
+    maskCache.clear();
+    if (state.doc) addObject();
+  } else {
+    state.objects = state.objects.filter((o) => o.id !== id);
+    forgetMasksOfObject(id);
+    if (state.selectedId === id) state.selectedId = state.objects.at(-1)?.id ?? null;
+  }
+  renderObjectList();
+  updateControls();
+  scheduleRender();
+}
+
+medseg.on('reset', showReset);
+
 function removeObjectUi(id) {
   const obj = state.objects.find((o) => o.id === id);
   if (!obj) return;
   queuePrompt(`Removing ${obj.name}`, async () => {
+    // The engine's "reset" event takes it off the page (showReset); an object the engine
+    // never saw has no event, so it goes here.
     if (obj.inEngine) await medseg.removeObject(id);
-    state.objects = state.objects.filter((o) => o !== obj);
-    forgetMasksOfObject(id);
-    if (state.selectedId === id) state.selectedId = state.objects.at(-1)?.id ?? null;
-    renderObjectList();
-    scheduleRender();
+    else showReset({ obj: id });
     messages.info(`${obj.name} removed.`);
   });
 }
@@ -165,12 +186,7 @@ ui.clearAll.addEventListener('click', async () => {
   ui.clearAll.textContent = 'Clear all';
   await withBusy('reset', 'clear', async () => {
     try {
-      await medseg.reset();
-      state.objects = [];
-      state.nextId = 1;
-      state.lastPropagation = null;
-      maskCache.clear();
-      addObject();
+      await medseg.reset(); // its "reset" event clears the page (showReset)
       messages.info('All objects and masks cleared.');
     } catch (err) {
       messages.error('Clearing', err);
