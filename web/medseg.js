@@ -7,7 +7,8 @@
 // the session keeps its earlier state.
 //
 //   await medseg.init({ backend: "auto" | "webgpu" | "cpu" })  // optional; default auto,
-//                                   // or ?backend=cpu|webgpu in the page URL
+//                                   // or ?backend=cpu|webgpu in the page URL; once per backend
+//   await medseg.ready()            // the engine has started (calls made earlier wait too)
 //   await medseg.backend()          // "webgpu" | "cpu"
 //   await medseg.loadModel(urlOrFile, { expect: "lite-medsam" | "sam2", onProgress })
 //   await medseg.openFile(file, { window, maxFrames, maxSide, fps, onProgress })
@@ -159,6 +160,10 @@ export class MedSeg extends EventTarget {
     this._next = 1;
     this._pending = new Map();
     this._init = null;
+    /** @type {Promise<{ backend: "webgpu" | "cpu", notice?: string }> | null} */
+    this._started = null;
+    /** @type {string | null} */
+    this._startedBackend = null;
     this._backend = null;
     this._frameListener = null;
   }
@@ -216,7 +221,10 @@ export class MedSeg extends EventTarget {
   }
 
   /**
-   * Starts (or restarts, dropping all state) the worker on a backend.
+   * Starts the worker on a backend, once: another call for the same backend (or naming
+   * none) gets the same start, so a page and the scripts in it share one engine and no
+   * call in flight loses its worker. Naming another backend restarts the engine,
+   * dropping all state; that is refused while calls are pending.
    * @param {{ backend?: string }} [opts] backend: "auto" (the default), "webgpu" or "cpu"
    * @returns {Promise<{ backend: "webgpu" | "cpu", notice?: string }>}
    */
@@ -225,16 +233,32 @@ export class MedSeg extends EventTarget {
       const q = typeof location !== "undefined" ? new URLSearchParams(location.search).get("backend") : null;
       backend = q || "auto";
     }
+    if (this._started && this._startedBackend === backend) return this._started;
+    if (this._pending.size) {
+      return Promise.reject(this._error(`cannot restart the engine on "${backend}" while ${this._pending.size} call(s) are pending`));
+    }
     this._start();
     const p = this._call("init", [{ backend }]).then((r) => {
       this._backend = r.backend;
       return r;
     });
+    this._started = p;
+    this._startedBackend = backend;
     this._init = p.catch(() => {}); // a failed init is retried by the next call's init
     p.catch(() => {
       this._init = null;
+      this._started = null;
     });
     return p;
+  }
+
+  /**
+   * Resolves when the engine has started (starting it on the default backend if nothing
+   * has): a page that embeds MedSeg may await it before its first call. Calls made
+   * earlier wait for the start too, and the page's own start does not replace it.
+   */
+  ready() {
+    return this.init();
   }
 
   /** "webgpu" or "cpu". */

@@ -7,7 +7,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import path from "node:path";
-import { launch, openPage, log, readSafetensors, until, SHARED, DATA_URL_PATH, errorsText, openFrameFolder } from "./lib.mjs";
+import { launch, openPage, waitReady, log, readSafetensors, until, SHARED, DATA_URL_PATH, BASE, PAGE, errorsText, openFrameFolder } from "./lib.mjs";
 
 const FIX = path.join(SHARED, "fixtures/sam2-small");
 const BOX = Array.from(readSafetensors(path.join(FIX, "fixtures.safetensors"), ["video.in.box_frame0"])["video.in.box_frame0"].data);
@@ -79,6 +79,46 @@ test("the page mirrors calls made through window.medseg", { timeout: 600000 }, a
     assert.deepEqual([grey.kind, grey.frames, grey.width, grey.height], ["clip", 2, 32, 24]);
     assert.equal(await text(page, "frame-total"), "of 2");
     assert.deepEqual(await page.evaluate(async () => Array.from((await window.medseg.getFrame(1)).data.slice(0, 4))), [200, 200, 200, 255]);
+    assert.deepEqual(errors, [], `console errors:${errorsText(errors)}`);
+  } finally {
+    await close();
+  }
+});
+
+// A script that embeds MedSeg calls it the moment window.medseg exists, before the page
+// has started its engine: the call waits for the one engine (the page's start does not
+// replace the worker under it), succeeds, and the page shows the file.
+test("an openFile called the moment window.medseg exists succeeds", { timeout: 300000 }, async () => {
+  const { context, close } = await launch();
+  try {
+    const page = await context.newPage();
+    const errors = [];
+    page.on("pageerror", (e) => errors.push(`pageerror: ${e.message}`));
+    page.on("console", (m) => {
+      if (m.type() === "error") errors.push(`console: ${m.text()}`);
+    });
+    await page.goto(`${BASE}${PAGE}?backend=cpu&model=none`);
+    await page.waitForFunction(() => typeof window.medseg === "object" && window.medseg !== null, null, { timeout: 30000, polling: 5 });
+    const early = await page.evaluate(async () => {
+      const c = new OffscreenCanvas(32, 24);
+      const g = c.getContext("2d");
+      if (!g) throw new Error("no 2d context");
+      g.fillStyle = "#888";
+      g.fillRect(0, 0, 32, 24);
+      const file = new File([await c.convertToBlob({ type: "image/png" })], "early.png");
+      const state = document.body.dataset.state ?? "";
+      try {
+        const info = await window.medseg.openFile(file);
+        return { state, ok: true, kind: info.kind, width: info.width, ready: await window.medseg.ready() };
+      } catch (e) {
+        return { state, ok: false, error: String(e) };
+      }
+    });
+    log(`openFile at page state "${early.state}": ${early.ok ? "opened" : early.error}`);
+    assert.ok(early.ok, `the early openFile failed: ${early.error}`);
+    assert.deepEqual([early.kind, early.width, early.ready.backend], ["image", 32, "cpu"]);
+    await waitReady(page);
+    assert.match(await text(page, "file-info"), /early\.png/, "the page shows the file the script opened");
     assert.deepEqual(errors, [], `console errors:${errorsText(errors)}`);
   } finally {
     await close();
