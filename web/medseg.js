@@ -49,51 +49,12 @@
 // A volume slice k is shown with x = voxel index i (columns) and y = voxel index j (rows);
 // its mask is row-major (row j, column i), like imgs[k][y][x] of a MedSAM .npz.
 
+import { fileKind, magicKind, unsupportedFileText } from "./files.js";
+import { decodeClip } from "./clip-decode.js";
+
+export { fileKind, magicKind, unsupportedFileText, SUPPORTED_FILES } from "./files.js";
+
 /** A File, or a Blob that carries a file name. @typedef {Blob & { name?: string }} NamedBlob */
-
-// What a file is: one classifier, for openFile and for the page.
-const FILE_KINDS = /** @type {const} */ ([
-  ["volume", /\.(nii|nii\.gz|npz)$/i],
-  ["image", /\.(png|jpe?g|webp)$/i],
-  ["video", /\.(mp4|m4v|webm)$/i],
-  ["model", /\.(safetensors|pt|pth)$/i],
-]);
-/** Clip containers that browsers decode only sometimes. */
-const OTHER_VIDEO_EXT = /\.(mkv|mov|ogv|ogg|avi)$/i;
-
-/** The file types MedSeg opens, for the message about one it does not. */
-export const SUPPORTED_FILES =
-  "MedSeg opens PNG, JPEG and WebP images, MP4 and WebM clips, NIfTI volumes (.nii, .nii.gz) and .npz volumes";
-
-/**
- * What a file is by its name: "image", "video", "volume", "model" (weights for loadModel)
- * or null. Other clip containers (.mkv, .mov, .ogv, .ogg, .avi) and a `type` of video/*
- * count as "video" too, for the browser to try, unless `strict` (the page asks for a
- * conversion instead). openFile also looks at the file's first bytes (magicKind).
- * @param {string} name
- * @param {string} [type] the MIME type
- * @param {{ strict?: boolean }} [opts]
- * @returns {"image" | "video" | "volume" | "model" | null}
- */
-export function fileKind(name, type = "", { strict = false } = {}) {
-  for (const [kind, ext] of FILE_KINDS) if (ext.test(name)) return kind;
-  if (!strict && (OTHER_VIDEO_EXT.test(name) || type.startsWith("video/"))) return "video";
-  return null;
-}
-
-/**
- * Why a file named `name` is not opened: "unsupported file type", what MedSeg opens, and
- * what to do for common near misses (DICOM, other .gz, other clip containers).
- * @param {string} name
- */
-export function unsupportedFileText(name) {
-  const n = name.toLowerCase();
-  let hint = "";
-  if (/\.dcm$|^[^.]+$/.test(n)) hint = "; DICOM series: convert to NIfTI first (e.g. dcm2niix)";
-  else if (/\.gz$/.test(n)) hint = "; a .gz must be a gzipped NIfTI named .nii.gz";
-  else if (/\.(mov|avi|mkv)$/.test(n)) hint = "; convert the clip to MP4 (H.264) or WebM first";
-  return `unsupported file type. ${SUPPORTED_FILES}${hint}`;
-}
 
 /** Where the default model (LiteMedSAM, converted by scripts/fetch-weights.sh) is, from the app's root. */
 export const DEFAULT_MODEL_PATH = "weights/lite_medsam.safetensors";
@@ -109,48 +70,6 @@ export const DEFAULT_MODEL_URL = new URL(`../${DEFAULT_MODEL_PATH}`, import.meta
 
 /** Limits for clips decoded in the page (each can be overridden per openFile call). */
 export const CLIP_DEFAULTS = { maxFrames: 200, maxSide: 512, fps: 10 };
-
-/**
- * What a file is by its first bytes (16 are enough): "image", "video", "volume" or null.
- * @param {Uint8Array} head
- * @returns {"image" | "video" | "volume" | null}
- */
-export function magicKind(head) {
-  const b = head;
-  if (b.length >= 8 && b[0] === 0x89 && b[1] === 0x50 && b[2] === 0x4e && b[3] === 0x47) return "image";
-  if (b.length >= 3 && b[0] === 0xff && b[1] === 0xd8 && b[2] === 0xff) return "image";
-  if (b.length >= 12 && String.fromCharCode(...b.slice(0, 4)) === "RIFF" && String.fromCharCode(...b.slice(8, 12)) === "WEBP") return "image";
-  if (b.length >= 2 && b[0] === 0x1f && b[1] === 0x8b) return "volume"; // .nii.gz
-  if (b.length >= 4 && b[0] === 0x50 && b[1] === 0x4b) return "volume"; // .npz (zip)
-  if (b.length >= 4 && b[0] === 0x1a && b[1] === 0x45 && b[2] === 0xdf && b[3] === 0xa3) return "video"; // WebM/Matroska
-  if (b.length >= 8 && String.fromCharCode(...b.slice(4, 8)) === "ftyp") return "video"; // MP4/MOV
-  if (b.length >= 4 && (new DataView(b.buffer, b.byteOffset).getInt32(0, true) === 348 || new DataView(b.buffer, b.byteOffset).getInt32(0, false) === 348)) return "volume"; // .nii
-  return null;
-}
-
-function once(target, okEvent, errEvent, timeoutMs, what) {
-  return new Promise((resolve, reject) => {
-    const t = setTimeout(() => {
-      cleanup();
-      reject(new Error(`${what}: timed out`));
-    }, timeoutMs);
-    const ok = () => {
-      cleanup();
-      resolve();
-    };
-    const bad = () => {
-      cleanup();
-      reject(new Error(`${what}: the browser cannot decode this video (${target.error?.message || "unsupported codec or damaged file"})`));
-    };
-    const cleanup = () => {
-      clearTimeout(t);
-      target.removeEventListener(okEvent, ok);
-      if (errEvent) target.removeEventListener(errEvent, bad);
-    };
-    target.addEventListener(okEvent, ok);
-    if (errEvent) target.addEventListener(errEvent, bad);
-  });
-}
 
 export class MedSeg extends EventTarget {
   constructor({ workerUrl = new URL("./worker.js", import.meta.url) } = {}) {
@@ -390,63 +309,15 @@ export class MedSeg extends EventTarget {
 
   async _openVideo(file, name, opts) {
     await this._ready();
-    const { maxFrames, maxSide, fps } = { ...CLIP_DEFAULTS, ...opts };
-    const url = URL.createObjectURL(file);
-    const video = document.createElement("video");
-    video.muted = true;
-    video.playsInline = true;
-    video.preload = "auto";
-    const notices = [];
-    try {
-      video.src = url;
-      await once(video, "loadedmetadata", "error", 20000, name);
-      if (!Number.isFinite(video.duration)) {
-        // MediaRecorder WebM has no duration until the end has been seen.
-        video.currentTime = 1e7;
-        await once(video, "seeked", "error", 20000, name);
-      }
-      const duration = Number.isFinite(video.duration) ? video.duration : 0;
-      const vw = video.videoWidth;
-      const vh = video.videoHeight;
-      if (!vw || !vh) throw this._error(`${name}: the video has no picture`);
-      let n = Math.max(1, Math.floor(duration * fps + 1e-6));
-      let step = 1 / fps;
-      if (n > maxFrames) {
-        notices.push(`${name}: ${n} frames at ${fps} fps exceed the limit of ${maxFrames}; sampled ${maxFrames} frames across the clip`);
-        step = duration / maxFrames;
-        n = maxFrames;
-      }
-      const scale = Math.min(1, maxSide / Math.max(vw, vh));
-      const w = Math.max(1, Math.round(vw * scale));
-      const h = Math.max(1, Math.round(vh * scale));
-      if (scale < 1) notices.push(`${name}: ${vw}×${vh} scaled to ${w}×${h} (limit ${maxSide} px)`);
-      const canvas = document.createElement("canvas");
-      canvas.width = w;
-      canvas.height = h;
-      const ctx = canvas.getContext("2d", { willReadFrequently: true });
-      await this._call("beginClip", [name]);
-      for (let i = 0; i < n; i++) {
-        // The middle of frame i's interval, so a seek lands inside it.
-        const t = Math.min(i * step + step / 2, Math.max(0, duration - 1e-3));
-        if (Math.abs(video.currentTime - t) > 1e-6) {
-          video.currentTime = t;
-          await once(video, "seeked", "error", 20000, name);
-        }
-        ctx.drawImage(video, 0, 0, w, h);
-        const data = ctx.getImageData(0, 0, w, h).data.buffer;
-        await this._call("pushFrame", [{ data, width: w, height: h }], [data]);
-        opts.onProgress?.({ task: "decode", loaded: i + 1, total: n, fraction: (i + 1) / n });
-      }
-      const info = await this._call("finishClip");
-      for (const message of notices) {
-        this._emit("notice", { message });
-      }
-      return { ...info, notices };
-    } finally {
-      video.removeAttribute("src");
-      video.load();
-      URL.revokeObjectURL(url);
+    await this._call("beginClip", [name]);
+    const notices = await decodeClip(file, name, { ...CLIP_DEFAULTS, ...opts }, (frame) =>
+      this._call("pushFrame", [frame], [frame.data]),
+    );
+    const info = await this._call("finishClip");
+    for (const message of notices) {
+      this._emit("notice", { message });
     }
+    return { ...info, notices };
   }
 
   async info() {

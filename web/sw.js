@@ -32,6 +32,8 @@ const SHELL = [
   'web/app.js',
   'web/style.css',
   'web/medseg.js',
+  'web/files.js',
+  'web/clip-decode.js',
   'web/worker.js',
   'web/page/busy.js',
   'web/page/cache.js',
