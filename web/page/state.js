@@ -21,6 +21,7 @@ export const ui = {
   windowSelect: $('window-select', HTMLSelectElement),
   tools: [.../** @type {NodeListOf<HTMLButtonElement>} */ (document.querySelectorAll('.tool[data-tool]'))],
   undo: $('undo', HTMLButtonElement),
+  redo: $('redo', HTMLButtonElement),
   toolHint: $('tool-hint'),
   objectList: $('object-list', HTMLOListElement),
   addObject: $('add-object', HTMLButtonElement),
