@@ -4,7 +4,9 @@
 //! connection (`Connection: close`). It listens on the loopback interface only and never
 //! serves a file outside its root: paths with a `..` or hidden (`.name`) component are
 //! refused, and every path is canonicalised (symbolic links resolved) and checked to stay
-//! under the canonical root. Directories serve their `index.html`; there are no listings.
+//! under the canonical root. Directories serve their `index.html`; there are no listings,
+//! but for one: `/models.json` (when the root has no such file) lists the model files in
+//! `weights/`, so that the page's model picker offers only models that are there.
 //!
 //! Every response carries `Cache-Control: no-cache` (the app and the weights change while
 //! developing) and the cross-origin isolation headers (COOP/COEP), so the page may use
@@ -138,6 +140,19 @@ fn handle(root: &Path, stream: TcpStream) -> io::Result<()> {
         "HEAD" => true,
         _ => return respond_error(&mut out, 405, "Method Not Allowed", false),
     };
+    if target.split(['?', '#']).next() == Some(MODEL_LISTING) && !root.join("models.json").exists()
+    {
+        let body = model_listing(root);
+        write!(
+            out,
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n{COMMON_HEADERS}\r\n",
+            body.len()
+        )?;
+        if !head_only {
+            out.write_all(body.as_bytes())?;
+        }
+        return out.flush();
+    }
     let path = match resolve(root, target) {
         Ok(p) => p,
         Err(status) => {
@@ -173,6 +188,34 @@ fn handle(root: &Path, stream: TcpStream) -> io::Result<()> {
         io::copy(&mut BufReader::with_capacity(1 << 16, file), &mut out)?;
     }
     out.flush()
+}
+
+/// The request path of the model listing.
+const MODEL_LISTING: &str = "/models.json";
+
+/// `{"weights": [{"file": "weights/NAME", "bytes": N}, ...]}`: the model files (.safetensors,
+/// .pt, .pth; not hidden) directly in `root/weights`, by name. Made per request, so a model
+/// converted while the server runs is listed on the page's next load.
+fn model_listing(root: &Path) -> String {
+    let mut files: Vec<(String, u64)> = std::fs::read_dir(root.join("weights"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().into_string().ok()?;
+            let model = [".safetensors", ".pt", ".pth"]
+                .iter()
+                .any(|ext| name.ends_with(ext));
+            let meta = e.metadata().ok()?;
+            (model && !name.starts_with('.') && meta.is_file()).then_some((name, meta.len()))
+        })
+        .collect();
+    files.sort();
+    let weights: Vec<_> = files
+        .into_iter()
+        .map(|(name, bytes)| serde_json::json!({ "file": format!("weights/{name}"), "bytes": bytes }))
+        .collect();
+    serde_json::json!({ "weights": weights }).to_string()
 }
 
 /// A strong validator from the file's size and modification time (nanoseconds): a rebuilt
@@ -362,6 +405,39 @@ mod tests {
         assert_eq!(status, 200);
         assert!(head.contains("Content-Length: 17"), "{head}");
         assert!(body.is_empty());
+    }
+
+    #[test]
+    fn models_json_lists_the_model_files_in_weights() {
+        let tmp = TempDir::new();
+        let addr = start(&tmp);
+        let (status, _, body) = get(addr, "/models.json");
+        assert_eq!(status, 200);
+        assert_eq!(
+            body, br#"{"weights":[]}"#,
+            "no weights/ folder: an empty list"
+        );
+        let weights = tmp.0.join("site/weights");
+        std::fs::create_dir_all(weights.join(".cache")).unwrap();
+        std::fs::write(weights.join("b.safetensors"), b"12345").unwrap();
+        std::fs::write(weights.join("a.pt"), b"1").unwrap();
+        std::fs::write(weights.join("README.md"), b"not a model").unwrap();
+        std::fs::write(weights.join(".hidden.safetensors"), b"1").unwrap();
+        std::fs::write(weights.join(".cache/c.pth"), b"1").unwrap();
+        let (status, head, body) = get(addr, "/models.json?t=1");
+        assert_eq!(status, 200);
+        assert!(head.contains("Content-Type: application/json"), "{head}");
+        let listing: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(
+            listing,
+            serde_json::json!({"weights": [
+                {"file": "weights/a.pt", "bytes": 1},
+                {"file": "weights/b.safetensors", "bytes": 5},
+            ]})
+        );
+        // A real models.json in the root is served as it is.
+        std::fs::write(tmp.0.join("site/models.json"), b"{\"weights\":[1]}").unwrap();
+        assert_eq!(get(addr, "/models.json").2, br#"{"weights":[1]}"#);
     }
 
     #[test]

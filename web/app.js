@@ -9,7 +9,7 @@
 // This file starts the page. Its modules are in web/page/ (README.md's Layout lists them);
 // importing one wires up its controls.
 import { DEFAULT_MODEL_PATH } from './medseg.js';
-import { messages, state } from './page/state.js';
+import { ui, messages, state } from './page/state.js';
 import { viewer, scheduleRender, updateControls } from './page/view.js';
 import { startEngine } from './page/engine.js';
 import { populateModels, loadModelUrl } from './page/model.js';
@@ -39,6 +39,8 @@ function setPageState(value) {
 
 async function main() {
   setPageState('starting');
+  // The keyboard list starts folded where it would run below the fold.
+  if (window.innerHeight < 860) ui.keysCard.open = false;
   viewer.setTool(state.tool);
   updateControls();
   renderObjectList();

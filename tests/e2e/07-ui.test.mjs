@@ -9,32 +9,8 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import fs from "node:fs";
 import path from "node:path";
-import { launch, openPage, log, screenshot, blobBytes, putBytes, makeSyntheticClip, readNifti, dice, until, OUT, errorsText, CT_GT as GT, CT_VOLUME as VOL } from "./lib.mjs";
+import { launch, openPage, log, screenshot, blobBytes, putBytes, makeSyntheticClip, readNifti, dice, until, imageToClient, drawBox, OUT, errorsText, CT_GT as GT, CT_VOLUME as VOL } from "./lib.mjs";
 
-
-/** Client coordinates of image pixel (x, y) in the viewer canvas (web/ui/viewer.js fit). */
-async function imageToClient(page, imgW, imgH, aspect = 1) {
-  const r = await page.evaluate(() => {
-    const c = document.getElementById("view");
-    const b = c.getBoundingClientRect();
-    return { left: b.left, top: b.top, w: c.parentElement.clientWidth, h: c.parentElement.clientHeight };
-  });
-  const pad = 8;
-  const s = Math.min((r.w - 2 * pad) / imgW, (r.h - 2 * pad) / (imgH * aspect));
-  const ox = (r.w - imgW * s) / 2;
-  const oy = (r.h - imgH * s * aspect) / 2;
-  return (x, y) => [r.left + ox + x * s, r.top + oy + y * s * aspect];
-}
-
-async function drawBox(page, to, [x0, y0, x1, y1]) {
-  const [ax, ay] = to(x0, y0);
-  const [bx, by] = to(x1, y1);
-  await page.mouse.move(ax, ay);
-  await page.mouse.down();
-  await page.mouse.move((ax + bx) / 2, (ay + by) / 2, { steps: 4 });
-  await page.mouse.move(bx, by, { steps: 4 });
-  await page.mouse.up();
-}
 
 async function setNumber(page, id, value) {
   await page.fill(`#${id}`, String(value));
@@ -74,9 +50,9 @@ test("the page: volume and clip through the controls", { timeout: 1500000 }, asy
     const { page, errors } = await openPage(context, "?backend=cpu");
     const arch = await page.evaluate(() => window.medseg.architecture());
     assert.equal(arch, "lite-medsam", "the page loads the default LiteMedSAM by itself");
-    // LiteMedSAM takes boxes only: the point tools are off.
+    // LiteMedSAM takes boxes only: the point tools are not offered.
     assert.deepEqual(
-      await page.evaluate(() => [.../** @type {NodeListOf<HTMLButtonElement>} */ (document.querySelectorAll(".tool[data-tool]"))].map((b) => [b.dataset.tool, b.disabled])),
+      await page.evaluate(() => [.../** @type {NodeListOf<HTMLButtonElement>} */ (document.querySelectorAll(".tool[data-tool]"))].map((b) => [b.dataset.tool, b.disabled || b.hidden])),
       [["box", false], ["point+", true], ["point-", true]],
     );
 

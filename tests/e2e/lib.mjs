@@ -302,3 +302,28 @@ export async function until(page, fn, arg, { timeout = 600000, interval = 250, w
     await new Promise((r) => setTimeout(r, interval));
   }
 }
+
+/** Client coordinates of image pixel (x, y) in the viewer canvas (web/ui/viewer.js fit). */
+export async function imageToClient(page, imgW, imgH, aspect = 1) {
+  const r = await page.evaluate(() => {
+    const c = document.getElementById("view");
+    const b = c.getBoundingClientRect();
+    return { left: b.left, top: b.top, w: c.parentElement.clientWidth, h: c.parentElement.clientHeight };
+  });
+  const pad = 8;
+  const s = Math.min((r.w - 2 * pad) / imgW, (r.h - 2 * pad) / (imgH * aspect));
+  const ox = (r.w - imgW * s) / 2;
+  const oy = (r.h - imgH * s * aspect) / 2;
+  return (x, y) => [r.left + ox + x * s, r.top + oy + y * s * aspect];
+}
+
+/** Drags a box with the mouse from image pixel (x0, y0) to (x1, y1); `to` from imageToClient. */
+export async function drawBox(page, to, [x0, y0, x1, y1]) {
+  const [ax, ay] = to(x0, y0);
+  const [bx, by] = to(x1, y1);
+  await page.mouse.move(ax, ay);
+  await page.mouse.down();
+  await page.mouse.move((ax + bx) / 2, (ay + by) / 2, { steps: 4 });
+  await page.mouse.move(bx, by, { steps: 4 });
+  await page.mouse.up();
+}

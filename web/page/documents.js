@@ -7,6 +7,8 @@ import { scheduleRender, setFrame, schedulePrepare, updateControls, setToolHint,
 import { withBusy } from './busy.js';
 import { loadModelFile } from './model.js';
 import { addObject } from './objects.js';
+import { exportMasks } from './export.js';
+import { mayReplaceDocument } from './unsaved.js';
 
 async function openDocument(file) {
   if (!state.inited) {
@@ -22,6 +24,10 @@ async function openDocument(file) {
   }
   if (file.size === 0) {
     messages.error(`Cannot open ${file.name}`, 'the file is empty (0 bytes)');
+    return;
+  }
+  if (!(await mayReplaceDocument(file.name, exportMasks))) {
+    messages.info(`Kept ${state.doc?.name}; ${file.name} was not opened.`);
     return;
   }
   await withBusy('open', `open ${file.name}`, async () => {

@@ -6,8 +6,11 @@ import { ui, messages, state } from './state.js';
 import { getFrameCanvas, edgeFor, getOverlay } from './cache.js';
 import { scheduleRender, setTask, clearTask } from './view.js';
 import { withBusy } from './busy.js';
+import { markExported } from './unsaved.js';
 
+/** Saves an export; answers whether it was saved. */
 async function exportBlob(what, call, name) {
+  let saved = false;
   await withBusy('export', `export ${what}`, async () => {
     state.taskTitle = `Exporting ${what}`;
     setTask(`${state.taskTitle}…`, null);
@@ -17,12 +20,15 @@ async function exportBlob(what, call, name) {
       const fileName = typeof name === 'function' ? await name(blob) : name;
       downloadBlob(blob, fileName);
       messages.ok(`Saved ${fileName} (${fmtBytes(blob.size)}).`);
+      saved = true;
     } catch (err) {
       messages.error(`Exporting ${what}`, err);
     } finally {
       clearTask();
     }
   });
+  if (saved) markExported();
+  return saved;
 }
 
 async function isGzip(blob) {
@@ -30,13 +36,16 @@ async function isGzip(blob) {
   return b[0] === 0x1f && b[1] === 0x8b;
 }
 
-ui.exportNifti.addEventListener('click', () =>
-  exportBlob('NIfTI masks', () => medseg.exportNifti(), async (blob) => `${baseName(state.doc.name)}_masks.nii${(await isGzip(blob)) ? '.gz' : ''}`),
-);
+/** Saves the masks of the open document (a NIfTI label map of a volume, else PNGs in a zip). */
+export function exportMasks() {
+  if (state.doc?.kind === 'volume') {
+    return exportBlob('NIfTI masks', () => medseg.exportNifti(), async (blob) => `${baseName(state.doc.name)}_masks.nii${(await isGzip(blob)) ? '.gz' : ''}`);
+  }
+  return exportBlob('PNG masks', () => medseg.exportPngZip(), `${baseName(state.doc?.name)}_masks.zip`);
+}
 
-ui.exportPng.addEventListener('click', () =>
-  exportBlob('PNG masks', () => medseg.exportPngZip(), `${baseName(state.doc?.name)}_masks.zip`),
-);
+ui.exportNifti.addEventListener('click', () => exportMasks());
+ui.exportPng.addEventListener('click', () => exportMasks());
 
 ui.exportVideo.addEventListener('click', () => exportVideo());
 

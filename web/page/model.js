@@ -1,16 +1,21 @@
 // Models: the picker, loading one from weights/ or from a file, showing the loaded one.
 import { medseg, DEFAULT_MODEL_PATH, fileKind } from '../medseg.js';
 import { el } from '../ui/dom.js';
-import { KNOWN_MODELS, cachedWeights, weightsStatus, fileLabel } from '../ui/models.js';
-import { ui, messages, state } from './state.js';
+import { KNOWN_MODELS, MEDSAM2_HELP, cachedWeights, listedWeights, weightsStatus, fileLabel } from '../ui/models.js';
+import { ui, messages, state, ask } from './state.js';
 import { maskCache } from './cache.js';
 import { scheduleRender, schedulePrepare, setTask, clearTask } from './view.js';
 import { withBusy } from './busy.js';
 
 const OPEN_MODEL_FILE = '__open_model_file__';
+const GET_MEDSAM2 = '__get_medsam2__';
 
 export async function populateModels() {
   const sel = ui.modelSelect;
+  const [listed, cachedList] = await Promise.all([listedWeights(), cachedWeights()]);
+  const cached = new Set(cachedList);
+  // Without the server's list, the default model is offered (a pick checks it is there).
+  const present = listed ?? [DEFAULT_MODEL_PATH];
   sel.replaceChildren();
   const groups = new Map();
   const group = (label) => {
@@ -21,20 +26,18 @@ export async function populateModels() {
     }
     return groups.get(label);
   };
-  const cached = new Set(await cachedWeights());
-  for (const m of KNOWN_MODELS) {
-    const label = m.group === 'default' ? 'weights/ (default)' : 'MedSAM2: convert into weights/ first';
-    const suffix = cached.has(m.url) ? ' · offline' : '';
-    group(label).append(el('option', { value: m.url }, `${m.label}${suffix}`));
-  }
-  const known = new Set(KNOWN_MODELS.map((m) => m.url));
+  const label = (url) => KNOWN_MODELS.find((m) => m.url === url)?.label ?? fileLabel(url);
+  // The default first, then the others by name.
+  const ordered = [...new Set(present)].sort((a, b) => Number(b === DEFAULT_MODEL_PATH) - Number(a === DEFAULT_MODEL_PATH) || a.localeCompare(b));
+  for (const url of ordered) group('weights/').append(el('option', { value: url }, label(url)));
   for (const url of cached) {
-    if (known.has(url)) continue;
-    group('Offline cache').append(el('option', { value: url }, `${fileLabel(url)} · offline`));
+    if (!present.includes(url)) group('Offline cache').append(el('option', { value: url }, label(url)));
   }
   for (const [key, file] of state.modelFiles) {
     group('Your files').append(el('option', { value: key }, file.name));
   }
+  const medsam2 = [...present, ...cached].some((u) => /medsam2/i.test(u)) || state.model?.architecture === 'sam2';
+  if (!medsam2) sel.append(el('option', { value: GET_MEDSAM2 }, 'Get MedSAM2…'));
   sel.append(el('option', { value: OPEN_MODEL_FILE }, 'Open a model file… (.safetensors, MedSAM2 .pt)'));
   sel.value = state.modelKey || '';
   if (!state.modelKey) sel.selectedIndex = -1;
@@ -130,13 +133,32 @@ export async function loadModelFile(file) {
   }
 }
 
+function openModelFile() {
+  ui.modelFile.value = '';
+  ui.modelFile.click();
+}
+
 ui.modelSelect.addEventListener('change', () => {
   const v = ui.modelSelect.value;
+  if (v === GET_MEDSAM2) {
+    ui.modelSelect.value = state.modelKey;
+    if (!state.modelKey) ui.modelSelect.selectedIndex = -1;
+    ask({
+      title: 'Get MedSAM2',
+      text: MEDSAM2_HELP,
+      buttons: [
+        { label: 'Close', value: 'close' },
+        { label: 'Open a model file…', value: 'open', primary: true },
+      ],
+    }).then((answer) => {
+      if (answer === 'open') openModelFile();
+    });
+    return;
+  }
   if (v === OPEN_MODEL_FILE) {
     ui.modelSelect.value = state.modelKey;
     if (!state.modelKey) ui.modelSelect.selectedIndex = -1;
-    ui.modelFile.value = '';
-    ui.modelFile.click();
+    openModelFile();
     return;
   }
   if (state.modelFiles.has(v)) {

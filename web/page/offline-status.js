@@ -1,6 +1,10 @@
-// The offline badge: whether a service worker caches the app.
+// The offline badge: whether the page would work without the network, that is whether a
+// service worker caches the app and the loaded model is in the offline cache too (a model
+// still downloading, or opened from a file, is not).
+import { medseg } from '../medseg.js';
 import { registerServiceWorker } from '../ui/offline.js';
-import { ui, messages } from './state.js';
+import { cachedWeights } from '../ui/models.js';
+import { ui, messages, state } from './state.js';
 
 /** What registerServiceWorker answered ({state, detail}), 'active' once a worker controls the page. */
 let swState = { state: 'unsupported' };
@@ -14,6 +18,31 @@ export async function startOffline() {
   }
 }
 
+/** Whether the loaded model is in the offline cache: null when no model is loaded. */
+let modelCached = null;
+let modelCheck = 0;
+
+/** Finds out whether the loaded model is cached; the service worker stores it after the download, so this asks again for a while. */
+async function checkModelCached() {
+  const check = ++modelCheck;
+  modelCached = null;
+  const key = state.modelKey;
+  if (!key) return showOffline();
+  if (!key.startsWith('weights/')) {
+    modelCached = false; // a file the user opened: not cached, they open it again offline
+    return showOffline();
+  }
+  for (let i = 0; i < 120 && check === modelCheck; i++) {
+    modelCached = (await cachedWeights()).includes(key);
+    showOffline();
+    if (modelCached) return;
+    await new Promise((r) => setTimeout(r, 1000));
+  }
+}
+
+// After the page has taken the model as its own (showModel runs once loadModel answers).
+medseg.on('model', () => setTimeout(checkModelCached, 0));
+
 function showOffline() {
   const b = ui.offlineBadge;
   if (!navigator.onLine) {
@@ -22,10 +51,21 @@ function showOffline() {
     b.title = swState.state === 'active' ? 'No network: running from the offline cache.' : 'No network, and no offline cache.';
     return;
   }
-  if (swState.state === 'active') {
+  if (swState.state === 'active' && modelCached === false && state.modelKey.startsWith('weights/')) {
+    b.textContent = 'caching model…';
+    b.className = 'badge';
+    b.title = `The app is cached; ${state.modelKey} is being stored for offline use.`;
+  } else if (swState.state === 'active' && !state.model) {
+    b.textContent = 'offline: app only';
+    b.className = 'badge';
+    b.title = 'The app is cached; no model is loaded yet, so none is cached.';
+  } else if (swState.state === 'active') {
     b.textContent = 'offline-ready';
     b.className = 'badge ok';
-    b.title = 'The app and the models it loaded are cached: it works without the network.';
+    b.title =
+      modelCached === false
+        ? 'The app is cached; the model you opened from a file is not: open it again when offline.'
+        : 'The app and the loaded model are cached: it works without the network.';
   } else if (swState.state === 'installing') {
     b.textContent = 'caching…';
     b.className = 'badge';

@@ -3,6 +3,7 @@
 // imports no page module, so it is evaluated first.
 import { $ } from '../ui/dom.js';
 import { Messages } from '../ui/messages.js';
+import { ask as askIn } from '../ui/dialog.js';
 
 export const ui = {
   modelSelect: $('model-select', HTMLSelectElement),
@@ -23,6 +24,9 @@ export const ui = {
   undo: $('undo', HTMLButtonElement),
   redo: $('redo', HTMLButtonElement),
   toolHint: $('tool-hint'),
+  toolNote: $('tool-note'),
+  shortcuts: [.../** @type {NodeListOf<HTMLElement>} */ (document.querySelectorAll('.keys [data-needs]'))],
+  keysCard: $('keys-card', HTMLDetailsElement),
   objectList: $('object-list', HTMLOListElement),
   addObject: $('add-object', HTMLButtonElement),
   clearAll: $('clear-all', HTMLButtonElement),
@@ -52,6 +56,16 @@ export const ui = {
 };
 
 export const messages = new Messages($('messages'), $('notices'));
+
+const dialog = $('dialog', HTMLDialogElement);
+
+/**
+ * Asks the user (a modal dialog, web/ui/dialog.js); answers the value of the button chosen.
+ * @param {Parameters<typeof askIn>[1]} question
+ */
+export function ask(question) {
+  return askIn(dialog, question);
+}
 
 // Nothing may fail silently or only in the console: uncaught errors go to the messages.
 window.addEventListener('error', (e) => {

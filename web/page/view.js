@@ -185,15 +185,16 @@ export function updateControls() {
   ui.modelSelect.disabled = !ready || !idle;
   ui.openFile.disabled = !ready || !idle;
   viewer.setEnabled(promptOk);
+  // Only what the loaded model can do is offered; the tools card says once why points are not.
   const pointsOk = !boxOnlyModel();
   if (!pointsOk && state.tool !== 'box') setTool('box');
   for (const b of ui.tools) {
-    const noPoints = b.dataset.tool !== 'box' && !pointsOk;
-    b.dataset.help ??= b.title;
-    b.disabled = !ready || noPoints;
-    b.title = noPoints ? 'LiteMedSAM takes a box only (load MedSAM2 for points)' : b.dataset.help;
+    b.hidden = b.dataset.tool !== 'box' && !pointsOk;
+    b.disabled = !ready;
     b.setAttribute('aria-pressed', String(b.dataset.tool === state.tool));
   }
+  ui.toolNote.hidden = pointsOk || !state.model;
+  showShortcuts({ points: pointsOk, frames: !doc || multi, volume: doc?.kind === 'volume' });
   const sel = selectedObject();
   ui.undo.disabled = !promptOk || !sel || sel.prompts.size === 0;
   ui.addObject.disabled = !ready || !doc;
@@ -221,6 +222,11 @@ export function updateControls() {
   ui.windowRow.hidden = !doc || doc.kind !== 'volume';
   ui.windowSelect.disabled = !idle;
   updateHint();
+}
+
+/** The keyboard list shows the shortcuts whose `data-needs` (points, frames, volume) holds now. */
+function showShortcuts(can) {
+  for (const row of ui.shortcuts) row.hidden = !can[row.dataset.needs];
 }
 
 export function setToolHint(text) {

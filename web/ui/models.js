@@ -1,18 +1,46 @@
-// The model picker's entries: what weights/ holds, plus models the offline cache holds.
+// The model picker's entries: the models weights/ holds and those the offline cache holds.
 //
-// `medseg serve` has no directory listings, so the page cannot list weights/ itself: it
-// offers the default model (scripts/fetch-weights.sh puts it there) and the file names
-// weights/README.md tells users to convert MedSAM2 checkpoints to, and checks that a file
-// is there only when the user picks it (so that loading the page requests nothing that may
-// not exist). Models already in the offline cache are listed as such.
+// `medseg serve` answers /models.json with the model files in weights/ (a static server may
+// ship such a file itself), so the picker lists only models that are there: a model whose
+// file is absent is not offered, the page instead says where to get it. Without that list
+// (another server, or offline) the picker offers the default model and the cached ones;
+// a pick is then checked before it is loaded.
 import { DEFAULT_MODEL_PATH } from '../medseg.js';
 
-/** The picker's entries; `url` is relative to the page (the app's root), as in ?model=. */
+/**
+ * Labels of the files weights/README.md names; `url` is relative to the page (the app's
+ * root), as in ?model=. Other files are shown by their name.
+ */
 export const KNOWN_MODELS = [
   { url: DEFAULT_MODEL_PATH, label: 'LiteMedSAM (default)', group: 'default' },
   { url: 'weights/medsam2_latest.safetensors', label: 'MedSAM2 latest', group: 'medsam2' },
   { url: 'weights/medsam2_latest.f16.safetensors', label: 'MedSAM2 latest, float16', group: 'medsam2' },
 ];
+
+/** Where the MedSAM2 checkpoints come from, and the two ways to use one here. */
+export const MEDSAM2_HELP =
+  'MedSAM2 is not in weights/. Download MedSAM2_latest.pt (or MedSAM2_CTLesion.pt, ' +
+  'MedSAM2_US_Heart.pt, MedSAM2_MRI_LiverLesion.pt) from the MedSAM2 authors\' release: ' +
+  'huggingface.co/wanglab/MedSAM2 (code: github.com/bowang-lab/MedSAM2; weights CC-BY-SA-4.0). ' +
+  'Then choose "Open a model file…" to load the .pt here (it stays in this browser), or convert it ' +
+  'once so that the picker lists it: medseg convert MedSAM2_latest.pt weights/medsam2_latest.safetensors';
+
+/**
+ * The model files the server lists (/models.json, see the top of this file) as URLs
+ * relative to the page; null when there is no list (another server, or offline).
+ * @returns {Promise<string[] | null>}
+ */
+export async function listedWeights() {
+  try {
+    const res = await fetch('models.json', { cache: 'no-store' });
+    if (!res.ok) return null;
+    const list = (await res.json())?.weights;
+    if (!Array.isArray(list)) return null;
+    return list.map((w) => String(w?.file ?? '')).filter((f) => /^weights\/[^/]+\.(safetensors|pt|pth)$/.test(f));
+  } catch {
+    return null;
+  }
+}
 
 /** Cache Storage names the service worker keeps weights in (see web/sw.js). */
 const WEIGHTS_CACHE_PREFIX = 'medseg-weights-';
