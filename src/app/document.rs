@@ -11,7 +11,7 @@ use serde::Serialize;
 use crate::app::error::{AppError, AppResult, ErrorKind};
 use crate::io::image::RgbImage;
 use crate::io::volume::{DataType, NiftiGeometry, SourceFormat, Volume};
-use crate::io::window::WindowPreset;
+use crate::io::window::{WindowLevel, WindowPreset, is_hounsfield, value_range};
 use crate::session::frames::{FrameSource, InMemoryFrames, VolumeFrames};
 
 /// What kind of document is open.
@@ -24,11 +24,32 @@ pub enum DocKind {
     Volume,
 }
 
-/// An opened volume: its voxels and the window its slices are shown and segmented with.
+/// An opened volume: its voxels and the window its slices are segmented with (the model's
+/// input; what the page shows may be another, [`Document::display_slice`]).
 struct OpenVolume {
     /// Shared: a new window makes a new document over the same voxels (up to 1 GB).
     volume: Arc<Volume>,
     window: WindowPreset,
+    values: ValueRange,
+    /// The MR display window (percentiles of the whole volume), made when first shown.
+    mr_display: OnceCell<WindowLevel>,
+}
+
+/// A volume's values: their range and whether they are CT Hounsfield units.
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct ValueRange {
+    pub min: f32,
+    pub max: f32,
+    /// CT Hounsfield units ([`is_hounsfield`]); else the values are in the file's own
+    /// units (MR, or data already brought to 0..255), where the CT presets mean nothing.
+    pub hounsfield: bool,
+}
+
+/// A window the page shows a volume through: a preset, or a level and width of its own.
+#[derive(Clone, Copy, Debug)]
+pub enum DisplayWindow {
+    Preset(WindowPreset),
+    LevelWidth(WindowLevel),
 }
 
 /// An open image, clip or volume.
@@ -59,6 +80,9 @@ pub struct DocInfo {
     /// The window's name, for volumes.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub window: Option<&'static str>,
+    /// The range of a volume's values and whether they are Hounsfield units.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub values: Option<ValueRange>,
     /// `nii`, `nii.gz` or `npz`, for volumes.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub format: Option<&'static str>,
@@ -120,6 +144,12 @@ impl Document {
         window: Option<WindowPreset>,
     ) -> AppResult<Self> {
         let window = window.unwrap_or_else(|| auto_window(&volume));
+        let (min, max) = value_range(&volume.data);
+        let values = ValueRange {
+            min,
+            max,
+            hounsfield: is_hounsfield(stored_as_8_bit(&volume), min),
+        };
         let slices: Arc<[u8]> = window.windowing().apply(&volume.data).into();
         let dims = [volume.depth(), volume.height(), volume.width()];
         let frames = VolumeFrames::new(slices.clone(), dims).map_err(AppError::from)?;
@@ -130,7 +160,12 @@ impl Document {
             height: volume.height(),
             frames: Arc::new(frames),
             grey: OnceCell::from(slices),
-            volume: Some(OpenVolume { volume, window }),
+            volume: Some(OpenVolume {
+                volume,
+                window,
+                values,
+                mr_display: OnceCell::new(),
+            }),
         })
     }
 
@@ -185,6 +220,49 @@ impl Document {
     pub fn frame_rgb(&self, index: usize) -> AppResult<RgbImage> {
         self.check_frame(index)?;
         Ok(self.frames.frame(index)?)
+    }
+
+    /// Slice `index` of a volume shown through `window`, grey (`height × width`): each
+    /// value mapped on its own ([`WindowLevel::map_value`]), so a slice is windowed
+    /// without the rest of the volume. Display only: the model's input stays
+    /// [`Document::window`]'s.
+    pub fn display_slice(&self, index: usize, window: DisplayWindow) -> AppResult<Vec<u8>> {
+        let v = self.open_volume()?;
+        self.check_frame(index)?;
+        let wl = match window {
+            DisplayWindow::LevelWidth(wl) if wl.width > 0.0 && wl.level.is_finite() => wl,
+            DisplayWindow::LevelWidth(wl) => {
+                return Err(AppError::bad_input(format!(
+                    "window width {} at level {}: the width must be a positive number",
+                    wl.width, wl.level
+                )));
+            }
+            DisplayWindow::Preset(WindowPreset::Mr) => *v
+                .mr_display
+                .get_or_init(|| WindowPreset::Mr.display_window(&v.volume.data)),
+            DisplayWindow::Preset(p) => p.display_window(&[]),
+        };
+        Ok(self
+            .slice_values(index)?
+            .iter()
+            .map(|&x| wl.map_value(x))
+            .collect())
+    }
+
+    /// The values of a volume's slice `index` as stored (NIfTI scaling applied), row-major.
+    pub fn slice_values(&self, index: usize) -> AppResult<&[f32]> {
+        let v = self.open_volume()?;
+        self.check_frame(index)?;
+        let plane = self.width * self.height;
+        Ok(&v.volume.data[index * plane..(index + 1) * plane])
+    }
+
+    fn open_volume(&self) -> AppResult<&OpenVolume> {
+        self.volume.as_ref().ok_or_else(|| {
+            AppError::bad_input(
+                "display windows and voxel values apply to volumes; the open file is not one",
+            )
+        })
     }
 
     /// Grey frames, slice-major: LiteMedSAM's input (the luma of RGB frames).
@@ -247,6 +325,7 @@ impl Document {
             height: self.height,
             spacing: v.map(|v| v.volume.spacing),
             window: v.map(|v| v.window.name()),
+            values: v.map(|v| v.values),
             format: v.map(|v| match v.volume.format {
                 SourceFormat::Nifti => "nii",
                 SourceFormat::NiftiGz => "nii.gz",
@@ -258,10 +337,11 @@ impl Document {
 
 /// The automatic window of a volume ([`WindowPreset::auto`] on its type and values).
 pub fn auto_window(volume: &Volume) -> WindowPreset {
-    WindowPreset::auto(
-        matches!(volume.dtype, DataType::U8 | DataType::Bool),
-        &volume.data,
-    )
+    WindowPreset::auto(stored_as_8_bit(volume), &volume.data)
+}
+
+fn stored_as_8_bit(volume: &Volume) -> bool {
+    matches!(volume.dtype, DataType::U8 | DataType::Bool)
 }
 
 /// Frames pushed one at a time (a clip decoded in the browser), made into a document at
@@ -345,4 +425,101 @@ pub fn rgb_from_pixels(
         height,
         data: rgb,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A 2 × 3 × 2 CT volume in HU (x fastest), stored as int16.
+    fn ct() -> Document {
+        let data = vec![
+            -1000.0, -160.0, 40.0, 240.0, 1000.0, 0.0, // slice 0
+            -200.0, -100.0, 100.0, 200.0, 300.0, 3000.0, // slice 1
+        ];
+        let volume = Volume {
+            data,
+            dims: [3, 2, 2],
+            spacing: [1.0, 1.0, 2.0],
+            geometry: NiftiGeometry::from_spacing([3, 2, 2], [1.0, 1.0, 2.0]),
+            dtype: DataType::I16,
+            format: SourceFormat::Nifti,
+        };
+        Document::volume("ct.nii", volume, None).unwrap()
+    }
+
+    #[test]
+    fn a_display_window_leaves_the_model_input_as_it_was() {
+        let doc = ct();
+        let input = doc.grey().unwrap();
+        let values = doc.info().values.unwrap();
+        assert!(values.hounsfield);
+        assert_eq!((values.min, values.max), (-1000.0, 3000.0));
+        assert_eq!(
+            doc.window(),
+            Some(WindowPreset::Ct(crate::io::window::CtWindow::SoftTissue))
+        );
+        // Soft tissue W400 L40 is -160..240 HU, mapped per value.
+        let soft = doc
+            .display_slice(
+                0,
+                DisplayWindow::Preset(WindowPreset::parse("soft").unwrap().unwrap()),
+            )
+            .unwrap();
+        assert_eq!(soft, vec![0, 0, 127, 255, 255, 102]);
+        // A level and width of the user's own: W200 L0 is -100..100.
+        let own = doc
+            .display_slice(
+                1,
+                DisplayWindow::LevelWidth(WindowLevel {
+                    level: 0.0,
+                    width: 200.0,
+                }),
+            )
+            .unwrap();
+        assert_eq!(own, vec![0, 0, 255, 255, 255, 255]);
+        assert_eq!(doc.slice_values(1).unwrap()[1], -100.0);
+        assert_eq!(doc.grey().unwrap(), input, "the model's input is unchanged");
+        // Bad requests are named.
+        let bad = doc.display_slice(
+            0,
+            DisplayWindow::LevelWidth(WindowLevel {
+                level: 0.0,
+                width: 0.0,
+            }),
+        );
+        assert!(bad.unwrap_err().message.contains("width"));
+        assert!(
+            doc.display_slice(2, DisplayWindow::Preset(WindowPreset::None))
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn values_in_0_to_255_are_not_hounsfield_units() {
+        let mut data = vec![0.0f32; 12];
+        data[3] = 255.0;
+        let volume = Volume {
+            data,
+            dims: [3, 2, 2],
+            spacing: [1.0; 3],
+            geometry: NiftiGeometry::from_spacing([3, 2, 2], [1.0; 3]),
+            dtype: DataType::F32,
+            format: SourceFormat::Npz,
+        };
+        let doc = Document::volume("x.npz", volume, None).unwrap();
+        assert!(!doc.info().values.unwrap().hounsfield);
+        assert_eq!(doc.window(), Some(WindowPreset::None));
+        let image = Document::image(
+            "a.png",
+            RgbImage {
+                width: 1,
+                height: 1,
+                data: vec![1, 2, 3],
+            },
+        )
+        .unwrap();
+        assert!(image.info().values.is_none());
+        assert!(image.slice_values(0).is_err());
+    }
 }

@@ -200,17 +200,33 @@ impl WindowPreset {
         if stored_as_8_bit {
             return WindowPreset::None;
         }
-        let (mut lo, mut hi) = (f32::INFINITY, f32::NEG_INFINITY);
-        for &x in values {
-            lo = lo.min(x);
-            hi = hi.max(x);
-        }
-        if lo < -200.0 {
+        let (lo, hi) = value_range(values);
+        if is_hounsfield(stored_as_8_bit, lo) {
             WindowPreset::Ct(CtWindow::SoftTissue)
         } else if lo >= 0.0 && hi <= 255.0 {
             WindowPreset::None
         } else {
             WindowPreset::Mr
+        }
+    }
+
+    /// The fixed window that shows a volume through this preset one slice at a time
+    /// (display only: the model's input is [`WindowPreset::windowing`] of the whole
+    /// volume): a CT preset's own level and width, the MR percentile bounds of `values`,
+    /// or 0..255 for none.
+    pub fn display_window(self, values: &[f32]) -> WindowLevel {
+        match self {
+            WindowPreset::Ct(w) => w.window_level(),
+            WindowPreset::None => WindowLevel::from_bounds(0.0, 255.0),
+            WindowPreset::Mr => {
+                let mut positive: Vec<f32> = values.iter().copied().filter(|&v| v > 0.0).collect();
+                if positive.is_empty() {
+                    return WindowLevel::from_bounds(0.0, 255.0);
+                }
+                let lo = percentile(&mut positive, 0.5);
+                let hi = percentile(&mut positive, 99.5);
+                WindowLevel::from_bounds(lo, hi)
+            }
         }
     }
 
@@ -221,6 +237,21 @@ impl WindowPreset {
             WindowPreset::Ct(w) => w.into(),
         }
     }
+}
+
+/// The smallest and largest value (`(inf, -inf)` for none).
+pub fn value_range(values: &[f32]) -> (f32, f32) {
+    values
+        .iter()
+        .fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &x| {
+            (lo.min(x), hi.max(x))
+        })
+}
+
+/// Whether values whose minimum is `min` are CT Hounsfield units: not stored as 8 bits,
+/// and below -200 somewhere (air is -1000 HU; MR and 8-bit data are never negative).
+pub fn is_hounsfield(stored_as_8_bit: bool, min: f32) -> bool {
+    !stored_as_8_bit && min < -200.0
 }
 
 /// `np.clip(x, lo, hi)`, then `(x - min) / (max - min) * 255` over the clipped values,
