@@ -334,6 +334,56 @@ fn lite_medsam_3d_propagation_matches_official_recipe() {
             (d - case.dice3d_vs_gt).abs(),
             TOL_DICE3D_GT,
         );
+
+        // Seeded with the official key-slice mask (what the user's box already gave),
+        // the walk skips the key slice and still gives the official masks.
+        let k = case.key_slice - lo;
+        let key_mask: Vec<u8> = want.data[k * vol.plane()..(k + 1) * vol.plane()]
+            .iter()
+            .map(|&v| u8::from(v > 0.0))
+            .collect();
+        let mut seeded = LitePropagation::new(
+            &model,
+            &vol.imgs,
+            vol.dims,
+            case.key_slice,
+            case.box_xyxy,
+            lo..=hi,
+        )
+        .unwrap()
+        .with_key_mask(&key_mask)
+        .unwrap();
+        assert_eq!(seeded.len(), n - 1, "the key slice is not walked again");
+        let mut seeded_order = Vec::new();
+        while let Some(step) = pollster::block_on(seeded.step()) {
+            seeded_order.push(step.unwrap().z);
+        }
+        assert_eq!(seeded_order, expected_order[1..]);
+        let seeded_masks = seeded.into_masks();
+        figs.at_least(
+            "3D Dice vs reference, walk seeded with the key mask",
+            dice(
+                seeded_masks[lo * vol.plane()..(hi + 1) * vol.plane()]
+                    .iter()
+                    .map(|&v| v > 0),
+                want.data.iter().map(|&v| v > 0.0),
+            ),
+            MIN_DICE3D_REF,
+        );
+        assert!(
+            LitePropagation::new(
+                &model,
+                &vol.imgs,
+                vol.dims,
+                case.key_slice,
+                case.box_xyxy,
+                lo..=hi
+            )
+            .unwrap()
+            .with_key_mask(&key_mask[1..])
+            .is_err(),
+            "a key mask of the wrong size is refused"
+        );
     }
     figs.finish();
 }

@@ -56,6 +56,8 @@ pub enum PropagationError {
     BadRange { lo: usize, hi: usize, depth: usize },
     #[error("key slice {key} is outside the z-range {lo}..={hi}")]
     KeyOutsideRange { key: usize, lo: usize, hi: usize },
+    #[error("the key slice's mask holds {found} pixels, a slice {expected}")]
+    KeyMaskSize { expected: usize, found: usize },
     #[error(transparent)]
     Preprocess(#[from] PreprocessError),
     #[error(transparent)]
@@ -165,6 +167,23 @@ impl<M: Deref<Target = LiteMedSam>, V: AsRef<[u8]>> LitePropagation<M, V> {
             next: 0,
             masks: vec![0; expected],
         })
+    }
+
+    /// Starts the walk from `mask` (`height × width`, 1 = object), the key slice's mask
+    /// already made from the same box (the user's prompt): the key slice is not
+    /// segmented again, the walk begins with its neighbours.
+    pub fn with_key_mask(mut self, mask: &[u8]) -> Result<Self, PropagationError> {
+        let plane = self.height * self.width;
+        if mask.len() != plane {
+            return Err(PropagationError::KeyMaskSize {
+                expected: plane,
+                found: mask.len(),
+            });
+        }
+        let z = self.key_slice;
+        self.masks[z * plane..(z + 1) * plane].copy_from_slice(mask);
+        self.order.retain(|&s| s != z);
+        Ok(self)
     }
 
     /// The key-slice box in 256-space.
