@@ -8,7 +8,8 @@
 // the frame it prompted, its progress; and a model a script loaded.
 import { medseg } from '../medseg.js';
 import { KNOWN_MODELS, fileLabel } from '../ui/models.js';
-import { messages, state, frameWord } from './state.js';
+import { ui, messages, state, frameWord } from './state.js';
+import { plural } from '../ui/dom.js';
 import { maskCache } from './cache.js';
 import { scheduleRender, setFrame, updateControls } from './view.js';
 import { populateModels, showModel } from './model.js';
@@ -60,16 +61,18 @@ function mirrorPrompt({ frame }) {
   if (state.doc && Number.isInteger(frame)) setFrame(frame);
 }
 
+/** When a script's propagation started (its first step's answer, less that step's time). */
+let scriptRunStart = 0;
+
 function mirrorFrame(ev) {
   if (!state.doc) return;
-  const { frame, done, total } = ev;
+  const { done, total } = ev;
   const finished = done >= total;
-  showFrameProgress(
-    ev,
-    finished
-      ? `done: ${total} ${frameWord()}s (propagated by a script)`
-      : `${frameWord()} ${frame} · ${done}/${total} (propagated by a script)`,
-  );
+  if (done <= 1) scriptRunStart = performance.now() - (Number(ev.ms) || 0);
+  showFrameProgress(ev, performance.now() - scriptRunStart);
+  ui.propStatus.textContent = finished
+    ? `done: ${plural(total, frameWord())} (propagated by a script)`
+    : `${ui.propStatus.textContent} (propagated by a script)`;
   if (finished) {
     renderObjectList();
     updateControls();

@@ -1,6 +1,6 @@
 // Propagation over a frame range, re-propagation after a correction, cancel.
 import { medseg } from '../medseg.js';
-import { clamp, errorText } from '../ui/dom.js';
+import { clamp, errorText, plural, fmtDuration } from '../ui/dom.js';
 import { frameToCanvas } from '../ui/overlay.js';
 import { ui, messages, state, frameWord } from './state.js';
 import { frameCache, maskCache, takeStepMasks } from './cache.js';
@@ -56,46 +56,55 @@ export async function propagate(direction, { range = null, correction = null } =
   }
   await withBusy('propagate', 'propagate', async () => {
     state.cancelRequested = false;
+    const word = frameWord();
+    // From the click on, the bar moves (indeterminate until the first step is done: the
+    // first one includes the first image embedding, seconds on the CPU).
     ui.propProgress.max = 1;
-    ui.propProgress.value = 0;
-    ui.propStatus.textContent = `propagating ${DIRECTION_TEXT[direction]}…`;
+    ui.propProgress.removeAttribute('value');
+    ui.propStatus.textContent = `propagating ${DIRECTION_TEXT[direction]} from ${word} ${state.frame}: first ${word}…`;
     ui.propMs.textContent = '';
     if (ui.follow.checked) await prefetchFrames(range, direction);
     if (state.cancelRequested) {
-      ui.propStatus.textContent = 'cancelled';
+      ui.propStatus.textContent = `cancelled before any ${word}`;
+      ui.propProgress.value = 0;
       return;
     }
-    ui.propStatus.textContent = `propagating ${DIRECTION_TEXT[direction]}…`;
     const t0 = performance.now();
     let frames = 0;
-    let msSum = 0;
     let lastFrame = null;
+    const cancelled = () => {
+      ui.propStatus.textContent = frames ? `cancelled after ${plural(frames, word)} (at ${word} ${lastFrame})` : `cancelled before any ${word}`;
+      messages.info(
+        frames
+          ? `Propagation cancelled after ${plural(frames, word)}; the masks made so far are kept.`
+          : `Propagation cancelled before any ${word} was done; nothing changed.`,
+      );
+    };
     try {
       const result = await medseg.propagate(direction, {
         range,
         onFrame: (ev) => {
           frames += 1;
-          msSum += ev.ms;
           lastFrame = ev.frame;
-          showFrameProgress(ev, `${frameWord()} ${ev.frame} · ${ev.done}/${ev.total}`);
+          showFrameProgress(ev, performance.now() - t0);
           if (ui.follow.checked) setFrame(ev.frame);
         },
       });
-      const secs = ((performance.now() - t0) / 1000).toFixed(1);
-      const avg = frames ? ` (${(msSum / frames).toFixed(0)} ms per ${frameWord()})` : '';
+      const ms = performance.now() - t0;
+      const secs = (ms / 1000).toFixed(1);
+      const avg = frames ? ` (${(ms / frames).toFixed(0)} ms per ${word})` : '';
       if (state.cancelRequested || result.cancelled) {
-        ui.propStatus.textContent = `cancelled at ${frameWord()} ${lastFrame ?? '?'}`;
-        messages.info(`Propagation cancelled after ${frames} ${frameWord()}s; the masks made so far are kept.`);
+        cancelled();
       } else {
-        ui.propStatus.textContent = `done: ${frames} ${frameWord()}s, ${secs} s`;
-        if (frames) ui.propProgress.value = ui.propProgress.max;
-        const why = correction === null ? '' : ` from the correction on ${frameWord()} ${correction}`;
-        messages.ok(`Propagated ${DIRECTION_TEXT[direction]}${why} over ${frames} ${frameWord()}s in ${secs} s${avg}.`);
+        ui.propStatus.textContent = `done: ${plural(frames, word)} in ${secs} s`;
+        ui.propMs.textContent = '';
+        ui.propProgress.value = ui.propProgress.max;
+        const why = correction === null ? '' : ` from the correction on ${word} ${correction}`;
+        messages.ok(`Propagated ${DIRECTION_TEXT[direction]}${why} over ${plural(frames, word)} in ${secs} s${avg}.`);
       }
     } catch (err) {
       if (state.cancelRequested || /cancel|abort/i.test(errorText(err))) {
-        ui.propStatus.textContent = `cancelled at ${frameWord()} ${lastFrame ?? '?'}`;
-        messages.info(`Propagation cancelled after ${frames} ${frameWord()}s; the masks made so far are kept.`);
+        cancelled();
       } else {
         ui.propStatus.textContent = 'failed';
         messages.error(`Propagating ${DIRECTION_TEXT[direction]}`, err);
@@ -131,12 +140,17 @@ export async function repropagateFrom(frame) {
   }
 }
 
-/** A propagated frame ({done, total, ms}) on the progress bar, with the status `text`. */
-export function showFrameProgress({ done, total, ms }, text) {
-  ui.propProgress.max = total;
+/**
+ * A propagated frame ({frame, done, total}) on the progress bar, after `elapsed` ms: which
+ * frame, how many of how many, and the time left at the pace so far.
+ */
+export function showFrameProgress({ frame, done, total }, elapsed) {
+  const word = frameWord();
+  ui.propProgress.max = Math.max(1, total);
   ui.propProgress.value = Math.min(total, done);
-  ui.propStatus.textContent = text;
-  ui.propMs.textContent = `${ms.toFixed(0)} ms/${frameWord()}`;
+  ui.propStatus.textContent = `${word} ${frame} · ${done} of ${plural(total, word)}`;
+  const per = elapsed / Math.max(1, done);
+  ui.propMs.textContent = done < total ? `${(per / 1000).toFixed(1)} s/${word} · ~${fmtDuration(per * (total - done))} left` : '';
 }
 
 ui.propForward.addEventListener('click', () => propagate('forward'));

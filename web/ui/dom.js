@@ -47,6 +47,19 @@ export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 export const clamp = (v, lo, hi) => Math.min(hi, Math.max(lo, v));
 
 /** Human-readable byte count. */
+/** "1 slice", "3 slices": a count with its noun, singular or plural. */
+export function plural(n, word) {
+  return `${n} ${word}${n === 1 ? '' : 's'}`;
+}
+
+/** A duration to come, rounded as a person reads it: "8 s", "2 min 5 s", "1 h 3 min". */
+export function fmtDuration(ms) {
+  const s = Math.max(0, Math.round(ms / 1000));
+  if (s < 60) return `${s} s`;
+  if (s < 3600) return `${Math.floor(s / 60)} min ${s % 60} s`;
+  return `${Math.floor(s / 3600)} h ${Math.floor((s % 3600) / 60)} min`;
+}
+
 export function fmtBytes(n) {
   if (!Number.isFinite(n)) return '?';
   if (n < 1024) return `${n} B`;
