@@ -1,6 +1,7 @@
 //! The application core (`medseg::app`) on the CPU, through the same calls the CLI and
 //! the browser make: the prompt rule reaches the model (box then point gives the
-//! predictor's box + point mask; undo brings the box-only mask back exactly), every
+//! predictor's box + point mask; undo brings the box-only mask back exactly, undo and
+//! redo of a propagation put its masks back bit for bit without the model), every
 //! propagation takes exactly the steps it plans, a SAM 2 volume follows MedSAM2's
 //! two-pass recipe, and `medseg track` windows a Hounsfield-unit CT automatically.
 
@@ -123,23 +124,27 @@ fn on_an_image_box_then_point_is_the_predictors_box_plus_point_and_undo_restores
     assert!((second.iou - both.iou).abs() <= 1e-5);
 
     // Undo of the point: the box-only prompt and logits come back exactly.
-    let undone = pollster::block_on(ws.undo(Some(1)))
-        .expect("undo")
-        .expect("something");
-    assert_eq!(undone.prompt, Some(boxed(b)));
-    assert_eq!(undone.area, first.area);
-    assert!(max_abs(ws.masks().logits(1, 0).expect("logits"), &box_logits) <= 1e-6);
+    let both_logits = got.to_vec();
+    let undone = ws.undo().expect("undo").expect("something");
+    assert_eq!(undone.prompts.len(), 1);
+    assert_eq!(undone.prompts[0].prompt, Some(boxed(b)));
+    assert_eq!(ws.masks().get(1, 0).map(|m| m.area()), Some(first.area));
+    assert_eq!(ws.masks().logits(1, 0), Some(&box_logits[..]));
     // Undo of the box: no prompt, no mask; then nothing left to undo.
-    let undone = pollster::block_on(ws.undo(None))
-        .expect("undo")
-        .expect("something");
-    assert_eq!((undone.prompt, undone.area), (None, 0));
-    assert!(ws.masks().get(1, 0).is_none());
-    assert!(pollster::block_on(ws.undo(None)).expect("undo").is_none());
+    let undone = ws.undo().expect("undo").expect("something");
+    assert_eq!(undone.prompts[0].prompt, None);
+    assert!(ws.masks().get(1, 0).is_none() && ws.objects().is_empty());
+    assert!(ws.undo().expect("undo").is_none());
+    // Redo twice: box + point and their logits again.
+    ws.redo().expect("redo").expect("something");
+    let redone = ws.redo().expect("redo").expect("something");
+    assert_eq!(redone.prompts[0].prompt, Some(whole));
+    assert_eq!(ws.masks().logits(1, 0), Some(&both_logits[..]));
+    assert!(!ws.history().can_redo);
 }
 
 #[test]
-fn on_a_clip_frame_box_then_point_matches_the_image_predictor_and_undo_replays_exactly() {
+fn on_a_clip_frame_box_then_point_matches_the_image_predictor_and_undo_redo_restore_exactly() {
     let model = sam2_small();
     let frames = fixture_frames();
     let (w, h) = (frames[0].width, frames[0].height);
@@ -167,9 +172,34 @@ fn on_a_clip_frame_box_then_point_matches_the_image_predictor_and_undo_replays_e
     let agreement = iou(&got, &single.mask());
     println!("clip frame box+point vs image predictor: IoU {agreement:.4}");
     assert!(agreement >= 0.99, "IoU {agreement}");
-    // Undo rebuilds the memory from the box alone: the box-only mask comes back exactly.
-    pollster::block_on(ws.undo(Some(2))).expect("undo");
+    // Undo puts the box-only mask back exactly.
+    ws.undo().expect("undo").expect("something");
     assert_eq!(ws.masks().get(2, 1), Some(&box_mask));
+
+    // A propagation, undone then redone: its masks go, then come back bit for bit.
+    let masks = |ws: &Workspace| -> Vec<_> {
+        (0..frames.len())
+            .map(|f| ws.masks().get(2, f).cloned())
+            .collect()
+    };
+    pollster::block_on(ws.propagate(Directions::Both, None, |_, _| {})).expect("propagate");
+    let propagated = masks(&ws);
+    assert!(propagated.iter().all(Option::is_some));
+    let undone = ws.undo().expect("undo").expect("something");
+    assert_eq!(
+        undone.masks.len(),
+        frames.len(),
+        "every frame the run visited"
+    );
+    let mut only_box = vec![None; frames.len()];
+    only_box[1] = Some(box_mask.clone());
+    assert_eq!(masks(&ws), only_box);
+    ws.redo().expect("redo").expect("something");
+    assert_eq!(masks(&ws), propagated);
+    // The memory is rebuilt from the prompts now: the point again gives the mask it gave.
+    pollster::block_on(ws.add_prompt(2, 1, &point(px, py, PointLabel::Positive))).expect("point");
+    assert_eq!(ws.masks().get(2, 1).map(|m| m.decode()), Some(got));
+    assert!(!ws.history().can_redo, "a new prompt drops what was undone");
 }
 
 #[test]

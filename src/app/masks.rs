@@ -1,8 +1,11 @@
 //! The masks made so far, per object and frame (run-length encoded), and the exports
 //! that read them: a NIfTI label map with the document's geometry, one PNG per frame,
-//! a zip of those PNGs.
+//! a zip of those PNGs. While a journal is open the store notes what each (object,
+//! frame) held before its first change, so that an action can be undone and redone
+//! (`app::history`) from those snapshots instead of by running the model again.
 
 use std::collections::BTreeMap;
+use std::rc::Rc;
 
 use crate::app::document::Document;
 use crate::app::error::{AppError, AppResult};
@@ -11,14 +14,41 @@ use crate::io::volume::write_nifti_mask;
 use crate::session::mask_store::RleMask;
 use crate::session::video::ObjectId;
 
+/// What one (object, frame) holds: its mask and logits (shared, so that a snapshot of
+/// them in the history costs no copy).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Cell {
+    pub mask: Option<RleMask>,
+    pub logits: Option<Rc<[f32]>>,
+}
+
+impl Cell {
+    /// Bytes it keeps alive (an upper bound: logits may be shared).
+    pub fn bytes(&self) -> usize {
+        self.mask.as_ref().map_or(0, RleMask::heap_bytes)
+            + self.logits.as_ref().map_or(0, |l| 4 * l.len())
+    }
+}
+
+/// One (object, frame) that an action changed: what it held before and after.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CellChange {
+    pub obj: ObjectId,
+    pub frame: usize,
+    pub before: Cell,
+    pub after: Cell,
+}
+
 /// Masks per object and frame, and the full-resolution logits where they are kept.
 #[derive(Default)]
 pub struct MaskStore {
     masks: BTreeMap<ObjectId, BTreeMap<usize, RleMask>>,
     /// Logits of prompted frames, and of propagated frames with `keep_all_logits`.
-    logits: BTreeMap<(ObjectId, usize), Vec<f32>>,
+    logits: BTreeMap<(ObjectId, usize), Rc<[f32]>>,
     /// Keep the logits of propagated frames too (parity checks; 4 bytes a pixel a frame).
     pub keep_all_logits: bool,
+    /// While open: what each (object, frame) changed since held before its first change.
+    journal: Option<BTreeMap<(ObjectId, usize), Cell>>,
 }
 
 impl MaskStore {
@@ -27,13 +57,15 @@ impl MaskStore {
     }
 
     pub fn set(&mut self, obj: ObjectId, frame: usize, mask: RleMask) {
+        self.note(obj, frame);
         self.masks.entry(obj).or_default().insert(frame, mask);
     }
 
     /// Stores the logits of a prompted frame (or forgets stale ones when there are none).
     pub fn set_prompt_logits(&mut self, obj: ObjectId, frame: usize, logits: Option<Vec<f32>>) {
+        self.note(obj, frame);
         match logits {
-            Some(l) => self.logits.insert((obj, frame), l),
+            Some(l) => self.logits.insert((obj, frame), l.into()),
             None => self.logits.remove(&(obj, frame)),
         };
     }
@@ -41,19 +73,99 @@ impl MaskStore {
     /// Stores the logits of a propagated frame when asked to keep them.
     pub fn set_propagated_logits(&mut self, obj: ObjectId, frame: usize, logits: Vec<f32>) {
         if self.keep_all_logits {
-            self.logits.insert((obj, frame), logits);
+            self.note(obj, frame);
+            self.logits.insert((obj, frame), logits.into());
         }
     }
 
     pub fn logits(&self, obj: ObjectId, frame: usize) -> Option<&[f32]> {
-        self.logits.get(&(obj, frame)).map(Vec::as_slice)
+        self.logits.get(&(obj, frame)).map(|l| &**l)
     }
 
-    pub fn remove(&mut self, obj: ObjectId, frame: usize) {
-        if let Some(m) = self.masks.get_mut(&obj) {
-            m.remove(&frame);
+    /// The mask and logits of `obj` on `frame`.
+    pub fn cell(&self, obj: ObjectId, frame: usize) -> Cell {
+        Cell {
+            mask: self.get(obj, frame).cloned(),
+            logits: self.logits.get(&(obj, frame)).cloned(),
         }
-        self.logits.remove(&(obj, frame));
+    }
+
+    /// Puts `cell` back as the mask and logits of `obj` on `frame`.
+    pub fn set_cell(&mut self, obj: ObjectId, frame: usize, cell: Cell) {
+        self.note(obj, frame);
+        match cell.mask {
+            Some(m) => {
+                self.masks.entry(obj).or_default().insert(frame, m);
+            }
+            None => {
+                if let Some(m) = self.masks.get_mut(&obj) {
+                    m.remove(&frame);
+                    if m.is_empty() {
+                        self.masks.remove(&obj);
+                    }
+                }
+            }
+        }
+        match cell.logits {
+            Some(l) => self.logits.insert((obj, frame), l),
+            None => self.logits.remove(&(obj, frame)),
+        };
+    }
+
+    /// Starts noting changes (see [`MaskStore::take_journal`]); forgets earlier notes.
+    pub fn start_journal(&mut self) {
+        self.journal = Some(BTreeMap::new());
+    }
+
+    /// Ends the journal: every (object, frame) changed since it started, with what it
+    /// held before the first change and holds now.
+    pub fn take_journal(&mut self) -> Vec<CellChange> {
+        let journal = self.journal.take().unwrap_or_default();
+        journal
+            .into_iter()
+            .map(|((obj, frame), before)| CellChange {
+                obj,
+                frame,
+                before,
+                after: self.cell(obj, frame),
+            })
+            .collect()
+    }
+
+    /// Whether the open journal has noted a change.
+    pub fn journal_changed(&self) -> bool {
+        self.journal.as_ref().is_some_and(|j| !j.is_empty())
+    }
+
+    /// Notes what `obj` on `frame` holds before a change, once per journal.
+    fn note(&mut self, obj: ObjectId, frame: usize) {
+        if self
+            .journal
+            .as_ref()
+            .is_some_and(|j| !j.contains_key(&(obj, frame)))
+        {
+            let before = self.cell(obj, frame);
+            if let Some(j) = self.journal.as_mut() {
+                j.insert((obj, frame), before);
+            }
+        }
+    }
+
+    /// Notes every (object, frame) of `obj` (all objects when `None`) before a removal.
+    fn note_all(&mut self, obj: Option<ObjectId>) {
+        if self.journal.is_none() {
+            return;
+        }
+        let keys: Vec<(ObjectId, usize)> = self
+            .masks
+            .iter()
+            .flat_map(|(&o, frames)| frames.keys().map(move |&f| (o, f)))
+            .chain(self.logits.keys().copied())
+            .filter(|(o, _)| obj.is_none_or(|id| id == *o))
+            .collect();
+        for (o, f) in keys {
+            self.note(o, f);
+        }
     }
 
     /// Frames where `obj` has a mask, ascending.
@@ -69,11 +181,13 @@ impl MaskStore {
     }
 
     pub fn remove_object(&mut self, obj: ObjectId) {
+        self.note_all(Some(obj));
         self.masks.remove(&obj);
         self.logits.retain(|(o, _), _| *o != obj);
     }
 
     pub fn clear(&mut self) {
+        self.note_all(None);
         self.masks.clear();
         self.logits.clear();
     }

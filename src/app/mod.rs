@@ -3,7 +3,8 @@
 //! that one input and one prompt give one mask whichever face is used.
 //!
 //! - [`document`]: the open image, clip or volume, and its window.
-//! - [`prompts`]: prompts per (object, frame), their one rule and undo.
+//! - [`prompts`]: prompts per (object, frame) and their one rule.
+//! - [`history`]: undo and redo, one action (prompt, propagation, reset) at a time.
 //! - [`propagation`]: plans and runs that follow a structure through frames.
 //! - [`masks`]: the masks made so far and their exports.
 //! - [`model`]: the loaded model.
@@ -13,6 +14,7 @@
 pub mod bench;
 pub mod document;
 pub mod error;
+pub mod history;
 pub mod masks;
 pub mod model;
 pub mod prompts;
@@ -21,6 +23,7 @@ pub mod workspace;
 
 pub use document::{DocInfo, DocKind, Document};
 pub use error::{AppError, AppResult, ErrorKind};
+pub use history::{Action, HistoryState, Restored};
 pub use model::{LoadedModel, ModelInfo, ModelKind};
 pub use propagation::{Directions, StepOutcome};
 pub use workspace::{PromptOutcome, Workspace};

@@ -2,8 +2,9 @@
 //! prompt afresh, points are added to it, and the model always receives the frame's
 //! whole prompt (box + all points), and only it: the same prompt gives the same mask
 //! whatever was clicked before (no earlier output as mask input). The store keeps the log
-//! of prompts in the order they were given, so that undo restores the previous prompt
-//! exactly and a SAM 2 session can be rebuilt from the prompts left, in their order.
+//! of prompts in the order they were given, so that undo (`app::history`) restores the
+//! previous prompt exactly and a SAM 2 session can be rebuilt from the prompts left, in
+//! their order.
 
 use std::collections::BTreeSet;
 
@@ -147,14 +148,14 @@ impl PromptStore {
         self.log.push(PromptEntry { obj, frame, prompt });
     }
 
-    /// Takes back the last prompt (of `obj` when given); returns what it was. The frame's
-    /// prompt is then the one before it, or none.
-    pub fn undo(&mut self, obj: Option<ObjectId>) -> Option<PromptEntry> {
-        let i = self
-            .log
-            .iter()
-            .rposition(|e| obj.is_none_or(|o| o == e.obj))?;
-        Some(self.log.remove(i))
+    /// Takes back the last prompt when it is `expected` (an undo); whether it was. The
+    /// frame's prompt is then the one before it, or none.
+    pub fn pop(&mut self, expected: &PromptEntry) -> bool {
+        let last = self.log.last() == Some(expected);
+        if last {
+            self.log.pop();
+        }
+        last
     }
 
     /// The prompt of every (object, frame) that has one, in the order of their latest
@@ -200,8 +201,23 @@ impl PromptStore {
             .find_map(|f| Some((f, self.get(obj, f)?.box_xyxy?)))
     }
 
-    pub fn remove_object(&mut self, obj: ObjectId) {
-        self.log.retain(|e| e.obj != obj);
+    /// Removes every prompt of `obj` (of all objects when `None`); returns them with
+    /// their places in the log, ascending, for [`PromptStore::restore`].
+    pub fn remove_object(&mut self, obj: Option<ObjectId>) -> Vec<(usize, PromptEntry)> {
+        let (removed, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut self.log)
+            .into_iter()
+            .enumerate()
+            .partition(|(_, e)| obj.is_none_or(|o| o == e.obj));
+        self.log = kept.into_iter().map(|(_, e)| e).collect();
+        removed
+    }
+
+    /// Puts prompts removed by [`PromptStore::remove_object`] back in their places.
+    pub fn restore(&mut self, removed: &[(usize, PromptEntry)]) {
+        for (i, e) in removed {
+            // Ascending places: each one is at most the log's length by then.
+            self.log.insert((*i).min(self.log.len()), e.clone());
+        }
     }
 
     pub fn clear(&mut self) {
@@ -264,23 +280,41 @@ mod tests {
     }
 
     #[test]
-    fn undo_restores_the_previous_prompt_exactly() {
+    fn pop_takes_back_only_the_last_prompt_and_restores_the_previous_one() {
         let mut s = PromptStore::default();
         apply(&mut s, 1, 2, &boxed([1.0, 2.0, 30.0, 40.0]));
         apply(&mut s, 2, 5, &boxed([4.0, 4.0, 8.0, 8.0]));
         apply(&mut s, 1, 2, &points(&[(5.0, 6.0, POS)]));
-        let before_point = boxed([1.0, 2.0, 30.0, 40.0]);
-        // Undo of object 1: its point goes, its box stays; object 2 is untouched.
-        let undone = s.undo(Some(1)).unwrap();
-        assert_eq!((undone.obj, undone.frame), (1, 2));
-        assert_eq!(s.get(1, 2), Some(&before_point));
+        let last = s.log().last().unwrap().clone();
+        let older = s.log()[0].clone();
+        // Only the last entry can be taken back (the history is linear).
+        assert!(!s.pop(&older));
+        assert_eq!(s.log().len(), 3);
+        assert!(s.pop(&last));
+        assert_eq!(s.get(1, 2), Some(&boxed([1.0, 2.0, 30.0, 40.0])));
         assert_eq!(s.get(2, 5), Some(&boxed([4.0, 4.0, 8.0, 8.0])));
-        // Undo without an object takes the newest prompt of any object.
-        assert_eq!(s.undo(None).unwrap().obj, 2);
-        assert!(s.get(2, 5).is_none());
-        assert_eq!(s.undo(Some(1)).unwrap().frame, 2);
-        assert!(s.get(1, 2).is_none() && s.is_empty());
-        assert!(s.undo(None).is_none());
+    }
+
+    #[test]
+    fn removed_prompts_go_back_in_their_places() {
+        let mut s = PromptStore::default();
+        apply(&mut s, 1, 2, &boxed([1.0, 2.0, 30.0, 40.0]));
+        apply(&mut s, 2, 5, &boxed([4.0, 4.0, 8.0, 8.0]));
+        apply(&mut s, 1, 3, &boxed([2.0, 2.0, 9.0, 9.0]));
+        apply(&mut s, 2, 5, &points(&[(5.0, 6.0, NEG)]));
+        let all = s.log().to_vec();
+        let removed = s.remove_object(Some(1));
+        assert_eq!(
+            removed.iter().map(|(i, _)| *i).collect::<Vec<_>>(),
+            vec![0, 2]
+        );
+        assert_eq!(s.objects().into_iter().collect::<Vec<_>>(), vec![2]);
+        s.restore(&removed);
+        assert_eq!(s.log(), &all[..], "the same log, in the same order");
+        let removed = s.remove_object(None);
+        assert!(s.is_empty() && removed.len() == 4);
+        s.restore(&removed);
+        assert_eq!(s.log(), &all[..]);
     }
 
     #[test]
@@ -300,7 +334,7 @@ mod tests {
         assert_eq!(s.latest_box(1), Some((8, [1.0, 1.0, 9.0, 9.0])));
         apply(&mut s, 1, 6, &points(&[(5.0, 5.0, POS)]));
         assert_eq!(s.latest_box(1), Some((8, [1.0, 1.0, 9.0, 9.0])));
-        s.remove_object(1);
+        s.remove_object(Some(1));
         assert!(s.objects().is_empty());
     }
 

@@ -20,8 +20,10 @@ use crate::session::frames::FrameSource;
 use crate::session::lite_propagation::LitePropagation;
 use crate::session::video::{Direction, ObjectId, Propagation, VideoSession, propagation_order};
 
-/// Which way(s) to propagate from the prompted frames.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// Which way(s) to propagate from the prompted frames (`"forward"`, `"backward"`,
+/// `"both"` where a face shows it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Directions {
     Forward,
     Backward,

@@ -1,7 +1,7 @@
 //! The workspace a user works in: the loaded model, the open document, the prompts, the
-//! masks and a propagation in progress. Both faces drive it: the CLI blocks on its async
-//! calls natively, the browser (`src/wasm/`) awaits them on WebGPU or the CPU. So for the
-//! same input and prompts the two give the same masks.
+//! masks, a propagation in progress and the undo history. Both faces drive it: the CLI
+//! blocks on its async calls natively, the browser (`src/wasm/`) awaits them on WebGPU or
+//! the CPU. So for the same input and prompts the two give the same masks.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::rc::Rc;
@@ -10,9 +10,10 @@ use std::sync::Arc;
 use crate::Device;
 use crate::app::document::{DocInfo, DocKind, Document};
 use crate::app::error::{AppError, AppResult, ErrorKind};
+use crate::app::history::{Action, History, HistoryState, PromptChange, Restored};
 use crate::app::masks::MaskStore;
 use crate::app::model::{LoadedModel, ModelInfo, ModelKind, no_model};
-use crate::app::prompts::{PromptStore, check_prompt};
+use crate::app::prompts::{PromptEntry, PromptStore, check_prompt};
 use crate::app::propagation::{
     Directions, DocSession, Run, StepOutcome, VolumeObject, first_prompted, frame_range,
     planned_passes,
@@ -38,14 +39,13 @@ enum FrameEmbedding {
     },
 }
 
-/// The result of a prompt (or of an undo) on one frame.
+/// The result of a prompt on one frame.
 #[derive(Clone, Debug, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PromptOutcome {
     pub obj: ObjectId,
     pub frame: usize,
-    /// The frame's whole prompt now (`None` after the undo of its only prompt), as
-    /// `{box, points: [[x, y, label], ...]}`.
+    /// The frame's whole prompt now, as `{box, points: [[x, y, label], ...]}`.
     #[serde(serialize_with = "crate::app::prompts::serialize_prompt")]
     pub prompt: Option<ImagePrompt>,
     /// Object pixels of the frame's mask now.
@@ -72,10 +72,12 @@ pub struct Workspace {
     prompts: PromptStore,
     masks: MaskStore,
     /// The SAM 2 memory session over a clip or volume holding the prompts, made on first
-    /// use and rebuilt from the prompt log after a model, window or undo change.
+    /// use and rebuilt from the prompt log after a model, window, undo or redo change.
     session: Option<DocSession>,
     embedding: Option<FrameEmbedding>,
+    /// A propagation in progress; it is the history's open action until it ends.
     run: Option<Run>,
+    history: History,
 }
 
 impl Workspace {
@@ -89,6 +91,7 @@ impl Workspace {
             session: None,
             embedding: None,
             run: None,
+            history: History::default(),
         }
     }
 
@@ -115,13 +118,14 @@ impl Workspace {
         self.model.as_ref()
     }
 
-    /// Opens `doc` in place of the open one; prompts and masks of the old one go.
+    /// Opens `doc` in place of the open one; prompts, masks and history of the old one go.
     pub fn open(&mut self, doc: Document) -> DocInfo {
         let info = doc.info();
         self.doc = Some(Rc::new(doc));
+        self.drop_model_state();
+        self.history.clear(&mut self.masks);
         self.prompts.clear();
         self.masks.clear();
-        self.drop_model_state();
         info
     }
 
@@ -138,7 +142,13 @@ impl Workspace {
     fn drop_model_state(&mut self) {
         self.session = None;
         self.embedding = None;
+        self.end_run();
+    }
+
+    /// Ends the run in progress, if any: what it made so far is one history entry.
+    fn end_run(&mut self) {
         self.run = None;
+        self.history.commit(&mut self.masks, PromptChange::None);
     }
 
     /// The open document (shared, so a caller may hold it across an await).
@@ -178,19 +188,20 @@ impl Workspace {
         ids.into_iter().collect()
     }
 
-    /// Forgets every prompt and mask (`obj` `None`) or those of one object.
+    /// Forgets every prompt and mask (`obj` `None`) or those of one object; one action
+    /// of the history (undo brings them back).
     pub fn reset(&mut self, obj: Option<ObjectId>) {
-        self.run = None;
+        self.end_run();
+        self.history.begin(Action::Reset { obj }, &mut self.masks);
+        let entries = self.prompts.remove_object(obj);
         match obj {
             None => {
-                self.prompts.clear();
                 self.masks.clear();
                 if let Some(s) = self.session.as_mut() {
                     s.reset();
                 }
             }
             Some(id) => {
-                self.prompts.remove_object(id);
                 self.masks.remove_object(id);
                 // An object the session never saw is not an error here.
                 if let Some(s) = self.session.as_mut() {
@@ -198,6 +209,8 @@ impl Workspace {
                 }
             }
         }
+        self.history
+            .commit(&mut self.masks, PromptChange::Removed { obj, entries });
     }
 
     /// Computes the image embedding of `frame` ahead of a prompt on it, so that the
@@ -221,8 +234,8 @@ impl Workspace {
     }
 
     /// Adds `edit` to the prompt of `obj` on `frame` (a box starts the frame's prompt
-    /// afresh, points are added) and segments the frame with the whole prompt. Stops a
-    /// run in progress. On failure nothing changes.
+    /// afresh, points are added) and segments the frame with the whole prompt; one action
+    /// of the history. Ends a run in progress. On failure nothing else changes.
     pub async fn add_prompt(
         &mut self,
         obj: ObjectId,
@@ -234,59 +247,54 @@ impl Workspace {
         check_prompt(edit, doc.width(), doc.height())?;
         let model = self.loaded_model()?;
         let prompt = self.prompts.preview(obj, frame, edit);
-        self.run = None;
+        self.end_run();
         let out = self.segment(&model, &doc, obj, frame, &prompt).await?;
+        let action = Action::Prompt {
+            obj,
+            frame,
+            with_box: edit.box_xyxy.is_some(),
+            points: edit.points.len(),
+        };
+        self.history.begin(action, &mut self.masks);
         self.prompts.push(obj, frame, prompt.clone());
-        Ok(self.store_prompted(obj, frame, Some(prompt), out))
+        let outcome = self.store_prompted(obj, frame, Some(prompt.clone()), out);
+        let entry = PromptEntry { obj, frame, prompt };
+        self.history
+            .commit(&mut self.masks, PromptChange::Pushed(entry));
+        Ok(outcome)
     }
 
-    /// Takes back the last prompt (of `obj` when given) and puts the frame's mask back to
-    /// what the prompt before it gives (none when it was the frame's first). Masks that
-    /// propagation made stay. `None` when there is nothing to undo.
-    pub async fn undo(&mut self, obj: Option<ObjectId>) -> AppResult<Option<PromptOutcome>> {
-        let doc = self.doc()?;
-        let model = self.loaded_model()?;
-        let Some(undone) = self.prompts.undo(obj) else {
-            return Ok(None);
-        };
-        self.run = None;
-        let (obj, frame) = (undone.obj, undone.frame);
-        let restored = self.prompts.get(obj, frame).cloned();
-        let result = match (&model, doc.kind()) {
-            // The SAM 2 memory holds the undone prompt: rebuild it from the prompts left.
-            (LoadedModel::Sam2(m), DocKind::Clip | DocKind::Volume) => {
-                self.session = None;
-                self.rebuild_session(m, &doc)
-                    .await
-                    .map(|mut outs| outs.remove(&(obj, frame)))
-            }
-            _ => match &restored {
-                Some(p) => self.segment(&model, &doc, obj, frame, p).await.map(Some),
-                None => Ok(None),
-            },
-        };
-        let out = match result {
-            Ok(out) => out,
-            Err(e) => {
-                // Nothing changed: the prompt is given back.
-                self.prompts.push(obj, frame, undone.prompt);
-                return Err(e);
-            }
-        };
-        Ok(Some(match out {
-            Some(out) => self.store_prompted(obj, frame, restored, out),
-            None => {
-                self.masks.remove(obj, frame);
-                PromptOutcome {
-                    obj,
-                    frame,
-                    prompt: None,
-                    area: 0,
-                    iou: f32::NAN,
-                    object_score: f32::NAN,
-                }
-            }
-        }))
+    /// Takes back the last action (a prompt, a whole propagation, a reset), whatever its
+    /// object: the prompts and masks it changed are as before it, put back as they were
+    /// (the model does not run). Ends a run in progress, which is then the action taken
+    /// back. `None` when there is nothing to undo.
+    pub fn undo(&mut self) -> AppResult<Option<Restored>> {
+        self.end_run();
+        let restored = self.history.undo(&mut self.prompts, &mut self.masks)?;
+        self.after_history(restored)
+    }
+
+    /// Does the last undone action again, as [`Workspace::undo`] took it back. `None` when
+    /// there is nothing to redo.
+    pub fn redo(&mut self) -> AppResult<Option<Restored>> {
+        self.end_run();
+        let restored = self.history.redo(&mut self.prompts, &mut self.masks)?;
+        self.after_history(restored)
+    }
+
+    fn after_history(&mut self, restored: Option<Restored>) -> AppResult<Option<Restored>> {
+        if restored.is_some() {
+            // The SAM 2 memory holds the prompts (and propagated frames) of before: it is
+            // rebuilt from the prompts now when next needed. Prompt outputs depend on the
+            // prompts alone, so the masks put back agree with it.
+            self.session = None;
+        }
+        Ok(restored)
+    }
+
+    /// Whether there is something to undo or redo, and what.
+    pub fn history(&self) -> HistoryState {
+        self.history.state(&self.masks)
     }
 
     fn store_prompted(
@@ -407,33 +415,20 @@ impl Workspace {
         Ok((embedding, true))
     }
 
-    /// The SAM 2 session over the open clip or volume, made (and given the prompts so
-    /// far) when there is none.
+    /// The SAM 2 session over the open clip or volume, made when there is none and given
+    /// the prompt of every (object, frame) again, in the order of their latest change.
     async fn session(&mut self, model: &Arc<Sam2Model>, doc: &Document) -> AppResult<()> {
-        if self.session.is_none() {
-            self.rebuild_session(model, doc).await?;
+        if self.session.is_some() {
+            return Ok(());
         }
-        Ok(())
-    }
-
-    /// A new SAM 2 session given the prompt of every (object, frame) again, in the order
-    /// of their latest change. Returns each one's output.
-    async fn rebuild_session(
-        &mut self,
-        model: &Arc<Sam2Model>,
-        doc: &Document,
-    ) -> AppResult<BTreeMap<(ObjectId, usize), Segmented>> {
         let mut session = VideoSession::new(model.clone(), doc.frames())?;
-        let (w, h) = (doc.width(), doc.height());
-        let mut outputs = BTreeMap::new();
         for e in self.prompts.current() {
-            let out = session
+            session
                 .set_frame_prompt(e.frame, e.obj, e.prompt.box_xyxy, &e.prompt.points)
                 .await?;
-            outputs.insert((e.obj, e.frame), session_output(out, e.obj, w, h));
         }
         self.session = Some(session);
-        Ok(outputs)
+        Ok(())
     }
 
     /// Plans a propagation from the prompted frames over `range` (inclusive; `None`: all
@@ -454,7 +449,7 @@ impl Workspace {
                 "no prompt yet: draw a box on a frame first",
             ));
         }
-        self.run = None;
+        self.end_run();
         let (run, total) = match (&model, doc.kind()) {
             (_, DocKind::Image) => (
                 Run::LiteMedSam {
@@ -525,11 +520,18 @@ impl Workspace {
                 (Run::LiteMedSam { walks }, total)
             }
         };
+        let action = Action::Propagation {
+            direction: directions,
+            first: range.0,
+            last: range.1,
+        };
+        self.history.begin(action, &mut self.masks);
         self.run = Some(run);
         Ok(total)
     }
 
-    /// Does the next step of the run: `None` when it is done (or there is none).
+    /// Does the next step of the run: `None` when it is done (or there is none). A run
+    /// that ends (done or failed) is one history entry.
     pub async fn step(&mut self) -> AppResult<Option<StepOutcome>> {
         let Some(mut run) = self.run.take() else {
             return Ok(None);
@@ -537,13 +539,15 @@ impl Workspace {
         let result = self.step_run(&mut run).await;
         if matches!(result, Ok(Some(_))) {
             self.run = Some(run);
+        } else {
+            self.end_run();
         }
         result
     }
 
-    /// Abandons the run in progress; the masks made so far stay.
+    /// Abandons the run in progress; the masks made so far stay, as one history entry.
     pub fn cancel(&mut self) {
-        self.run = None;
+        self.end_run();
     }
 
     /// Runs a whole propagation, calling `progress(done, total)` after each step; returns

@@ -49,6 +49,11 @@ impl RleMask {
         out
     }
 
+    /// Bytes its runs take on the heap.
+    pub fn heap_bytes(&self) -> usize {
+        self.runs.len() * std::mem::size_of::<u32>()
+    }
+
     /// Number of object pixels.
     pub fn area(&self) -> usize {
         self.runs

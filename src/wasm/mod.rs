@@ -282,17 +282,24 @@ impl Session {
         })
     }
 
-    /// Takes back the last prompt (of `obj` when given). Resolves to the frame's
-    /// `{frame, obj, area, iou, objectScore, prompt}` after it, or null.
-    pub fn undo(&self, obj: Option<f64>) -> js_sys::Promise {
-        let ws = self.ws.clone();
-        future_to_promise(async move {
-            let obj = obj.map(object_id).transpose().map_err(|e| js_error(&e))?;
-            match js(ws.try_borrow_mut().map_err(busy)?.undo(obj).await)? {
-                Some(out) => to_js(&out),
-                None => Ok(JsValue::NULL),
-            }
-        })
+    /// Takes back the last action (a prompt, a whole propagation, a reset), whatever its
+    /// object, putting back the prompts and masks it changed. Returns `{action,
+    /// prompts, masks, objects, canUndo, canRedo, nextUndo, nextRedo}`, or null.
+    pub fn undo(&self) -> Result<JsValue, JsValue> {
+        let restored = js(self.ws.try_borrow_mut().map_err(busy)?.undo())?;
+        restored.map_or(Ok(JsValue::NULL), |r| to_js(&r))
+    }
+
+    /// Does the last undone action again; as [`Session::undo`].
+    pub fn redo(&self) -> Result<JsValue, JsValue> {
+        let restored = js(self.ws.try_borrow_mut().map_err(busy)?.redo())?;
+        restored.map_or(Ok(JsValue::NULL), |r| to_js(&r))
+    }
+
+    /// `{canUndo, canRedo, nextUndo, nextRedo}`: whether there is something to undo or
+    /// redo, and what (`{kind: "prompt" | "propagation" | "reset", ...}`).
+    pub fn history(&self) -> Result<JsValue, JsValue> {
+        to_js(&self.ws.try_borrow().map_err(busy)?.history())
     }
 
     /// Plans a propagation (`"forward"`, `"backward"`, `"both"`) over `first..=last`.
