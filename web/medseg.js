@@ -26,7 +26,11 @@
 //   await medseg.addPoints(frame, objId, [[x, y, label], ...])  (label 1 object, 0 background)
 //                                   // adds to the frame's prompt; the model always gets the
 //                                   // whole prompt (box + every point), `prompt` in the result
-//   await medseg.undo(objId?)       // takes back the last prompt → its frame's result, or null
+//   await medseg.undo()             // takes back the last action (a prompt, a whole propagation,
+//                                   // a reset), whatever its object → what changed, or null:
+//                                   // {action, prompts, masks, objects, canUndo, canRedo, ...}
+//   await medseg.redo()             // does the last undone action again → the same, or null
+//   medseg.history                  // {canUndo, canRedo, nextUndo, nextRedo} as the engine last said
 //   await medseg.propagate("forward" | "backward" | "both", { range: [first, last], onFrame })
 //   medseg.cancel()                 // stops a propagation after the current frame
 //   await medseg.getMask(frame, objId)  → {width, height, data: Uint8Array (1 = object)} | null
@@ -35,16 +39,25 @@
 //   await medseg.exportNifti(objId?) → Blob (.nii.gz);  await medseg.exportPng(frame, objId?) → Blob
 //   await medseg.exportPngZip(objId?) → Blob (zip of mask_00000.png, ...)
 //   await medseg.reset(objId?);  await medseg.removeObject(objId)
-//   medseg.on("progress" | "frame" | "notice", fn) → unsubscribe
+//   medseg.on("progress" | "frame" | "notice" | "history" | ..., fn) → unsubscribe
 // Events (medseg.on(name, fn) or addEventListener, data in event.detail):
 //   "progress" {task, stage, loaded, total, fraction}   model download/load, clip decode
 //   "frame"    {frame, frames, objects, done, total, ms, masks}  each propagation step
 //              (frames: the frame done first, then any whose masks that step changed)
 //   "notice"   {message}                                 backend fallback, clip limits
-//   "model" {info}, "open" {info, [size]}, "prompt" {frame, obj, box, points, area, mask, [undo]}
+//   "model" {info}, "open" {info, [size]}, "prompt" {frame, obj, box, points, area, mask}
 //   (box and points: the frame's whole prompt after the call),
-//   "window" {window, info}, "reset" {obj}: after each successful call, whoever made it
-//   (a page can mirror calls that scripts or tests make through window.medseg).
+//   "window" {window, info}, "reset" {obj}, "undo" and "redo" (undo()'s result): after each
+//   successful call, whoever made it (a page can mirror calls that scripts or tests make
+//   through window.medseg)
+//   "history" {canUndo, canRedo, nextUndo, nextRedo}   after each call that may change what
+//              can be undone (open, prompt, propagate, reset, undo, redo)
+// Undo and redo put back the prompts and masks an action changed as they were, without
+// running the model (a propagation's masks come back bit for bit). Actions are
+// {kind: "prompt", obj, frame, box (bool), points (count)} | {kind: "propagation",
+// direction, first, last} | {kind: "reset", obj (null: all)}; `prompts` lists each
+// {obj, frame, prompt: {box, points} | null} whose prompt changed, `masks` each
+// {obj, frame} whose mask changed (read it again with getMask), `objects` the ids now.
 //
 // A volume slice k is shown with x = voxel index i (columns) and y = voxel index j (rows);
 // its mask is row-major (row j, column i), like imgs[k][y][x] of a MedSAM .npz.
@@ -85,12 +98,18 @@ export class MedSeg extends EventTarget {
     this._startedBackend = null;
     this._backend = null;
     this._frameListener = null;
+    /**
+     * What the engine last said can be undone and redone (its "history" event).
+     * @type {{ canUndo: boolean, canRedo: boolean, nextUndo: object | null, nextRedo: object | null }}
+     */
+    this.history = { canUndo: false, canRedo: false, nextUndo: null, nextRedo: null };
   }
 
   _start() {
     if (this._worker) this._worker.terminate();
     for (const p of this._pending.values()) p.reject(new Error("the worker was restarted"));
     this._pending.clear();
+    this.history = { canUndo: false, canRedo: false, nextUndo: null, nextRedo: null }; // a new engine has none
     const w = new Worker(this._workerUrl, { type: "module", name: "medseg" });
     w.onmessage = (ev) => this._onMessage(ev.data);
     w.onerror = (ev) => {
@@ -105,6 +124,10 @@ export class MedSeg extends EventTarget {
   _onMessage(msg) {
     if (msg.event) {
       if (msg.event === "frame" && this._frameListener) this._frameListener(msg);
+      if (msg.event === "history") {
+        const { canUndo, canRedo, nextUndo, nextRedo } = msg;
+        this.history = { canUndo, canRedo, nextUndo, nextRedo };
+      }
       this._emit(msg.event, msg);
       return;
     }
@@ -368,21 +391,29 @@ export class MedSeg extends EventTarget {
   }
 
   /**
-   * Takes back the last prompt (of object `objId` when given): the frame's prompt is the
-   * one before it again, and so is its mask (masks made by propagation stay). Resolves
-   * to {frame, obj, area, iou, prompt, mask} of that frame, or null when there was
-   * nothing to undo.
+   * Takes back the last action, whatever its object: a prompt (the frame's prompt and
+   * mask are the previous ones again), a whole propagation (or what a cancelled one
+   * made), a reset. The prompts and masks it changed are put back as they were; the
+   * model does not run. Resolves to {action, prompts, masks, objects, canUndo, canRedo,
+   * nextUndo, nextRedo}, or null when there was nothing to undo.
    */
-  async undo(objId) {
-    const res = await this._op("undo", [objId ?? null]);
-    if (res) this._emitPrompt(res, { undo: true });
+  async undo() {
+    const res = await this._op("undo");
+    if (res) this._emit("undo", res);
+    return res;
+  }
+
+  /** Does the last undone action again; resolves as undo(), or null when there was nothing to redo. */
+  async redo() {
+    const res = await this._op("redo");
+    if (res) this._emit("redo", res);
     return res;
   }
 
   /** The "prompt" event: the frame's whole prompt after a call (box null, points [] when none). */
-  _emitPrompt(res, extra = {}) {
+  _emitPrompt(res) {
     const { frame, obj, area, mask } = res;
-    this._emit("prompt", { frame, obj, box: res.prompt?.box ?? null, points: res.prompt?.points ?? [], area, mask, ...extra });
+    this._emit("prompt", { frame, obj, box: res.prompt?.box ?? null, points: res.prompt?.points ?? [], area, mask });
   }
 
   /**
@@ -437,7 +468,7 @@ export class MedSeg extends EventTarget {
   }
 
   /**
-   * Subscribes to "progress", "frame" or "notice"; `fn` gets the event's data. Returns
+   * Subscribes to an event ("progress", "frame", "history", ...); `fn` gets its data. Returns
    * a function that unsubscribes.
    */
   on(name, fn) {

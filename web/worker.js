@@ -5,6 +5,8 @@
 //   worker → page  {id, ok: true, result}           its answer (buffers transferred)
 //                  {id, ok: false, error: {name, message}}
 //                  {event: "progress" | "frame" | "notice", ...}   unsolicited
+//                  {event: "history", canUndo, canRedo, nextUndo, nextRedo}   after each
+//                  request that may change what can be undone (HISTORY_OPS), done or failed
 //
 // Frames and masks cross as transferable ArrayBuffers. Nothing here reaches the network
 // except fetches of same-origin URLs that the page names (the model).
@@ -27,7 +29,10 @@ function locked(fn) {
   return run;
 }
 
-const READS = new Set(["info", "frameCount", "getFrame", "getMask", "getLogits", "objects", "maskFrames", "backend", "architecture", "exportNifti", "exportPng", "exportPngZip"]);
+const READS = new Set(["info", "frameCount", "getFrame", "getMask", "getLogits", "objects", "maskFrames", "backend", "architecture", "exportNifti", "exportPng", "exportPngZip", "history"]);
+// Requests after which the worker says what can be undone and redone now (the "history"
+// event), so that a page enables its Undo and Redo from the engine's state.
+const HISTORY_OPS = new Set(["openVolume", "openImage", "finishClip", "addPrompt", "undo", "redo", "propagate", "reset"]);
 
 const post = (msg, transfer = []) => self.postMessage(msg, transfer);
 const event = (name, data, transfer = []) => post({ event: name, ...data }, transfer);
@@ -201,12 +206,18 @@ const ops = {
     return { result: { ...res, ms: performance.now() - t0, mask }, transfer: mask ? [mask.data.buffer] : [] };
   },
 
-  async undo(obj) {
-    const s = need();
-    const res = await locked(() => s.undo(obj ?? undefined));
-    if (!res) return null;
-    const mask = maskMessage(res.frame, res.obj);
-    return { result: { ...res, mask }, transfer: mask ? [mask.data.buffer] : [] };
+  // Undo and redo put back masks the engine kept (no model runs): the result lists the
+  // (object, frame)s whose masks changed, for the page to read again with getMask.
+  undo() {
+    return locked(() => need().undo());
+  },
+
+  redo() {
+    return locked(() => need().redo());
+  },
+
+  history() {
+    return need().history();
   },
 
   async propagate(direction = "both", { range = null } = {}) {
@@ -316,6 +327,10 @@ async function handle({ id, op, args = [] }) {
   } catch (e) {
     const message = e instanceof Error ? e.message : String(e);
     post({ id, ok: false, error: { name: (e && e.name) || "Error", message, kind: (e && e.kind) || null } });
+  }
+  if (session && HISTORY_OPS.has(op)) {
+    // After the answer, and caught, so that it can fail neither the request nor the queue.
+    await locked(() => event("history", session.history())).catch((e) => console.error("MedSeg: reading the undo history failed", e));
   }
 }
 

@@ -104,7 +104,7 @@ async function boxThenPoint(page, frame, box, point) {
       const boxMask = await mask();
       const second = await m.addPoints(frame, 1, [point]);
       const both = { mask: await mask(), logits: Array.from((await m.getLogits(frame, 1)) ?? []) };
-      const undone = await m.undo(1);
+      const undone = await m.undo();
       const after = { mask: await mask(), logits: Array.from((await m.getLogits(frame, 1)) ?? []) };
       return { first, second, undone, boxMask, both, after };
     },
@@ -133,7 +133,7 @@ test("box then point is the CLI's box + point, undo brings the box back (image, 
     log(`image: box+point logits vs medseg segment max |Δ| ${errBoth.toExponential(2)}; after undo vs --box only ${errBox.toExponential(2)}`);
     assert.ok(errBoth <= 1e-3 && errBox <= 1e-3, `logits differ: ${errBoth}, ${errBox}`);
     assert.ok(maxAbsDiff(cliBoth, cliBox) > 1e-2, "the point changes the mask (the test can tell)");
-    assert.deepEqual(img.undone.prompt, { box: box.map(Math.fround), points: [] });
+    assert.deepEqual(img.undone.prompts, [{ obj: 1, frame: 0, prompt: { box: box.map(Math.fround), points: [] } }]);
 
     // A clip frame: masks against `medseg segment` on that frame.
     await openFrameFolder(page, path.join(FIX, "frames_png"));

@@ -3,7 +3,7 @@ import { ui, state } from './state.js';
 import { setFrame } from './view.js';
 import { WINDOWS, applyWindow } from './documents.js';
 import { selectObject, newObject } from './objects.js';
-import { undo, setTool } from './prompts.js';
+import { undo, redo, setTool } from './prompts.js';
 import { propagate, cancelWork } from './propagation.js';
 
 function isTyping(target) {
@@ -23,9 +23,11 @@ window.addEventListener('keydown', (e) => {
   const ctrl = e.ctrlKey || e.metaKey;
   const key = e.key.length === 1 ? e.key.toLowerCase() : e.key;
   if (ctrl) {
-    if (key === 'z' && !e.shiftKey) {
+    // Ctrl+Z undoes; Ctrl+Shift+Z and Ctrl+Y redo (Cmd on a Mac).
+    if (key === 'z' || key === 'y') {
       e.preventDefault();
-      undo();
+      if (key === 'z' && !e.shiftKey) undo();
+      else redo();
     }
     return;
   }

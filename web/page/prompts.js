@@ -1,9 +1,9 @@
-// Prompts (box, points), undo, and the prompt tool. The engine holds the prompts (a box
-// starts a frame's prompt afresh, points add to it); the page shows what its "prompt"
-// events say it holds.
+// Prompts (box, points), undo and redo, and the prompt tool. The engine holds the prompts
+// (a box starts a frame's prompt afresh, points add to it) and the undo history; the page
+// shows what its "prompt", "undo" and "redo" events say it holds.
 import { medseg } from '../medseg.js';
 import { ui, messages, state, frameWord, selectedObject, boxOnlyModel } from './state.js';
-import { cacheMask, forgetMask } from './cache.js';
+import { cacheMask, forgetMask, forgetMasksOfObject } from './cache.js';
 import { viewer, scheduleRender, redrawPrompts, updateControls, setToolHint, setFrame } from './view.js';
 import { queuePrompt } from './busy.js';
 import { addObject, objectWithId, renderObjectList } from './objects.js';
@@ -94,33 +94,97 @@ export function promptPoint(x, y, label) {
   );
 }
 
-/**
- * Takes back the selected object's last prompt in the engine: that frame's prompt and
- * mask are the previous ones again (masks that propagation made stay).
- */
-export function undo() {
-  const obj = selectedObject();
-  if (!obj || !obj.prompts.size) {
-    messages.info('Nothing to undo for the selected object.');
-    return;
-  }
-  if (!canPrompt('undo')) return;
-  queuePrompt(`Undo on ${obj.name}`, async () => {
-    const res = await medseg.undo(obj.id);
-    if (!res) {
-      messages.info('Nothing to undo for the selected object.');
-      return;
+/** The page's name of object `id`. */
+function objectName(id) {
+  return state.objects.find((o) => o.id === id)?.name ?? `Object ${id}`;
+}
+
+/** What an engine history action ({kind, ...}) was, for a message; `masks` as undo() lists them. */
+function describeAction(action, masks) {
+  switch (action.kind) {
+    case 'prompt': {
+      const points = action.points === 1 ? '1 point' : `${action.points} points`;
+      const what = action.box ? (action.points ? `box and ${points}` : 'box') : points;
+      return `${what} on ${frameWord()} ${action.frame} of ${objectName(action.obj)}`;
     }
-    setFrame(res.frame);
-    messages.info(
-      res.prompt
-        ? `Undone: ${obj.name} on ${frameWord()} ${res.frame} is back to its previous prompt.`
-        : `Undone: ${obj.name} has no prompt on ${frameWord()} ${res.frame} any more.`,
-    );
+    case 'propagation': {
+      const ids = [...new Set(masks.map((m) => m.obj))];
+      const frames = new Set(masks.map((m) => m.frame)).size;
+      return `propagation of ${ids.map(objectName).join(', ') || 'no object'} over ${frames} ${frameWord()}${frames === 1 ? '' : 's'}`;
+    }
+    case 'reset':
+      return action.obj === null ? 'clearing all objects' : `removing ${objectName(action.obj)}`;
+    default:
+      return action.kind;
+  }
+}
+
+/**
+ * Shows what an undo or redo put back, from its "undo" / "redo" event (the page's own and
+ * scripts'): the prompts it lists as the engine holds them now, and the masks of the
+ * (object, frame)s it lists, read again from the engine when next drawn. Objects follow
+ * the engine's: one it has again is listed again; one it has no more stays listed, empty,
+ * unless the action was a reset (then it goes, as the reset took it).
+ */
+function showRestored(ev, op) {
+  if (!state.doc) return;
+  const text = describeAction(ev.action, ev.masks);
+  for (const { obj: id, frame, prompt } of ev.prompts) {
+    const obj = objectWithId(id);
+    if (prompt) obj.prompts.set(frame, { box: prompt.box && [...prompt.box], points: prompt.points.map((p) => [...p]) });
+    else obj.prompts.delete(frame);
+  }
+  for (const { obj, frame } of ev.masks) forgetMask(frame, obj);
+  const live = new Set(ev.objects);
+  for (const id of live) objectWithId(id).inEngine = true;
+  for (const obj of state.objects.filter((o) => o.inEngine && !live.has(o.id))) {
+    obj.inEngine = false;
+    if (ev.action.kind !== 'reset') continue;
+    state.objects = state.objects.filter((o) => o !== obj);
+    forgetMasksOfObject(obj.id);
+  }
+  if (!state.objects.some((o) => o.id === state.selectedId)) state.selectedId = state.objects.at(-1)?.id ?? null;
+  if (!state.objects.length) addObject();
+  // A box after a propagation re-propagates it (a correction): only while it is there.
+  if (ev.action.kind === 'propagation') {
+    const { direction, first, last } = ev.action;
+    state.lastPropagation = op === 'redo' ? { direction, range: [first, last] } : null;
+  }
+  if (ev.action.kind === 'prompt') setFrame(ev.action.frame);
+  messages.info(`${op === 'undo' ? 'Undone' : 'Redone'}: ${text}.`);
+  renderObjectList();
+  updateControls();
+  scheduleRender();
+}
+
+medseg.on('undo', (ev) => showRestored(ev, 'undo'));
+medseg.on('redo', (ev) => showRestored(ev, 'redo'));
+// The engine says what can be undone and redone after each call (the buttons follow it).
+medseg.on('history', () => updateControls());
+
+/** Undoes (`op` "undo") or redoes the engine's last action, after the prompts queued before. */
+function stepHistory(op) {
+  if (!state.inited || !state.doc) return;
+  const what = op === 'undo' ? 'Undo' : 'Redo';
+  queuePrompt(what, async () => {
+    // The "undo" / "redo" event shows what changed (showRestored).
+    const res = op === 'undo' ? await medseg.undo() : await medseg.redo();
+    if (!res) messages.info(`Nothing to ${op}.`);
   });
 }
 
+/** Takes back the last prompt, propagation or reset, whatever its object. */
+export function undo() {
+  stepHistory('undo');
+}
+
+/** Does the last undone action again. */
+export function redo() {
+  stepHistory('redo');
+}
+
 ui.undo.addEventListener('click', () => undo());
+ui.redo.addEventListener('click', () => redo());
 
 export function setTool(tool) {
   if (tool !== 'box' && boxOnlyModel()) {

@@ -4,7 +4,7 @@ import { medseg } from '../medseg.js';
 import { clamp, fmtBytes } from '../ui/dom.js';
 import { canRecordVideo } from '../ui/video-export.js';
 import { Viewer } from '../ui/viewer.js';
-import { ui, messages, state, frameWord, selectedObject, boxOnlyModel } from './state.js';
+import { ui, messages, state, frameWord, boxOnlyModel } from './state.js';
 import { getFrameCanvas, edgeFor, getOverlay } from './cache.js';
 import { refreshAreas } from './objects.js';
 import { promptBox, promptPoint, setTool } from './prompts.js';
@@ -195,8 +195,8 @@ export function updateControls() {
   }
   ui.toolNote.hidden = pointsOk || !state.model;
   showShortcuts({ points: pointsOk, frames: !doc || multi, volume: doc?.kind === 'volume' });
-  const sel = selectedObject();
-  ui.undo.disabled = !promptOk || !sel || sel.prompts.size === 0;
+  ui.undo.disabled = !promptOk || !medseg.history.canUndo;
+  ui.redo.disabled = !promptOk || !medseg.history.canRedo;
   ui.addObject.disabled = !ready || !doc;
   ui.clearAll.disabled = !ready || !doc || !idle || state.objects.length === 0;
 
