@@ -3,7 +3,9 @@
 //! predictor's box + point mask; undo brings the box-only mask back exactly, undo and
 //! redo of a propagation put its masks back bit for bit without the model), every
 //! propagation takes exactly the steps it plans, a SAM 2 volume follows MedSAM2's
-//! two-pass recipe, and `medseg track` windows a Hounsfield-unit CT automatically.
+//! two-pass recipe, `medseg track` windows a Hounsfield-unit CT automatically, and a new
+//! model input window segments the prompts as a volume opened with it does (LiteMedSAM's
+//! walk starting from the key slice's mask; a box over air flagged low-confidence).
 
 mod common;
 
@@ -378,4 +380,60 @@ fn track_windows_a_hounsfield_ct_as_the_page_does() {
     let d = dice(&page, &auto);
     println!("HU CT: workspace vs medseg track Dice {d:.4}");
     assert!(d >= 0.999 && auto.iter().any(|&v| v != 0), "Dice {d}");
+}
+
+fn lite_medsam() -> LoadedModel {
+    let bytes = std::fs::read(lite_medsam_checkpoint()).expect("checkpoint");
+    LoadedModel::from_bytes(&bytes, None, None, &medseg::cpu_device())
+        .expect("LiteMedSAM loads")
+        .0
+}
+
+#[test]
+fn a_new_model_input_window_segments_the_prompts_as_an_open_with_it_does() {
+    let model = lite_medsam();
+    let case = &lite_cases()[0];
+    let volume = ct_volume(&case.name);
+    let key = case.key_slice;
+    let mr = medseg::io::window::WindowPreset::parse("mr").unwrap();
+
+    let mut ws = workspace(&model);
+    ws.open(Document::volume(&case.name, volume.clone(), None).expect("doc"));
+    let first = pollster::block_on(ws.add_prompt(1, key, &boxed(case.box_xyxy))).expect("box");
+    assert!(
+        first.low_confidence.is_none(),
+        "the lesion's box: {first:?}"
+    );
+    // The walk starts from the key slice's mask: two steps for two more slices.
+    let steps =
+        pollster::block_on(ws.propagate(Directions::Forward, Some((key, key + 2)), |_, _| {}))
+            .expect("propagate");
+    assert_eq!(steps, 2, "the key slice is not segmented again");
+    let propagated = ws.masks().get(1, key + 1).expect("slice k+1").decode();
+    ws.set_window(mr).expect("window");
+    let outs = pollster::block_on(ws.resegment_prompts()).expect("resegment");
+    assert_eq!(outs.len(), 1);
+    assert_eq!(
+        ws.masks().get(1, key + 1).expect("kept").decode(),
+        propagated,
+        "propagated masks stay"
+    );
+
+    let mut fresh = workspace(&model);
+    fresh.open(Document::volume(&case.name, volume, mr).expect("doc"));
+    let want = pollster::block_on(fresh.add_prompt(1, key, &boxed(case.box_xyxy))).expect("box");
+    assert_eq!(outs[0].area, want.area);
+    assert_eq!(
+        ws.masks().get(1, key).expect("key").decode(),
+        fresh.masks().get(1, key).expect("key").decode(),
+        "re-segmented = segmented in a volume opened with that window"
+    );
+    // One action: undo puts the mask of the old window back.
+    ws.undo().expect("undo").expect("something to undo");
+    assert_eq!(ws.masks().get(1, key).expect("key").area(), first.area);
+
+    // A box over the air outside the body is flagged.
+    let air = pollster::block_on(fresh.add_prompt(2, key, &boxed([5.0, 5.0, 60.0, 60.0])))
+        .expect("air box");
+    assert!(air.low_confidence.is_some(), "{air:?}");
 }

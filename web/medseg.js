@@ -22,7 +22,8 @@
 //   await medseg.prepareFrame(frame) → {frame, computed, ms}   // the frame's image embedding,
 //                                   // ahead of a prompt on it (the prompt then only decodes)
 //   await medseg.addBox(frame, objId, [x0, y0, x1, y1])   → {frame, obj, area, iou, objectScore,
-//                                   // prompt, mask, ms}; a box starts the frame's prompt afresh
+//                                   // lowConfidence: {reason} | null, prompt, mask, ms}; a box
+//                                   // starts the frame's prompt afresh
 //   await medseg.addPoints(frame, objId, [[x, y, label], ...])  (label 1 object, 0 background)
 //                                   // adds to the frame's prompt; the model always gets the
 //                                   // whole prompt (box + every point), `prompt` in the result
@@ -34,8 +35,12 @@
 //   await medseg.propagate("forward" | "backward" | "both", { range: [first, last], onFrame })
 //   medseg.cancel()                 // stops a propagation after the current frame
 //   await medseg.getMask(frame, objId)  → {width, height, data: Uint8Array (1 = object)} | null
-//   await medseg.getFrame(frame)    → {width, height, data: Uint8ClampedArray RGBA}
-//   await medseg.setWindow("soft" | "lung" | "bone" | "brain" | "mr" | "none" | "auto")
+//   await medseg.getFrame(frame, { window })  → {width, height, data: Uint8ClampedArray RGBA}
+//                                   // as the model sees it, or a volume slice through a
+//                                   // display window ("soft", ..., or {level, width})
+//   await medseg.getFrameValues(frame) → {width, height, data: Float32Array} (HU for CT)
+//   await medseg.setWindow("soft" | "lung" | "bone" | "brain" | "mr" | "none" | "auto",
+//                          { resegment })   // the model's input window → info
 //   await medseg.exportNifti(objId?) → Blob (.nii.gz);  await medseg.exportPng(frame, objId?) → Blob
 //   await medseg.exportPngZip(objId?) → Blob (zip of mask_00000.png, ...)
 //   await medseg.reset(objId?);  await medseg.removeObject(objId)
@@ -45,7 +50,8 @@
 //   "frame"    {frame, frames, objects, done, total, ms, masks}  each propagation step
 //              (frames: the frame done first, then any whose masks that step changed)
 //   "notice"   {message}                                 backend fallback, clip limits
-//   "model" {info}, "open" {info, [size]}, "prompt" {frame, obj, box, points, area, mask}
+//   "model" {info}, "open" {info, [size]}, "prompt" {frame, obj, box, points, area, mask, iou,
+//   objectScore, lowConfidence}
 //   (box and points: the frame's whole prompt after the call),
 //   "window" {window, info}, "reset" {obj}, "undo" and "redo" (undo()'s result): after each
 //   successful call, whoever made it (a page can mirror calls that scripts or tests make
@@ -351,16 +357,33 @@ export class MedSeg extends EventTarget {
     return this._op("frameCount");
   }
 
-  async setWindow(window) {
-    const info = await this._op("setWindow", [window]);
+  /**
+   * The window the model sees a volume through (the display is getFrame's `window`).
+   * With `resegment`, every prompted slice is segmented again with it (one undoable
+   * action; a "prompt" event each). Resolves to the volume's info, with `resegmented`:
+   * the number of prompts segmented again.
+   */
+  async setWindow(window, { resegment = false } = {}) {
+    const { info, prompts } = await this._op("setWindow", [window, { resegment }]);
     this._emit("window", { window, info });
-    return info;
+    for (const res of prompts) this._emitPrompt(res);
+    return { ...info, resegmented: prompts.length };
   }
 
-  /** Frame (volume slice) `frame` as RGBA for display. */
-  async getFrame(frame) {
-    const f = await this._op("getFrame", [frame]);
+  /**
+   * Frame (volume slice) `frame` as RGBA for display: as the model sees it, or a volume
+   * slice through the display window `window` (a preset name, or {level, width} in the
+   * volume's units) — display only, nothing is segmented again.
+   */
+  async getFrame(frame, { window = null } = {}) {
+    const f = await this._op("getFrame", [frame, window]);
     return { width: f.width, height: f.height, data: new Uint8ClampedArray(f.data.buffer) };
+  }
+
+  /** The stored values of volume slice `frame` (HU for CT): {width, height, data: Float32Array}. */
+  async getFrameValues(frame) {
+    const f = await this._op("getFrameValues", [frame]);
+    return { width: f.width, height: f.height, data: new Float32Array(f.data.buffer) };
   }
 
   /**
@@ -412,8 +435,8 @@ export class MedSeg extends EventTarget {
 
   /** The "prompt" event: the frame's whole prompt after a call (box null, points [] when none). */
   _emitPrompt(res) {
-    const { frame, obj, area, mask } = res;
-    this._emit("prompt", { frame, obj, box: res.prompt?.box ?? null, points: res.prompt?.points ?? [], area, mask });
+    const { frame, obj, area, mask, iou, objectScore, lowConfidence } = res;
+    this._emit("prompt", { frame, obj, box: res.prompt?.box ?? null, points: res.prompt?.points ?? [], area, mask, iou, objectScore, lowConfidence: lowConfidence ?? null });
   }
 
   /**

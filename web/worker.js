@@ -29,10 +29,10 @@ function locked(fn) {
   return run;
 }
 
-const READS = new Set(["info", "frameCount", "getFrame", "getMask", "getLogits", "objects", "maskFrames", "backend", "architecture", "exportNifti", "exportPng", "exportPngZip", "history"]);
+const READS = new Set(["info", "frameCount", "getFrame", "getFrameValues", "getMask", "getLogits", "objects", "maskFrames", "backend", "architecture", "exportNifti", "exportPng", "exportPngZip", "history"]);
 // Requests after which the worker says what can be undone and redone now (the "history"
 // event), so that a page enables its Undo and Redo from the engine's state.
-const HISTORY_OPS = new Set(["openVolume", "openImage", "finishClip", "addPrompt", "undo", "redo", "propagate", "reset"]);
+const HISTORY_OPS = new Set(["openVolume", "openImage", "finishClip", "addPrompt", "undo", "redo", "propagate", "reset", "setWindow"]);
 
 const post = (msg, transfer = []) => self.postMessage(msg, transfer);
 const event = (name, data, transfer = []) => post({ event: name, ...data }, transfer);
@@ -172,8 +172,15 @@ const ops = {
     return need().finish_clip();
   },
 
-  setWindow(window) {
-    return need().set_window(String(window));
+  // The model's input window; with `resegment` the prompted frames are segmented again
+  // with it (one undoable action), their results (with masks) come back for the events.
+  async setWindow(window, { resegment = false } = {}) {
+    const s = need();
+    const info = await locked(() => s.set_window(String(window)));
+    if (!resegment) return { info, prompts: [] };
+    const outs = await locked(() => s.resegment_prompts());
+    const prompts = outs.map((o) => ({ ...o, mask: maskMessage(o.frame, o.obj) }));
+    return { result: { info, prompts }, transfer: prompts.flatMap((p) => (p.mask ? [p.mask.data.buffer] : [])) };
   },
 
   info() {
@@ -184,9 +191,18 @@ const ops = {
     return session ? session.frame_count() : 0;
   },
 
-  getFrame(frame) {
+  // `window`: a display window for a volume slice (preset name or {level, width}); none:
+  // the frame as the model sees it.
+  getFrame(frame, window = null) {
     const s = need();
-    const data = s.frame_rgba(frame);
+    const data = s.frame_rgba(frame, window ?? undefined);
+    const info = s.info();
+    return { result: { width: info.width, height: info.height, data }, transfer: [data.buffer] };
+  },
+
+  getFrameValues(frame) {
+    const s = need();
+    const data = s.frame_values(frame);
     const info = s.info();
     return { result: { width: info.width, height: info.height, data }, transfer: [data.buffer] };
   },

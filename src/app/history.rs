@@ -41,6 +41,8 @@ pub enum Action {
     },
     /// Every prompt and mask of one object (`obj`) or of all (`None`) forgotten.
     Reset { obj: Option<ObjectId> },
+    /// Every prompted frame segmented again with another model input window.
+    Resegment,
 }
 
 /// How an action changed the prompt log.

@@ -7,11 +7,13 @@
 //! - [`history`]: undo and redo, one action (prompt, propagation, reset) at a time.
 //! - [`propagation`]: plans and runs that follow a structure through frames.
 //! - [`masks`]: the masks made so far and their exports.
+//! - [`confidence`]: when a mask from a prompt deserves a "low confidence" flag.
 //! - [`model`]: the loaded model.
 //! - [`bench`]: timing the loaded model.
 //! - [`workspace`]: all of these together, driven by the faces.
 
 pub mod bench;
+pub mod confidence;
 pub mod document;
 pub mod error;
 pub mod history;

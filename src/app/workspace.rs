@@ -8,6 +8,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use crate::Device;
+use crate::app::confidence::{self, LowConfidence};
 use crate::app::document::{DocInfo, DocKind, Document};
 use crate::app::error::{AppError, AppResult, ErrorKind};
 use crate::app::history::{Action, History, HistoryState, PromptChange, Restored};
@@ -54,6 +55,8 @@ pub struct PromptOutcome {
     pub iou: f32,
     /// SAM 2's object score logit (`NaN` for LiteMedSAM and clips).
     pub object_score: f32,
+    /// Why the mask deserves little trust, when it does ([`confidence::judge`]).
+    pub low_confidence: Option<LowConfidence>,
 }
 
 /// One frame segmented from a prompt.
@@ -129,14 +132,40 @@ impl Workspace {
         info
     }
 
-    /// Re-windows the open volume (`None`: the automatic window). Prompts and masks stay;
-    /// the model sees the new input from the next prompt or propagation on.
+    /// Re-windows the open volume's model input (`None`: the automatic window). Prompts
+    /// and masks stay; the model sees the new input from the next prompt or propagation
+    /// on. (What a page shows may be another window: [`Document::display_slice`].)
     pub fn set_window(&mut self, window: Option<WindowPreset>) -> AppResult<DocInfo> {
         let doc = self.doc()?.rewindowed(window)?;
         let info = doc.info();
         self.doc = Some(Rc::new(doc));
         self.drop_model_state();
         Ok(info)
+    }
+
+    /// Segments every (object, frame) prompt again, in the log's order, with the input as
+    /// it is now (after [`Workspace::set_window`]): one history action. Propagated masks
+    /// stay until the next propagation. Returns each prompt's outcome.
+    pub async fn resegment_prompts(&mut self) -> AppResult<Vec<PromptOutcome>> {
+        let doc = self.doc()?;
+        let model = self.loaded_model()?;
+        self.end_run();
+        let entries: Vec<PromptEntry> = self.prompts.current().into_iter().cloned().collect();
+        let mut outs = Vec::with_capacity(entries.len());
+        for e in &entries {
+            outs.push(
+                self.segment(&model, &doc, e.obj, e.frame, &e.prompt)
+                    .await?,
+            );
+        }
+        self.history.begin(Action::Resegment, &mut self.masks);
+        let outcomes = entries
+            .into_iter()
+            .zip(outs)
+            .map(|(e, out)| self.store_prompted(e.obj, e.frame, Some(e.prompt), out))
+            .collect();
+        self.history.commit(&mut self.masks, PromptChange::None);
+        Ok(outcomes)
     }
 
     fn drop_model_state(&mut self) {
@@ -314,6 +343,7 @@ impl Workspace {
             area,
             iou: out.iou,
             object_score: out.object_score,
+            low_confidence: confidence::judge(out.iou, out.object_score, area),
         }
     }
 
@@ -506,7 +536,7 @@ impl Workspace {
                     if !(range.0..=range.1).contains(&key) {
                         continue;
                     }
-                    let walk = LitePropagation::new(
+                    let mut walk = LitePropagation::new(
                         m.clone(),
                         grey.clone(),
                         doc.dims(),
@@ -514,6 +544,12 @@ impl Workspace {
                         key_box,
                         walk_range(key, range, directions.list()),
                     )?;
+                    // The key slice has its mask (the box made it, or the user's undo/redo
+                    // put back the one they see): the walk starts from it, not segmenting
+                    // it again.
+                    if let Some(mask) = self.masks.get(obj, key) {
+                        walk = walk.with_key_mask(&mask.decode())?;
+                    }
                     walks.push_back((obj, walk));
                 }
                 let total = walks.iter().map(|(_, w)| w.len()).sum();

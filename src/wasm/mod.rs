@@ -32,7 +32,7 @@ use crate::app::{AppError, AppResult, Directions, ModelKind, Workspace};
 use crate::io::image::decode_rgb;
 use crate::io::volume::Volume;
 use crate::io::window::WindowPreset;
-use types::{PromptArg, busy, from_js, js_error, to_js};
+use types::{DisplayWindowArg, PromptArg, busy, from_js, js_error, to_js};
 
 #[wasm_bindgen(start)]
 fn start() {
@@ -183,7 +183,17 @@ impl Session {
         self.open(js(doc)?)
     }
 
-    /// Re-windows the open volume; prompts and masks stay.
+    /// Segments every prompted frame again with the input as it is now (after
+    /// `set_window`); one undoable action. Resolves to the prompts' results.
+    pub fn resegment_prompts(&self) -> js_sys::Promise {
+        let ws = self.ws.clone();
+        future_to_promise(async move {
+            let outs = js(ws.try_borrow_mut().map_err(busy)?.resegment_prompts().await)?;
+            to_js(&outs)
+        })
+    }
+
+    /// Re-windows the open volume's model input; prompts and masks stay.
     pub fn set_window(&self, window: String) -> Result<JsValue, JsValue> {
         let window = window_arg(Some(window))?;
         to_js(&js(self
@@ -238,14 +248,32 @@ impl Session {
             .map_or(0, |d| d.len() as u32))
     }
 
-    /// Frame `index` as RGBA for display (a volume slice windowed; x = i, y = j).
-    pub fn frame_rgba(&self, index: u32) -> Result<Vec<u8>, JsValue> {
+    /// Frame `index` as RGBA for display (x = i, y = j): as the model sees it, or a volume
+    /// slice through `window` (a preset name or `{level, width}`; display only).
+    pub fn frame_rgba(&self, index: u32, window: JsValue) -> Result<Vec<u8>, JsValue> {
         let doc = js(self.ws.try_borrow().map_err(busy)?.doc())?;
-        let f = js(doc.frame_rgb(index as usize))?;
-        Ok(f.data
-            .chunks_exact(3)
-            .flat_map(|p| [p[0], p[1], p[2], 255])
-            .collect())
+        let display = if window.is_undefined() || window.is_null() {
+            None
+        } else {
+            js(from_js::<DisplayWindowArg>(window, "display window")?.into_window())?
+        };
+        Ok(match display {
+            Some(w) => js(doc.display_slice(index as usize, w))?
+                .into_iter()
+                .flat_map(|g| [g, g, g, 255])
+                .collect(),
+            None => js(doc.frame_rgb(index as usize))?
+                .data
+                .chunks_exact(3)
+                .flat_map(|p| [p[0], p[1], p[2], 255])
+                .collect(),
+        })
+    }
+
+    /// The stored values of volume slice `index` (NIfTI scaling applied), row-major.
+    pub fn frame_values(&self, index: u32) -> Result<Vec<f32>, JsValue> {
+        let doc = js(self.ws.try_borrow().map_err(busy)?.doc())?;
+        Ok(js(doc.slice_values(index as usize))?.to_vec())
     }
 
     /// Embeds `frame` ahead of a prompt on it. Resolves to `{frame, computed, ms}`.

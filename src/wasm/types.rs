@@ -4,8 +4,10 @@
 use serde::{Deserialize, Serialize};
 use wasm_bindgen::JsValue;
 
+use crate::app::document::DisplayWindow;
 use crate::app::prompts::point_label;
 use crate::app::{AppError, AppResult, ErrorKind};
+use crate::io::window::{WindowLevel, WindowPreset};
 use crate::predictor::ImagePrompt;
 
 /// A prompt from JavaScript: `{box: [x0, y0, x1, y1] | null, points: [[x, y, label], ...]}`
@@ -40,6 +42,29 @@ impl PromptArg {
             })
             .collect::<AppResult<_>>()?;
         Ok(ImagePrompt { box_xyxy, points })
+    }
+}
+
+/// A display window from JavaScript: a preset name (`"soft"`, `"mr"`, ...; `"auto"` or
+/// `""`: as the model sees it) or `{level, width}` in the volume's units.
+#[derive(Deserialize)]
+#[serde(untagged)]
+pub enum DisplayWindowArg {
+    Preset(String),
+    LevelWidth { level: f64, width: f64 },
+}
+
+impl DisplayWindowArg {
+    /// `None`: the model's own input window.
+    pub fn into_window(self) -> AppResult<Option<DisplayWindow>> {
+        Ok(match self {
+            DisplayWindowArg::Preset(name) => WindowPreset::parse(&name)
+                .map_err(|e| AppError::bad_input(e.to_string()))?
+                .map(DisplayWindow::Preset),
+            DisplayWindowArg::LevelWidth { level, width } => {
+                Some(DisplayWindow::LevelWidth(WindowLevel { level, width }))
+            }
+        })
     }
 }
 

@@ -88,9 +88,9 @@ test("CT lesion: LiteMedSAM box + propagation, NIfTI export (CPU backend)", { ti
     const png = await blobBytes(await page.evaluateHandle((k) => window.medseg.exportPng(k, 1), KEY));
     assert.equal(png.subarray(1, 4).toString(), "PNG");
 
-    // A window chosen by a script shows in the page's window select.
+    // A model input window chosen by a script shows in the page (the display window is the page's own).
     await page.evaluate(() => window.medseg.setWindow("bone"));
-    assert.equal(await page.evaluate(() => /** @type {HTMLSelectElement} */ (document.getElementById("window-select")).value), "bone");
+    assert.equal(await page.textContent("#model-window"), "bone");
 
     assert.deepEqual(errors, [], `console errors:${errorsText(errors)}`);
   } finally {

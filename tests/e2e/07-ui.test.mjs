@@ -97,14 +97,35 @@ test("the page: volume and clip through the controls", { timeout: 1500000 }, asy
     log(`downloaded ${download.suggestedFilename()}: Dice vs ground truth on slices 7..9 ${d.toFixed(4)}`);
     assert.ok(d > 0.9, `Dice ${d} on slices 7..9`);
 
-    // Another CT window through the select (lung: this test volume is stored as 8-bit, so
-    // the bone window, wider than its range, would leave it as it is): the slices change,
-    // the engine keeps the prompt, and propagation goes on from it on the new input.
-    const greySum = () => page.evaluate(async () => (await window.medseg.getFrame(8)).data.reduce((a, b) => a + b, 0));
-    const before = await greySum();
-    await page.selectOption("#window-select", "lung");
-    await page.waitForFunction(() => /prompts and masks kept/.test(document.getElementById("messages").textContent), null, { timeout: 300000 });
-    assert.notEqual(await greySum(), before, "the lung window changes the displayed slice");
+    // This volume is stored as 8-bit (0..255, not HU): the display select offers no CT
+    // presets. Another display window (MR percentiles) redraws the slice at once; the
+    // model's input is changed apart ("Change…"), which segments the prompt again.
+    const shownSum = () =>
+      page.evaluate(() => {
+        const c = /** @type {HTMLCanvasElement} */ (document.getElementById("view"));
+        const d = c.getContext("2d")?.getImageData(0, 0, c.width, c.height).data ?? [];
+        let sum = 0;
+        for (let i = 0; i < d.length; i += 4) sum += d[i];
+        return sum;
+      });
+    assert.deepEqual(
+      await page.evaluate(() => [.../** @type {HTMLSelectElement} */ (document.getElementById("window-select")).options].filter((o) => !o.disabled).map((o) => o.value)),
+      ["", "mr", "none"],
+      "no CT presets for values that are not Hounsfield units",
+    );
+    const before = await shownSum();
+    await page.selectOption("#window-select", "mr");
+    await page.waitForFunction((b) => {
+      const c = /** @type {HTMLCanvasElement} */ (document.getElementById("view"));
+      const d = c.getContext("2d")?.getImageData(0, 0, c.width, c.height).data ?? [];
+      let sum = 0;
+      for (let i = 0; i < d.length; i += 4) sum += d[i];
+      return sum !== b;
+    }, before, { timeout: 30000 });
+    log(`display window MR: shown slice ${before} → ${await shownSum()} (sum of red)`);
+    await page.click("#model-window-change");
+    await page.click("#dialog button:text('MR percentiles')");
+    await page.waitForFunction(() => /now sees the volume through MR percentiles; 1 prompted slice segmented again/.test(document.getElementById("messages").textContent), null, { timeout: 300000 });
     await setNumber(page, "range-from", 8);
     await setNumber(page, "range-to", 9);
     await page.click("#prop-forward");
@@ -114,7 +135,7 @@ test("the page: volume and clip through the controls", { timeout: 1500000 }, asy
       { timeout: 300000 },
     );
     assert.match(await page.textContent("#prop-status"), /^done: 2 slices/, "propagation after the window change");
-    log("lung window: slice redrawn, prompt kept, propagated again over slices 8..9");
+    log("MR display window: slice redrawn; MR model input: prompt segmented again, propagated again over slices 8..9");
 
     // Clip.
     const N = 10;
@@ -122,6 +143,8 @@ test("the page: volume and clip through the controls", { timeout: 1500000 }, asy
     await makeSyntheticClip(page, { N, W: 320, H: 240, R: 30, centres });
     const webm = await blobBytes(await page.evaluateHandle(() => window.__clip));
     await page.setInputFiles("#file-input", { name: "synthetic.webm", mimeType: "video/webm", buffer: webm });
+    // The volume's last propagation was not exported: the page asks first.
+    await page.click("#dialog button:has-text('without saving')");
     await page.waitForFunction(() => /of\s*(9|10|11)\b/.test(document.getElementById("frame-total")?.textContent || ""), null, { timeout: 60000 });
     const info = await page.evaluate(() => window.medseg.info());
     log(`clip opened through the page: ${info.frames} frames ${info.width}×${info.height}`);

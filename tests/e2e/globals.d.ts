@@ -11,6 +11,9 @@ interface Window {
   __frames: number;
   __again: number[];
   __prop: Promise<unknown>;
+  __events: string[];
+  __busy: (string | undefined)[];
+  __propagated: number[];
 }
 
 interface Navigator {

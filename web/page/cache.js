@@ -1,12 +1,15 @@
 // Caches: frames (display RGBA as canvases, LRU by bytes) and mask overlays.
 import { medseg } from '../medseg.js';
 import { maskToOverlay, frameToCanvas } from '../ui/overlay.js';
+import { state } from './state.js';
 
 class FrameCache {
   constructor(budgetBytes) {
     this.budget = budgetBytes;
     this.map = new Map();
     this.bytes = 0;
+    /** Bumped by clear(): a frame fetched before it is stale. */
+    this.gen = 0;
   }
 
   get(frame) {
@@ -40,6 +43,7 @@ class FrameCache {
   clear() {
     this.map.clear();
     this.bytes = 0;
+    this.gen += 1;
   }
 }
 
@@ -58,13 +62,44 @@ function forgetMasksOfFrame(frame) {
   for (const k of [...maskCache.keys()]) if (k.startsWith(`${frame}:`)) maskCache.delete(k);
 }
 
+/**
+ * Frame `frame` as shown: through the display window the page shows (a volume), else as
+ * the model sees it. A frame fetched while the cache was cleared (a new display window)
+ * is returned but not kept.
+ */
 export async function getFrameCanvas(frame) {
   const hit = frameCache.get(frame);
   if (hit) return hit;
-  const data = await medseg.getFrame(frame);
+  const gen = frameCache.gen;
+  const data = await medseg.getFrame(frame, state.displayWindow ? { window: state.displayWindow } : {});
   const canvas = frameToCanvas(data);
-  frameCache.set(frame, canvas);
+  if (gen === frameCache.gen) frameCache.set(frame, canvas);
   return canvas;
+}
+
+/** The stored values of the volume slice on screen, for the value under the cursor. */
+let shownValues = { frame: -1, docGen: -1, values: /** @type {Float32Array | null} */ (null), pending: false };
+
+/**
+ * The value of voxel (x, y) of volume slice `frame` as stored, or undefined while the
+ * slice's values are being fetched (they come once per slice).
+ */
+export function voxelValue(frame, x, y) {
+  const doc = state.doc;
+  if (!doc || doc.kind !== 'volume' || x < 0 || y < 0 || x >= doc.width || y >= doc.height) return undefined;
+  if (shownValues.frame === frame && shownValues.docGen === state.docGen) return shownValues.values?.[y * doc.width + x];
+  if (!shownValues.pending) {
+    shownValues = { frame, docGen: state.docGen, values: null, pending: true };
+    medseg
+      .getFrameValues(frame)
+      .then((v) => {
+        if (shownValues.frame === frame) shownValues = { ...shownValues, values: v.data, pending: false };
+      })
+      .catch(() => {
+        shownValues = { ...shownValues, pending: false };
+      });
+  }
+  return undefined;
 }
 
 /** Outline width in mask pixels for a display scale (display px per image px). */

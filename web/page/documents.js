@@ -1,7 +1,7 @@
 // Documents: opening a file (file picker, drag and drop), showing it, CT window presets.
 import { medseg, fileKind, unsupportedFileText } from '../medseg.js';
-import { el, fmtBytes } from '../ui/dom.js';
-import { ui, messages, state } from './state.js';
+import { el, errorText, fmtBytes, fmtValue, plural } from '../ui/dom.js';
+import { ui, messages, state, ask } from './state.js';
 import { frameCache, maskCache } from './cache.js';
 import { scheduleRender, setFrame, schedulePrepare, updateControls, setToolHint, setTask, clearTask } from './view.js';
 import { withBusy } from './busy.js';
@@ -39,9 +39,12 @@ async function openDocument(file) {
       await medseg.openFile(file);
       const secs = ((performance.now() - t0) / 1000).toFixed(1);
       messages.ok(`Opened ${file.name}: ${describeDoc(state.doc)} (${secs} s).`);
+      // An error about an earlier file is no longer what the user needs to see.
+      messages.notice('last-error', 'error', null);
       if (state.doc.notice) messages.warn(state.doc.notice);
     } catch (err) {
-      messages.error(`Could not open ${file.name}`, err);
+      // The engine's message names the file already ("scan.png: not a PNG ...").
+      messages.error(errorText(err).startsWith(`${file.name}:`) ? 'Could not open' : `Could not open ${file.name}`, err);
       if (state.doc) messages.info(`Still showing ${state.doc.name}; its masks are kept.`);
     } finally {
       clearTask();
@@ -66,6 +69,7 @@ export function showDocument(info, { name, size }) {
     width: info.width,
     height: info.height,
     spacing: info.spacing,
+    values: info.values ?? null,
     notice: noticeText(info),
     name,
     size,
@@ -75,8 +79,11 @@ export function showDocument(info, { name, size }) {
   state.selectedId = null;
   state.lastPropagation = null;
   addObject();
-  state.windowPreset = '';
+  state.displayWindow = '';
   ui.windowSelect.value = '';
+  showWindow(info.window ?? '');
+  // The CT presets are offered only for values in Hounsfield units.
+  for (const o of ui.windowSelect.options) o.disabled = o.dataset.hu !== undefined && !hounsfield();
   setupScrubber();
   state.frame = -1;
   setFrame(state.doc.kind === 'volume' ? Math.floor((frameCount - 1) / 2) : 0);
@@ -121,6 +128,13 @@ function setupScrubber() {
   ui.propMs.textContent = '';
 }
 
+/** "−1024 … 3071 HU", or the range with what it is not. */
+function valuesText({ min, max, hounsfield }) {
+  const range = `${fmtValue(min)} … ${fmtValue(max)}`;
+  if (hounsfield) return `${range} HU (CT)`;
+  return max <= 255 && min >= 0 ? `${range}: not Hounsfield units (already 0–255), so no CT windows` : `${range}: not Hounsfield units (MR or other), so no CT windows`;
+}
+
 function showFileInfo() {
   const d = state.doc;
   const rows = [
@@ -132,6 +146,7 @@ function showFileInfo() {
   if (Array.isArray(d.spacing) && d.spacing.length) {
     rows.push(['spacing', `${d.spacing.map((v) => Number(v).toFixed(2)).join(' × ')} mm`]);
   }
+  if (d.values) rows.push(['values', valuesText(d.values)]);
   if (Number.isFinite(d.size)) rows.push(['file', fmtBytes(d.size)]);
   if (d.notice) rows.push(['note', String(d.notice)]);
   ui.fileInfo.replaceChildren(...rows.flatMap(([k, v]) => [el('dt', {}, k), el('dd', {}, v)]));
@@ -177,45 +192,87 @@ window.addEventListener('drop', (e) => {
   openDocument(files[0]);
 });
 
-// CT window presets.
-export const WINDOWS = ['soft', 'lung', 'bone', 'brain', 'mr', 'none'];
+// ---------------------------------------------------------------------------------------
+// Windows: what the page shows (display) apart from what the model sees (model input)
+// ---------------------------------------------------------------------------------------
+//
+// A radiologist changes the display window all the time and expects the segmentation to
+// stay: the display window is the page's alone (the engine maps the shown slice through
+// it, nothing is segmented again). The model's input window is chosen once, automatically
+// from the data (soft tissue for CT in HU, as MedSAM2 does; as stored for 0..255 data; MR
+// percentiles otherwise); changing it is an explicit step that re-segments the prompted
+// slices, after the user confirms.
 
-/** The engine now shows the volume through `preset`: the frames on screen are stale. */
+/** The display presets W cycles through ('' = as the model sees it). */
+export const WINDOWS = ['', 'soft', 'lung', 'bone', 'brain', 'mr', 'none'];
+const HU_WINDOWS = new Set(['soft', 'lung', 'bone', 'brain']);
+const WINDOW_LABEL = { soft: 'soft tissue', lung: 'lung', bone: 'bone', brain: 'brain', mr: 'MR percentiles', none: '0–255 as stored' };
+
+/** Whether the open volume's values are CT Hounsfield units (the CT presets mean something). */
+function hounsfield() {
+  return state.doc?.values?.hounsfield !== false;
+}
+
+/** Shows the slices through display window `preset` ('' = the model's input); instant. */
+export function setDisplayWindow(preset) {
+  if (!state.doc || state.doc.kind !== 'volume') return;
+  const usable = WINDOWS.includes(preset) && !(HU_WINDOWS.has(preset) && !hounsfield());
+  state.displayWindow = usable ? preset : '';
+  ui.windowSelect.value = state.displayWindow;
+  frameCache.clear();
+  scheduleRender();
+}
+
+/** The next display window (W): the presets that fit the volume's values, in turn. */
+export function nextDisplayWindow() {
+  const fit = WINDOWS.filter((w) => !(HU_WINDOWS.has(w) && !hounsfield()));
+  setDisplayWindow(fit[(fit.indexOf(state.displayWindow) + 1) % fit.length]);
+}
+
+/** The engine now segments the volume through `preset` (a "window" event). */
 export function showWindow(preset) {
   state.windowPreset = WINDOWS.includes(preset) ? preset : '';
-  ui.windowSelect.value = state.windowPreset;
+  ui.modelWindow.textContent = WINDOW_LABEL[state.windowPreset] ?? 'auto';
   state.docGen += 1;
   frameCache.clear();
   schedulePrepare();
 }
 
-export async function applyWindow(preset) {
-  if (!state.doc || state.doc.kind !== 'volume') return;
-  await withBusy('window', 'change the window', async () => {
+/** Asks which window the model should see, says what that does, and applies it. */
+async function changeModelWindow() {
+  if (!state.doc || state.doc.kind !== 'volume' || state.busy) return;
+  const choices = WINDOWS.filter((w) => w && w !== state.windowPreset && !(HU_WINDOWS.has(w) && !hounsfield()));
+  const prompted = state.objects.reduce((n, o) => n + o.prompts.size, 0);
+  const answer = await ask({
+    title: 'Model input window',
+    text: [
+      `The model sees this volume through ${WINDOW_LABEL[state.windowPreset] ?? 'its automatic window'}, chosen from its values${hounsfield() ? ' (CT in Hounsfield units: soft tissue, as MedSAM2 does)' : ''}. The display window above changes only what you see.`,
+      prompted
+        ? `Another input window segments the ${plural(prompted, 'prompted slice')} again with it; propagated masks stay as they are until you propagate again.`
+        : 'Another input window applies to the next box and propagation.',
+    ],
+    buttons: [{ label: 'Cancel', value: 'cancel' }, ...choices.map((w) => ({ label: WINDOW_LABEL[w], value: w }))],
+  });
+  if (answer === 'cancel' || !WINDOWS.includes(answer)) return;
+  await withBusy('window', 'change the model input window', async () => {
     try {
-      // The "window" event shows it (below).
-      await medseg.setWindow(preset);
-      // The engine keeps prompts and masks; the model sees the new window from the next
-      // prompt or propagation on.
-      if (state.objects.some((o) => o.prompts.size)) {
-        messages.info(`Window "${preset}": prompts and masks kept; propagate again to segment with it.`);
-      }
+      // The "window" event shows it (below); the engine re-segments the prompts.
+      const res = await medseg.setWindow(answer, { resegment: true });
+      const n = res?.resegmented ?? 0;
+      messages.ok(`The model now sees the volume through ${WINDOW_LABEL[answer]}${n ? `; ${plural(n, 'prompted slice')} segmented again` : ''}.`);
     } catch (err) {
-      messages.error(`Window "${preset}"`, err);
-      ui.windowSelect.value = state.windowPreset;
+      messages.error(`Model input window "${answer}"`, err);
     }
   });
-  ui.windowSelect.value = state.windowPreset;
   scheduleRender();
 }
 
-// Every window change is shown from its "window" event, whoever made it.
+// Every model input window change is shown from its "window" event, whoever made it.
 medseg.on('window', ({ window }) => {
   if (!state.doc || state.doc.kind !== 'volume') return;
   showWindow(window);
   scheduleRender();
 });
 
-ui.windowSelect.addEventListener('change', () => {
-  if (ui.windowSelect.value) applyWindow(ui.windowSelect.value);
-});
+ui.windowSelect.addEventListener('change', () => setDisplayWindow(ui.windowSelect.value));
+ui.modelWindowChange.addEventListener('click', () => changeModelWindow());

@@ -1,7 +1,7 @@
 // Keyboard shortcuts (listed on the page).
 import { ui, state } from './state.js';
 import { setFrame } from './view.js';
-import { WINDOWS, applyWindow } from './documents.js';
+import { nextDisplayWindow } from './documents.js';
 import { selectObject, newObject } from './objects.js';
 import { undo, redo, setTool } from './prompts.js';
 import { propagate, cancelWork } from './propagation.js';
@@ -70,12 +70,7 @@ window.addEventListener('keydown', (e) => {
       if (!ui.addObject.disabled) newObject();
       break;
     case 'w':
-      if (!ui.windowRow.hidden && !ui.windowSelect.disabled) {
-        const i = WINDOWS.indexOf(state.windowPreset);
-        const next = WINDOWS[(i + 1) % WINDOWS.length];
-        ui.windowSelect.value = next;
-        applyWindow(next);
-      }
+      if (!ui.windowRow.hidden) nextDisplayWindow();
       break;
     default:
       if (/^[1-9]$/.test(key)) {

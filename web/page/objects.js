@@ -15,6 +15,8 @@ export function objectRecord(id) {
     color: colorFor(id - 1),
     visible: true,
     prompts: new Map(),
+    /** frame -> why the engine gives its prompt's mask little trust */
+    lowConfidence: new Map(),
     inEngine: false,
   };
 }
@@ -124,9 +126,14 @@ export function refreshAreas() {
   const sp = state.doc?.spacing;
   const mm2 = Array.isArray(sp) && sp.length >= 2 ? Number(sp[0]) * Number(sp[1]) : 0;
   for (const node of /** @type {NodeListOf<HTMLElement>} */ (ui.objectList.querySelectorAll('.obj-area'))) {
-    const entry = maskCache.get(maskKey(state.frame, Number(node.dataset.id)));
+    const id = Number(node.dataset.id);
+    const entry = maskCache.get(maskKey(state.frame, id));
     const area = entry?.overlay?.area;
-    node.textContent = !area ? '' : mm2 > 0 ? `${(area * mm2).toFixed(0)} mm²` : `${area} px`;
+    const low = state.objects.find((o) => o.id === id)?.lowConfidence.get(state.frame);
+    const size = !area ? '' : mm2 > 0 ? `${(area * mm2).toFixed(0)} mm²` : `${area} px`;
+    node.textContent = low ? `${size ? `${size} · ` : ''}⚠ low confidence` : size;
+    node.title = low ?? '';
+    node.classList.toggle('low-confidence', !!low);
   }
 }
 

@@ -26,11 +26,19 @@ function canPrompt(what) {
  * event: the frame's whole prompt after the call (box null and no points: none left).
  * Every prompt call reaches the page this way, its own and those of scripts.
  */
-function showPrompt({ frame, obj: id, box, points = [], mask }) {
+function showPrompt({ frame, obj: id, box, points = [], mask, lowConfidence = null }) {
   if (!state.doc || !Number.isInteger(frame) || !Number.isInteger(id)) return;
   const obj = objectWithId(id);
   if (box || points.length) obj.prompts.set(frame, { box: box && [...box], points: points.map((p) => [...p]) });
   else obj.prompts.delete(frame);
+  // The engine's verdict on the mask (src/app/confidence.rs): flagged in the object list
+  // while this frame is shown, and said once.
+  if (lowConfidence?.reason) {
+    obj.lowConfidence.set(frame, lowConfidence.reason);
+    messages.warn(`Low confidence in ${obj.name} on ${frameWord()} ${frame}: ${lowConfidence.reason}. Check the mask; a box drawn tightly around the structure does better.`);
+  } else {
+    obj.lowConfidence.delete(frame);
+  }
   obj.inEngine = true;
   if (mask) cacheMask(frame, id, mask);
   else forgetMask(frame, id);
@@ -114,6 +122,8 @@ function describeAction(action, masks) {
     }
     case 'reset':
       return action.obj === null ? 'clearing all objects' : `removing ${objectName(action.obj)}`;
+    case 'resegment':
+      return `segmenting the prompted ${frameWord()}s again with the new model input window`;
     default:
       return action.kind;
   }

@@ -69,6 +69,7 @@ export async function propagate(direction, { range = null, correction = null } =
       ui.propProgress.value = 0;
       return;
     }
+    ui.propStatus.textContent = `propagating ${DIRECTION_TEXT[direction]} from ${word} ${state.frame}: first ${word}…`;
     const t0 = performance.now();
     let frames = 0;
     let lastFrame = null;
@@ -171,10 +172,12 @@ async function prefetchFrames([first, last], direction) {
   if (direction !== 'forward') for (let f = state.frame - 1; f >= first; f--) order.push(f);
   const todo = order.filter((f) => f >= first && f <= last && !frameCache.map.has(f)).slice(0, room);
   const gen = state.docGen;
+  // What the status says before the loading (where the propagation starts).
+  const lead = ui.propStatus.textContent.replace(/:.*$/, '');
   state.prefetching = true;
   try {
     for (let i = 0; i < todo.length && !state.cancelRequested && gen === state.docGen; i++) {
-      if (i % 8 === 0) ui.propStatus.textContent = `preparing ${frameWord()}s ${i}/${todo.length}…`;
+      if (i % 8 === 0) ui.propStatus.textContent = `${lead}: loading ${plural(todo.length, frameWord())} to show, ${i} done…`;
       frameCache.set(todo[i], frameToCanvas(await medseg.getFrame(todo[i])));
     }
   } catch {

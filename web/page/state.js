@@ -20,6 +20,8 @@ export const ui = {
   fileInfo: $('file-info', HTMLDListElement),
   windowRow: $('window-row'),
   windowSelect: $('window-select', HTMLSelectElement),
+  modelWindow: $('model-window'),
+  modelWindowChange: $('model-window-change', HTMLButtonElement),
   tools: [.../** @type {NodeListOf<HTMLButtonElement>} */ (document.querySelectorAll('.tool[data-tool]'))],
   undo: $('undo', HTMLButtonElement),
   redo: $('redo', HTMLButtonElement),
@@ -87,7 +89,7 @@ export const BUSY_TEXT = {
   export: 'exporting',
   video: 'recording the overlay video',
   reset: 'clearing',
-  window: 'changing the window',
+  window: 'changing the model input window',
 };
 
 export const state = {
@@ -113,7 +115,8 @@ export const state = {
   correctionFrame: null, // a box drawn on this frame waits for its re-propagation
   modelFiles: new Map(), // picker value -> File
   clearArmedUntil: 0,
-  windowPreset: '', // the CT window preset shown ('' = the volume's default)
+  windowPreset: '', // the window the model sees (the engine's; '' until a volume is open)
+  displayWindow: '', // the window the slices are shown through ('' = the model's)
   taskTitle: '', // what the long task under way is (engine progress events add to it)
 };
 

@@ -1,11 +1,11 @@
 // The viewer and what it draws, the frame on screen (and its embedding ahead of a prompt),
 // the controls' enabled state, and the header's progress of long tasks.
 import { medseg } from '../medseg.js';
-import { clamp, fmtBytes } from '../ui/dom.js';
+import { clamp, fmtBytes, fmtValue } from '../ui/dom.js';
 import { canRecordVideo } from '../ui/video-export.js';
 import { Viewer } from '../ui/viewer.js';
 import { ui, messages, state, frameWord, boxOnlyModel } from './state.js';
-import { getFrameCanvas, edgeFor, getOverlay } from './cache.js';
+import { getFrameCanvas, edgeFor, getOverlay, voxelValue } from './cache.js';
 import { refreshAreas } from './objects.js';
 import { promptBox, promptPoint, setTool } from './prompts.js';
 
@@ -18,12 +18,22 @@ export const viewer = new Viewer(ui.canvas, {
   onPoint: (x, y, label) => promptPoint(x, y, label),
   onTooSmall: () => setToolHint('Drag to draw a box (a click alone is not a box).'),
   onPromptStart: () => prepareShownFrame(),
-  onHover: (p) => {
-    ui.cursorPos.textContent = p ? `x ${Math.floor(p.x)}, y ${Math.floor(p.y)}` : '';
-  },
+  onHover: (p) => showCursor(p),
   onWheel: (steps) => setFrame(state.frame + steps),
   onResize: () => scheduleRender(),
 });
+
+/** The pixel under the cursor, and a volume's value there (HU for CT) as stored. */
+function showCursor(p) {
+  if (!p) {
+    ui.cursorPos.textContent = '';
+    return;
+  }
+  const [x, y] = [Math.floor(p.x), Math.floor(p.y)];
+  const v = voxelValue(state.frame, x, y);
+  const unit = state.doc?.values?.hounsfield ? ' HU' : '';
+  ui.cursorPos.textContent = `x ${x}, y ${y}${v === undefined ? '' : ` · ${fmtValue(v)}${unit}`}`;
+}
 
 /** Redraws the current frame; calls made while a redraw runs are merged into one more. */
 export async function scheduleRender() {
@@ -220,7 +230,8 @@ export function updateControls() {
   ui.videoFps.parentElement.hidden = ui.exportVideo.hidden;
 
   ui.windowRow.hidden = !doc || doc.kind !== 'volume';
-  ui.windowSelect.disabled = !idle;
+  // The display window changes any time; the model's input only between tasks.
+  ui.modelWindowChange.disabled = !idle || !state.model;
   updateHint();
 }
 

@@ -60,6 +60,12 @@ export function fmtDuration(ms) {
   return `${Math.floor(s / 3600)} h ${Math.floor((s % 3600) / 60)} min`;
 }
 
+/** A voxel value as read: integers as they are, others to 4 significant digits. */
+export function fmtValue(v) {
+  if (!Number.isFinite(v)) return String(v);
+  return Number.isInteger(v) ? String(v).replace('-', '−') : Number(v.toPrecision(4)).toString().replace('-', '−');
+}
+
 export function fmtBytes(n) {
   if (!Number.isFinite(n)) return '?';
   if (n < 1024) return `${n} B`;

@@ -77,5 +77,8 @@ pub fn run(a: Args) -> CliResult {
         out.area,
         a.out.display()
     );
+    if let Some(low) = &out.low_confidence {
+        eprintln!("warning: low confidence: {}", low.reason);
+    }
     Ok(())
 }

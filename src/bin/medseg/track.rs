@@ -90,8 +90,14 @@ pub fn run(a: Args) -> CliResult {
         box_xyxy: Some(a.box_xyxy),
         points: Vec::new(),
     };
-    pollster::block_on(ws.add_prompt(a.obj, a.frame, &prompt))
+    let key = pollster::block_on(ws.add_prompt(a.obj, a.frame, &prompt))
         .map_err(|e| format!("--box on frame {}: {e}", a.frame))?;
+    if let Some(low) = &key.low_confidence {
+        eprintln!(
+            "warning: low confidence in the box's mask on frame {}: {}",
+            a.frame, low.reason
+        );
+    }
     let report = |done: usize, total: usize| {
         eprint!(
             "\rframe {done}/{total}  {:.1} s",
