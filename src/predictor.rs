@@ -19,6 +19,14 @@ pub struct ImagePrompt {
 }
 
 impl ImagePrompt {
+    /// A box alone, `[x0, y0, x1, y1]`.
+    pub fn boxed(box_xyxy: [f32; 4]) -> Self {
+        Self {
+            box_xyxy: Some(box_xyxy),
+            points: Vec::new(),
+        }
+    }
+
     pub fn is_empty(&self) -> bool {
         self.box_xyxy.is_none() && self.points.is_empty()
     }

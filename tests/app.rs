@@ -59,13 +59,6 @@ fn fixture_frames() -> Vec<RgbImage> {
         .collect()
 }
 
-fn boxed(b: [f32; 4]) -> ImagePrompt {
-    ImagePrompt {
-        box_xyxy: Some(b),
-        points: vec![],
-    }
-}
-
 fn point(x: f32, y: f32, label: PointLabel) -> ImagePrompt {
     ImagePrompt {
         box_xyxy: None,
@@ -98,7 +91,7 @@ fn on_an_image_box_then_point_is_the_predictors_box_plus_point_and_undo_restores
     let mut ws = workspace(&model);
     ws.open(Document::image("image.png", img.clone()).expect("doc"));
 
-    let first = pollster::block_on(ws.add_prompt(1, 0, &boxed(b))).expect("box");
+    let first = pollster::block_on(ws.add_prompt(1, 0, &ImagePrompt::boxed(b))).expect("box");
     let box_logits = ws.masks().logits(1, 0).expect("logits").to_vec();
     // The box alone is the official predictor's output (the oracle of the first call).
     let err = max_abs(&box_logits, &fx.host("predictor.box.out.masks_logits").data);
@@ -129,7 +122,7 @@ fn on_an_image_box_then_point_is_the_predictors_box_plus_point_and_undo_restores
     let both_logits = got.to_vec();
     let undone = ws.undo().expect("undo").expect("something");
     assert_eq!(undone.prompts.len(), 1);
-    assert_eq!(undone.prompts[0].prompt, Some(boxed(b)));
+    assert_eq!(undone.prompts[0].prompt, Some(ImagePrompt::boxed(b)));
     assert_eq!(ws.masks().get(1, 0).map(|m| m.area()), Some(first.area));
     assert_eq!(ws.masks().logits(1, 0), Some(&box_logits[..]));
     // Undo of the box: no prompt, no mask; then nothing left to undo.
@@ -159,7 +152,7 @@ fn on_a_clip_frame_box_then_point_matches_the_image_predictor_and_undo_redo_rest
     let (px, py) = ((b[0] + b[2]) / 2.0, (b[1] + b[3]) / 2.0);
     let mut ws = workspace(&model);
     ws.open(Document::clip("clip", frames.clone()).expect("doc"));
-    pollster::block_on(ws.add_prompt(2, 1, &boxed(b))).expect("box");
+    pollster::block_on(ws.add_prompt(2, 1, &ImagePrompt::boxed(b))).expect("box");
     let box_mask = ws.masks().get(2, 1).expect("mask").clone();
     let out = pollster::block_on(ws.add_prompt(2, 1, &point(px, py, PointLabel::Positive)))
         .expect("point");
@@ -222,7 +215,7 @@ fn every_propagation_takes_the_steps_it_plans() {
     for (key, dirs, range, want) in cases {
         let mut ws = workspace(&model);
         ws.open(Document::clip("clip", frames.clone()).expect("doc"));
-        pollster::block_on(ws.add_prompt(1, key, &boxed(b))).expect("box");
+        pollster::block_on(ws.add_prompt(1, key, &ImagePrompt::boxed(b))).expect("box");
         let total = pollster::block_on(ws.start_propagation(dirs, range)).expect("plan");
         let mut steps = 0;
         while pollster::block_on(ws.step()).expect("step").is_some() {
@@ -252,7 +245,7 @@ fn a_sam2_volume_follows_medsam2s_two_pass_recipe() {
     let key = case.key_slice;
     let mut ws = workspace(&model);
     ws.open(Document::volume(&case.name, volume.clone(), None).expect("doc"));
-    pollster::block_on(ws.add_prompt(1, key, &boxed(case.box_xyxy))).expect("box");
+    pollster::block_on(ws.add_prompt(1, key, &ImagePrompt::boxed(case.box_xyxy))).expect("box");
     let steps = pollster::block_on(ws.propagate(Directions::Both, Some((lo, hi)), |_, _| {}))
         .expect("propagate");
     assert_eq!(steps, (hi - key + 1) + (key - lo + 1));
@@ -374,7 +367,7 @@ fn track_windows_a_hounsfield_ct_as_the_page_does() {
     let mut ws = workspace(&model);
     let info = ws.open(Document::volume("hu.nii", hu, None).expect("doc"));
     assert_eq!(info.window, Some("soft"));
-    pollster::block_on(ws.add_prompt(1, key, &boxed(b))).expect("box");
+    pollster::block_on(ws.add_prompt(1, key, &ImagePrompt::boxed(b))).expect("box");
     pollster::block_on(ws.propagate(Directions::Both, Some((lo, hi)), |_, _| {})).expect("run");
     let page = ws.masks().label_map(&ws.doc().expect("doc"), None);
     let d = dice(&page, &auto);
@@ -399,7 +392,8 @@ fn a_new_model_input_window_segments_the_prompts_as_an_open_with_it_does() {
 
     let mut ws = workspace(&model);
     ws.open(Document::volume(&case.name, volume.clone(), None).expect("doc"));
-    let first = pollster::block_on(ws.add_prompt(1, key, &boxed(case.box_xyxy))).expect("box");
+    let first =
+        pollster::block_on(ws.add_prompt(1, key, &ImagePrompt::boxed(case.box_xyxy))).expect("box");
     assert!(
         first.low_confidence.is_none(),
         "the lesion's box: {first:?}"
@@ -421,7 +415,8 @@ fn a_new_model_input_window_segments_the_prompts_as_an_open_with_it_does() {
 
     let mut fresh = workspace(&model);
     fresh.open(Document::volume(&case.name, volume, mr).expect("doc"));
-    let want = pollster::block_on(fresh.add_prompt(1, key, &boxed(case.box_xyxy))).expect("box");
+    let want = pollster::block_on(fresh.add_prompt(1, key, &ImagePrompt::boxed(case.box_xyxy)))
+        .expect("box");
     assert_eq!(outs[0].area, want.area);
     assert_eq!(
         ws.masks().get(1, key).expect("key").decode(),
@@ -433,7 +428,8 @@ fn a_new_model_input_window_segments_the_prompts_as_an_open_with_it_does() {
     assert_eq!(ws.masks().get(1, key).expect("key").area(), first.area);
 
     // A box over the air outside the body is flagged.
-    let air = pollster::block_on(fresh.add_prompt(2, key, &boxed([5.0, 5.0, 60.0, 60.0])))
-        .expect("air box");
+    let air =
+        pollster::block_on(fresh.add_prompt(2, key, &ImagePrompt::boxed([5.0, 5.0, 60.0, 60.0])))
+            .expect("air box");
     assert!(air.low_confidence.is_some(), "{air:?}");
 }

@@ -338,13 +338,6 @@ mod tests {
     use super::*;
     use crate::session::mask_store::RleMask;
 
-    fn boxed(b: [f32; 4]) -> ImagePrompt {
-        ImagePrompt {
-            box_xyxy: Some(b),
-            points: vec![],
-        }
-    }
-
     fn mask(bits: &[u8]) -> RleMask {
         RleMask::encode(bits, 4, 1)
     }
@@ -357,7 +350,7 @@ mod tests {
         (obj, frame): (ObjectId, usize),
         bits: &[u8],
     ) {
-        let p = boxed([0.0, 0.0, 2.0 + frame as f32, 1.0]);
+        let p = ImagePrompt::boxed([0.0, 0.0, 2.0 + frame as f32, 1.0]);
         h.begin(
             Action::Prompt {
                 obj,
@@ -572,7 +565,7 @@ mod tests {
         );
         prompt(&mut h, &mut p, &mut m, (1, 0), &[1, 0, 0, 0]);
         // A prompt the history never saw (a bug): the undo refuses.
-        p.push(1, 5, boxed([0.0, 0.0, 1.0, 1.0]));
+        p.push(1, 5, ImagePrompt::boxed([0.0, 0.0, 1.0, 1.0]));
         let before = snapshot(&p, &m);
         let e = h.undo(&mut p, &mut m).unwrap_err();
         assert_eq!(e.kind, crate::app::ErrorKind::Engine);

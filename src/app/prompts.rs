@@ -229,13 +229,6 @@ impl PromptStore {
 mod tests {
     use super::*;
 
-    fn boxed(b: [f32; 4]) -> ImagePrompt {
-        ImagePrompt {
-            box_xyxy: Some(b),
-            points: vec![],
-        }
-    }
-
     fn points(p: &[(f32, f32, PointLabel)]) -> ImagePrompt {
         ImagePrompt {
             box_xyxy: None,
@@ -254,7 +247,7 @@ mod tests {
     #[test]
     fn box_then_points_keeps_the_box_and_adds_each_point() {
         let mut s = PromptStore::default();
-        apply(&mut s, 1, 3, &boxed([1.0, 2.0, 30.0, 40.0]));
+        apply(&mut s, 1, 3, &ImagePrompt::boxed([1.0, 2.0, 30.0, 40.0]));
         apply(&mut s, 1, 3, &points(&[(5.0, 6.0, POS)]));
         apply(&mut s, 1, 3, &points(&[(7.0, 8.0, NEG)]));
         let p = s.get(1, 3).unwrap();
@@ -268,8 +261,11 @@ mod tests {
     fn points_then_box_starts_afresh() {
         let mut s = PromptStore::default();
         apply(&mut s, 1, 0, &points(&[(5.0, 6.0, POS)]));
-        apply(&mut s, 1, 0, &boxed([1.0, 2.0, 30.0, 40.0]));
-        assert_eq!(s.get(1, 0), Some(&boxed([1.0, 2.0, 30.0, 40.0])));
+        apply(&mut s, 1, 0, &ImagePrompt::boxed([1.0, 2.0, 30.0, 40.0]));
+        assert_eq!(
+            s.get(1, 0),
+            Some(&ImagePrompt::boxed([1.0, 2.0, 30.0, 40.0]))
+        );
         // A box with points in one edit (the CLI's --box with --point) is taken whole.
         let both = ImagePrompt {
             box_xyxy: Some([0.0, 0.0, 9.0, 9.0]),
@@ -282,8 +278,8 @@ mod tests {
     #[test]
     fn pop_takes_back_only_the_last_prompt_and_restores_the_previous_one() {
         let mut s = PromptStore::default();
-        apply(&mut s, 1, 2, &boxed([1.0, 2.0, 30.0, 40.0]));
-        apply(&mut s, 2, 5, &boxed([4.0, 4.0, 8.0, 8.0]));
+        apply(&mut s, 1, 2, &ImagePrompt::boxed([1.0, 2.0, 30.0, 40.0]));
+        apply(&mut s, 2, 5, &ImagePrompt::boxed([4.0, 4.0, 8.0, 8.0]));
         apply(&mut s, 1, 2, &points(&[(5.0, 6.0, POS)]));
         let last = s.log().last().unwrap().clone();
         let older = s.log()[0].clone();
@@ -291,16 +287,19 @@ mod tests {
         assert!(!s.pop(&older));
         assert_eq!(s.log().len(), 3);
         assert!(s.pop(&last));
-        assert_eq!(s.get(1, 2), Some(&boxed([1.0, 2.0, 30.0, 40.0])));
-        assert_eq!(s.get(2, 5), Some(&boxed([4.0, 4.0, 8.0, 8.0])));
+        assert_eq!(
+            s.get(1, 2),
+            Some(&ImagePrompt::boxed([1.0, 2.0, 30.0, 40.0]))
+        );
+        assert_eq!(s.get(2, 5), Some(&ImagePrompt::boxed([4.0, 4.0, 8.0, 8.0])));
     }
 
     #[test]
     fn removed_prompts_go_back_in_their_places() {
         let mut s = PromptStore::default();
-        apply(&mut s, 1, 2, &boxed([1.0, 2.0, 30.0, 40.0]));
-        apply(&mut s, 2, 5, &boxed([4.0, 4.0, 8.0, 8.0]));
-        apply(&mut s, 1, 3, &boxed([2.0, 2.0, 9.0, 9.0]));
+        apply(&mut s, 1, 2, &ImagePrompt::boxed([1.0, 2.0, 30.0, 40.0]));
+        apply(&mut s, 2, 5, &ImagePrompt::boxed([4.0, 4.0, 8.0, 8.0]));
+        apply(&mut s, 1, 3, &ImagePrompt::boxed([2.0, 2.0, 9.0, 9.0]));
         apply(&mut s, 2, 5, &points(&[(5.0, 6.0, NEG)]));
         let all = s.log().to_vec();
         let removed = s.remove_object(Some(1));
@@ -320,8 +319,8 @@ mod tests {
     #[test]
     fn the_latest_boxed_frame_is_the_key_and_frames_keep_prompt_order() {
         let mut s = PromptStore::default();
-        apply(&mut s, 1, 8, &boxed([1.0, 1.0, 9.0, 9.0]));
-        apply(&mut s, 1, 3, &boxed([2.0, 2.0, 9.0, 9.0]));
+        apply(&mut s, 1, 8, &ImagePrompt::boxed([1.0, 1.0, 9.0, 9.0]));
+        apply(&mut s, 1, 3, &ImagePrompt::boxed([2.0, 2.0, 9.0, 9.0]));
         apply(&mut s, 1, 8, &points(&[(5.0, 5.0, POS)]));
         assert_eq!(s.frames_of(1), vec![3, 8]);
         let current: Vec<_> = s.current().iter().map(|e| (e.obj, e.frame)).collect();
@@ -341,11 +340,11 @@ mod tests {
     #[test]
     fn prompts_are_checked_against_the_frame() {
         let ok = |p: &ImagePrompt| check_prompt(p, 100, 50);
-        assert!(ok(&boxed([10.0, 10.0, 20.0, 20.0])).is_ok());
+        assert!(ok(&ImagePrompt::boxed([10.0, 10.0, 20.0, 20.0])).is_ok());
         for bad in [
-            boxed([20.0, 10.0, 10.0, 20.0]),
-            boxed([f32::NAN, 0.0, 1.0, 1.0]),
-            boxed([100.0, 0.0, 120.0, 10.0]),
+            ImagePrompt::boxed([20.0, 10.0, 10.0, 20.0]),
+            ImagePrompt::boxed([f32::NAN, 0.0, 1.0, 1.0]),
+            ImagePrompt::boxed([100.0, 0.0, 120.0, 10.0]),
             points(&[(100.0, 10.0, POS)]),
             points(&[(-1.0, 10.0, POS)]),
             ImagePrompt::default(),
