@@ -21,15 +21,20 @@
 //! Each kernel takes the tensor's own buffer (no copy when the tensor is
 //! contiguous and not shared). Tensors on any other device (wgpu in the
 //! browser) go through burn's ops; both compute the same function up to f32
-//! rounding.
+//! rounding. So do tensors that carry autodiff (fine-tuning, `app::training`):
+//! a kernel here reads values and writes a fresh tensor, which records nothing
+//! on the tape, so gradients would silently stop at it.
 
 use burn::tensor::module::{conv2d, max_pool2d};
 use burn::tensor::ops::{ConvOptions, MaxPoolOptions};
 use burn::tensor::{DType, Device, Tensor, TensorData, activation};
 
-/// Whether `x` lives in host memory as f32, where the kernels here apply.
+/// Whether `x` lives in host memory as f32 without autodiff, where the kernels
+/// here apply. Device equality ignores autodiff (an autodiff flex device equals
+/// `Device::flex()`), hence the separate check. Callers with several tensor
+/// inputs check each one that may carry gradients.
 pub(crate) fn on_host<const D: usize>(x: &Tensor<D>) -> bool {
-    x.dtype() == DType::F32 && x.device() == Device::flex()
+    x.dtype() == DType::F32 && !x.is_autodiff() && x.device() == Device::flex()
 }
 
 /// Runs `f` over `chunk`-sized pieces of `data`, on the rayon pool natively.
@@ -283,7 +288,8 @@ const SCORE_BLOCK: usize = 1 << 22;
 pub fn attention(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, bias: Option<Tensor<3>>) -> Tensor<4> {
     let [b, h, nq, d] = q.dims();
     let nk = k.dims()[2];
-    if !on_host(&q) {
+    let host = on_host(&q) && on_host(&k) && on_host(&v) && bias.as_ref().is_none_or(on_host);
+    if !host {
         let bias = bias.map(|t| t.unsqueeze::<4>().expand([b, h, nq, nk]));
         return burn::tensor::module::attention(
             q,
@@ -503,7 +509,7 @@ pub fn depthwise_conv_nhwc(
     padding: usize,
 ) -> Tensor<4> {
     let [c, _, k, _] = weight.dims();
-    if !on_host(&x) {
+    if !(on_host(&x) && on_host(&weight) && bias.as_ref().is_none_or(on_host)) {
         let options = ConvOptions::new([stride; 2], [padding; 2], [1, 1], c);
         return conv2d(x.permute([0, 3, 1, 2]), weight, bias, options).permute([0, 2, 3, 1]);
     }
@@ -676,6 +682,29 @@ simd_dispatch! {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Autodiff tensors take burn's ops, whose gradients reach the inputs: the
+    /// host kernels would return fresh tensors outside the graph.
+    #[test]
+    fn autodiff_tensors_keep_their_gradients() {
+        let device = Device::flex().autodiff();
+        let x = Tensor::<4>::from_data(
+            TensorData::new(
+                (0..32).map(|i| i as f32 / 8.0 - 2.0).collect(),
+                [1, 2, 4, 4],
+            ),
+            &device,
+        )
+        .require_grad();
+        assert!(!on_host(&x));
+        let q = x.clone().reshape([1, 2, 4, 4]);
+        let y = attention(q.clone(), q.clone(), q, None);
+        let loss = (gelu(y) + max_pool_nhwc(x.clone(), 2).sum().unsqueeze()).sum();
+        let grads = loss.backward();
+        let g = x.grad(&grads).expect("a gradient for x");
+        let g = g.into_data().to_vec::<f32>().expect("f32");
+        assert!(g.iter().any(|v| *v != 0.0), "all-zero gradient");
+    }
 
     /// f64 `erf`: Maclaurin series below 2.5, Lentz continued fraction for
     /// `erfc` above (both far more accurate than the f32 under test).

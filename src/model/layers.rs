@@ -56,7 +56,10 @@ impl Linear {
         dims[D - 1] = self.weight.dims()[1];
         let x = x.reshape([rows, d_in]);
         #[cfg(not(target_arch = "wasm32"))]
-        if crate::model::cpu_kernels::on_host(&x) {
+        if crate::model::cpu_kernels::on_host(&x)
+            && crate::model::cpu_kernels::on_host(&self.weight.val())
+            && bias.as_ref().is_none_or(crate::model::cpu_kernels::on_host)
+        {
             let y = crate::model::cpu_kernels::linear(x, &self.weight.val(), bias);
             return y.reshape(dims);
         }
