@@ -103,8 +103,12 @@ pub struct MaskDecoderOutput {
 #[derive(Module, Debug)]
 pub struct MaskDecoder {
     pub transformer: TwoWayTransformer,
-    /// `[obj_score_token?, iou_token, mask_tokens...]`, `[T, C]`.
-    output_tokens: Param<Tensor<2>>,
+    /// `obj_score_token.weight` (SAM 2), `[1, C]`.
+    obj_score_token: Option<Param<Tensor<2>>>,
+    /// `iou_token.weight`, `[1, C]`.
+    iou_token: Param<Tensor<2>>,
+    /// `mask_tokens.weight`, `[num_multimask_outputs + 1, C]`.
+    mask_tokens: Param<Tensor<2>>,
     upscale_conv1: ConvTranspose2d,
     upscale_norm: LayerNorm2d,
     upscale_conv2: ConvTranspose2d,
@@ -121,12 +125,13 @@ impl MaskDecoder {
     pub fn load(weights: &WeightPath, s: MaskDecoderSpec) -> Result<Self, WeightError> {
         let d = s.transformer_dim;
         let n_mask = s.num_multimask_outputs + 1;
-        let mut tokens = Vec::new();
-        if s.object_score_head {
-            tokens.push(weights.tensor::<2>("obj_score_token.weight", [1, d])?);
-        }
-        tokens.push(weights.tensor::<2>("iou_token.weight", [1, d])?);
-        tokens.push(weights.tensor::<2>("mask_tokens.weight", [n_mask, d])?);
+        let obj_score_token = if s.object_score_head {
+            Some(Param::from_tensor(
+                weights.tensor("obj_score_token.weight", [1, d])?,
+            ))
+        } else {
+            None
+        };
         let up = weights.pp("output_upscaling");
         let (conv_s0, conv_s1) = if s.high_res_features {
             (
@@ -155,7 +160,9 @@ impl MaskDecoder {
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Self {
             transformer: TwoWayTransformer::load(&weights.pp("transformer"), s.transformer)?,
-            output_tokens: Param::from_tensor(Tensor::cat(tokens, 0)),
+            obj_score_token,
+            iou_token: Param::from_tensor(weights.tensor("iou_token.weight", [1, d])?),
+            mask_tokens: Param::from_tensor(weights.tensor("mask_tokens.weight", [n_mask, d])?),
             upscale_conv1: ConvTranspose2d::load(&up.pp(0), d, d / 4, 2, 2)?,
             upscale_norm: LayerNorm2d::load(&up.pp(1), d / 4, 1e-6)?,
             upscale_conv2: ConvTranspose2d::load(&up.pp(3), d / 4, d / 8, 2, 2)?,
@@ -186,6 +193,29 @@ impl MaskDecoder {
 
     pub fn spec(&self) -> &MaskDecoderSpec {
         &self.spec
+    }
+
+    /// The checkpoint key (below `mask_decoder.`) of a parameter given by its
+    /// module-tree path (fields joined by `.`, as burn's module visitor names
+    /// them), for the fields not named as the official module is.
+    pub fn state_dict_key(path: &str) -> String {
+        const RENAMED: [(&str, &str); 4] = [
+            ("upscale_conv1.", "output_upscaling.0."),
+            ("upscale_norm.", "output_upscaling.1."),
+            ("upscale_conv2.", "output_upscaling.3."),
+            ("hypernetworks.", "output_hypernetworks_mlps."),
+        ];
+        match path {
+            // `nn.Embedding`s in torch: the tensor is their `.weight`.
+            "obj_score_token" | "iou_token" | "mask_tokens" => format!("{path}.weight"),
+            _ => RENAMED
+                .iter()
+                .find_map(|(ours, theirs)| {
+                    path.strip_prefix(ours)
+                        .map(|rest| format!("{theirs}{rest}"))
+                })
+                .unwrap_or_else(|| path.to_string()),
+        }
     }
 
     /// `forward` with `repeat_image=False`: `image` has the prompts' batch size.
@@ -238,7 +268,15 @@ impl MaskDecoder {
         let [b, c, h, w] = image.dims();
         let s = usize::from(self.spec.object_score_head);
         let n_mask = self.hypernetworks.len();
-        let out_tokens = self.output_tokens.val();
+        // `[obj_score_token?, iou_token, mask_tokens...]`, `[T, C]`.
+        let out_tokens = Tensor::cat(
+            self.obj_score_token
+                .iter()
+                .chain([&self.iou_token, &self.mask_tokens])
+                .map(|p| p.val())
+                .collect(),
+            0,
+        );
         let t = out_tokens.dims()[0];
         let tokens = Tensor::cat(
             vec![out_tokens.unsqueeze::<3>().expand([b, t, c]), sparse],

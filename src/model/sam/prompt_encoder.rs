@@ -35,17 +35,6 @@ impl PointLabel {
             _ => return None,
         })
     }
-
-    /// Row in the `[not_a_point, point_embeddings[0..4]]` table.
-    fn table_row(self) -> usize {
-        match self {
-            Self::NotAPoint => 0,
-            Self::Negative => 1,
-            Self::Positive => 2,
-            Self::BoxTopLeft => 3,
-            Self::BoxBottomRight => 4,
-        }
-    }
 }
 
 /// Points of one prompt, in model-input pixel coordinates.
@@ -68,11 +57,17 @@ pub struct PromptEncoderSpec {
 
 #[derive(Module, Debug)]
 pub struct PromptEncoder {
-    /// `pe_layer.positional_encoding_gaussian_matrix`, `[2, embed_dim/2]`.
+    /// `pe_layer.positional_encoding_gaussian_matrix`, `[2, embed_dim/2]`: a buffer
+    /// in the official code, so it never requires a gradient (fine-tuning leaves it).
     gaussian: Param<Tensor<2>>,
-    /// `[not_a_point_embed, point_embeddings[0..4]]`, `[5, embed_dim]`.
-    point_table: Param<Tensor<2>>,
-    no_mask_embed: Param<Tensor<1>>,
+    /// `not_a_point_embed.weight`, `[1, embed_dim]`.
+    not_a_point_embed: Param<Tensor<2>>,
+    /// `point_embeddings[i].weight`, `[1, embed_dim]` each. Separate parameters (not
+    /// one table) so that a prompt's graph holds only the embeddings it uses, as in
+    /// torch: in fine-tuning an unused one gets no gradient and no optimiser step.
+    point_embeddings: Vec<Param<Tensor<2>>>,
+    /// `no_mask_embed.weight`, `[1, embed_dim]`.
+    no_mask_embed: Param<Tensor<2>>,
     mask_conv1: Conv2d,
     mask_norm1: LayerNorm2d,
     mask_conv2: Conv2d,
@@ -86,15 +81,16 @@ pub struct PromptEncoder {
 impl PromptEncoder {
     pub fn load(weights: &WeightPath, s: PromptEncoderSpec) -> Result<Self, WeightError> {
         let d = s.embed_dim;
-        let mut rows = vec![weights.tensor::<2>("not_a_point_embed.weight", [1, d])?];
-        for i in 0..4 {
-            rows.push(
-                weights
-                    .pp("point_embeddings")
-                    .pp(i)
-                    .tensor("weight", [1, d])?,
-            );
-        }
+        let point_embeddings = (0..4)
+            .map(|i| {
+                Ok(Param::from_tensor(
+                    weights
+                        .pp("point_embeddings")
+                        .pp(i)
+                        .tensor("weight", [1, d])?,
+                ))
+            })
+            .collect::<Result<Vec<_>, WeightError>>()?;
         let ds = weights.pp("mask_downscaling");
         let c4 = s.mask_in_chans / 4;
         Ok(Self {
@@ -102,13 +98,13 @@ impl PromptEncoder {
                 weights
                     .pp("pe_layer")
                     .tensor("positional_encoding_gaussian_matrix", [2, d / 2])?,
+            )
+            .set_require_grad(false),
+            not_a_point_embed: Param::from_tensor(
+                weights.tensor("not_a_point_embed.weight", [1, d])?,
             ),
-            point_table: Param::from_tensor(Tensor::cat(rows, 0)),
-            no_mask_embed: Param::from_tensor(
-                weights
-                    .tensor::<2>("no_mask_embed.weight", [1, d])?
-                    .reshape([d]),
-            ),
+            point_embeddings,
+            no_mask_embed: Param::from_tensor(weights.tensor("no_mask_embed.weight", [1, d])?),
             mask_conv1: Conv2d::load(&ds.pp(0), Conv2dSpec::new(1, c4, 2).stride(2))?,
             mask_norm1: LayerNorm2d::load(&ds.pp(1), c4, 1e-6)?,
             mask_conv2: Conv2d::load(&ds.pp(3), Conv2dSpec::new(c4, s.mask_in_chans, 2).stride(2))?,
@@ -122,6 +118,37 @@ impl PromptEncoder {
 
     pub fn device(&self) -> Device {
         self.gaussian.val().device()
+    }
+
+    /// The checkpoint key (below `prompt_encoder.`) of a parameter given by its
+    /// module-tree path (fields joined by `.`, as burn's module visitor names them).
+    pub fn state_dict_key(path: &str) -> String {
+        const RENAMED: [(&str, &str); 5] = [
+            ("mask_conv1.", "mask_downscaling.0."),
+            ("mask_norm1.", "mask_downscaling.1."),
+            ("mask_conv2.", "mask_downscaling.3."),
+            ("mask_norm2.", "mask_downscaling.4."),
+            ("mask_conv3.", "mask_downscaling.6."),
+        ];
+        if path == "gaussian" {
+            return "pe_layer.positional_encoding_gaussian_matrix".into();
+        }
+        // `nn.Embedding`s in torch: the tensor is their `.weight`.
+        if path == "not_a_point_embed"
+            || path == "no_mask_embed"
+            || path
+                .strip_prefix("point_embeddings.")
+                .is_some_and(|i| i.parse::<usize>().is_ok())
+        {
+            return format!("{path}.weight");
+        }
+        RENAMED
+            .iter()
+            .find_map(|(ours, theirs)| {
+                path.strip_prefix(ours)
+                    .map(|rest| format!("{theirs}{rest}"))
+            })
+            .unwrap_or_else(|| path.to_string())
     }
 
     /// `_pe_encoding` of `[N, 2]` coordinates already normalised to [0, 1].
@@ -147,6 +174,17 @@ impl PromptEncoder {
             .unsqueeze()
     }
 
+    /// The learned embedding added to a point of this label, `[1, embed_dim]`.
+    fn label_embedding(&self, label: PointLabel) -> Tensor<2> {
+        match label {
+            PointLabel::NotAPoint => self.not_a_point_embed.val(),
+            PointLabel::Negative => self.point_embeddings[0].val(),
+            PointLabel::Positive => self.point_embeddings[1].val(),
+            PointLabel::BoxTopLeft => self.point_embeddings[2].val(),
+            PointLabel::BoxBottomRight => self.point_embeddings[3].val(),
+        }
+    }
+
     /// Embeds labelled points `[N, embed_dim]` (`_embed_points` without padding).
     fn embed_labelled(&self, coords: &[[f32; 2]], labels: &[PointLabel]) -> Tensor<2> {
         let n = coords.len();
@@ -162,13 +200,42 @@ impl PromptEncoder {
             .iter()
             .map(|l| (*l != PointLabel::NotAPoint) as u8 as f32)
             .collect();
-        let mut onehot = vec![0f32; n * 5];
-        for (i, l) in labels.iter().enumerate() {
-            onehot[i * 5 + l.table_row()] = 1.0;
-        }
         let keep = Tensor::<2>::from_data(TensorData::new(keep, [n, 1]), &device);
-        let onehot = Tensor::<2>::from_data(TensorData::new(onehot, [n, 5]), &device);
-        pe * keep + onehot.matmul(self.point_table.val())
+        let learned = labels.iter().map(|&l| self.label_embedding(l)).collect();
+        pe * keep + Tensor::cat(learned, 0)
+    }
+
+    /// `_embed_boxes` of a batch of boxes `[B, 4]` (`x0, y0, x1, y1` in model-input
+    /// pixels): `[B, 2, embed_dim]`, the two corners of each box.
+    pub fn embed_boxes(&self, boxes: Tensor<2>) -> Tensor<3> {
+        let b = boxes.dims()[0];
+        let d = self.embed_dim;
+        let corners = ((boxes + 0.5) / self.input_size as f32).reshape([b * 2, 2]);
+        let pe = self.pe_encoding(corners).reshape([b, 2, d]);
+        let learned = Tensor::cat(
+            vec![
+                self.label_embedding(PointLabel::BoxTopLeft),
+                self.label_embedding(PointLabel::BoxBottomRight),
+            ],
+            0,
+        );
+        pe + learned.unsqueeze::<3>()
+    }
+
+    /// Sparse and dense embeddings of a batch of box prompts `[B, 4]` (SAM 1 `boxes=`,
+    /// no points, no mask): `[B, 2, C]` and `[B, C, h, w]`. Fine-tuning's prompts.
+    pub fn forward_boxes(&self, boxes: Tensor<2>) -> (Tensor<3>, Tensor<4>) {
+        let b = boxes.dims()[0];
+        (self.embed_boxes(boxes), self.no_mask_dense(b))
+    }
+
+    /// `no_mask_embed` broadcast over the embedding grid, `[B, C, h, w]`.
+    fn no_mask_dense(&self, batch: usize) -> Tensor<4> {
+        let (d, n) = (self.embed_dim, self.embedding_size);
+        self.no_mask_embed
+            .val()
+            .reshape([1, d, 1, 1])
+            .expand([batch, d, n, n])
     }
 
     /// Sparse and dense embeddings of one prompt (batch 1).
@@ -193,11 +260,9 @@ impl PromptEncoder {
             }
             parts.push(self.embed_labelled(&coords, &labels));
         }
-        if let Some([x0, y0, x1, y1]) = box_xyxy {
-            parts.push(self.embed_labelled(
-                &[[x0, y0], [x1, y1]],
-                &[PointLabel::BoxTopLeft, PointLabel::BoxBottomRight],
-            ));
+        if let Some(b) = box_xyxy {
+            let boxes = Tensor::from_data(TensorData::new(b.to_vec(), [1, 4]), &self.device());
+            parts.push(self.embed_boxes(boxes).reshape([2, self.embed_dim]));
         }
         let sparse = if parts.is_empty() {
             Tensor::zeros([1, 0, self.embed_dim], &self.device())
@@ -206,13 +271,7 @@ impl PromptEncoder {
         };
         let dense = match mask {
             Some(m) => self.embed_mask(m),
-            None => {
-                let (d, n) = (self.embed_dim, self.embedding_size);
-                self.no_mask_embed
-                    .val()
-                    .reshape([1, d, 1, 1])
-                    .expand([1, d, n, n])
-            }
+            None => self.no_mask_dense(1),
         };
         (sparse, dense)
     }
