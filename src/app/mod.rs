@@ -11,6 +11,7 @@
 //! - [`model`]: the loaded model.
 //! - [`bench`]: timing the loaded model.
 //! - [`workspace`]: all of these together, driven by the faces.
+//! - [`training`]: fine-tuning LiteMedSAM's heads on labelled slices.
 
 pub mod bench;
 pub mod confidence;
@@ -21,6 +22,7 @@ pub mod masks;
 pub mod model;
 pub mod prompts;
 pub mod propagation;
+pub mod training;
 pub mod workspace;
 
 pub use document::{DocInfo, DocKind, Document};
