@@ -10,8 +10,12 @@
 //! inference keeps its kernels.
 
 pub mod adamw;
+pub mod checkpoint;
+pub mod data;
 pub mod loss;
 pub mod params;
+pub mod rng;
+pub mod run;
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -25,7 +29,12 @@ use crate::readback::{ReadbackError, read_f32};
 use crate::weights::HostTensor;
 
 pub use adamw::{AdamW, AdamWConfig};
+pub use checkpoint::{TUNED_METADATA_KEY, tuned_checkpoint};
+pub use data::{CaseSummary, Dataset, Labels, SampleView, jittered_box};
 pub use loss::{LossTensors, lite_medsam_loss};
+pub use run::{
+    EpochRecord, Phase, Progress, RunConfig, RunReport, StopReason, TrainingRun, trainable,
+};
 
 /// How the heads are trained.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -95,7 +104,7 @@ impl TrainBatch {
 }
 
 /// The loss terms of a batch as numbers (each a mean over the batch).
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize)]
 pub struct LossTerms {
     pub dice: f64,
     pub bce: f64,
@@ -129,6 +138,7 @@ pub enum TrainError {
 }
 
 /// A batch's loss and its gradient with respect to every trained parameter.
+#[derive(Default)]
 pub struct BatchGradients {
     pub loss: LossTerms,
     /// Flattened row-major, without autodiff.
@@ -183,48 +193,90 @@ impl FineTuner {
         batch.check()?;
         let n = batch.len();
         let micro = self.config.micro_batch.max(1);
-        let mut loss = LossTerms::default();
-        let mut grads: HashMap<ParamId, Tensor<1>> = HashMap::new();
+        let mut acc = BatchGradients::default();
         for start in (0..n).step_by(micro) {
             let len = micro.min(n - start);
-            let part = batch.narrow(start, len);
-            let (logits, iou) = self.forward(part.embeddings, part.boxes);
-            let terms = lite_medsam_loss(logits, iou, part.gt);
             let share = len as f64 / n as f64;
-            let total = terms.total();
-            let values = Tensor::cat(
-                vec![
-                    terms.dice.detach(),
-                    terms.bce.detach(),
-                    terms.iou_mse.detach(),
-                    total.clone().detach(),
-                ],
-                0,
-            );
-            let mut tape = (total * share).backward();
-            collect_grads(&self.decoder, &mut tape, &mut grads);
-            collect_grads(&self.prompt_encoder, &mut tape, &mut grads);
-            let v = read_f32(values).await?;
-            loss.dice += share * f64::from(v[0]);
-            loss.bce += share * f64::from(v[1]);
-            loss.iou_mse += share * f64::from(v[2]);
-            loss.total += share * f64::from(v[3]);
+            self.accumulate(&batch.narrow(start, len), share, &mut acc)
+                .await?;
         }
-        Ok(BatchGradients { loss, grads })
+        Ok(acc)
+    }
+
+    /// One forward and backward pass over `part` (a micro-batch), its loss weighted by
+    /// `share` (its part of the batch) and added with its gradients to `acc`. A batch
+    /// may be passed over in several calls (the browser's worker returns between them).
+    pub async fn accumulate(
+        &self,
+        part: &TrainBatch,
+        share: f64,
+        acc: &mut BatchGradients,
+    ) -> Result<(), TrainError> {
+        part.check()?;
+        let (logits, iou) = self.forward(part.embeddings.clone(), part.boxes.clone());
+        let terms = lite_medsam_loss(logits, iou, part.gt.clone());
+        let total = terms.total();
+        let values = Tensor::cat(
+            vec![
+                terms.dice.detach(),
+                terms.bce.detach(),
+                terms.iou_mse.detach(),
+                total.clone().detach(),
+            ],
+            0,
+        );
+        let mut tape = (total * share).backward();
+        collect_grads(&self.decoder, &mut tape, &mut acc.grads);
+        collect_grads(&self.prompt_encoder, &mut tape, &mut acc.grads);
+        let v = read_f32(values).await?;
+        acc.loss.dice += share * f64::from(v[0]);
+        acc.loss.bce += share * f64::from(v[1]);
+        acc.loss.iou_mse += share * f64::from(v[2]);
+        acc.loss.total += share * f64::from(v[3]);
+        Ok(())
     }
 
     /// One optimiser step on `batch`; returns its loss before the step. A loss that
     /// is not finite stops before any parameter changes.
     pub async fn step(&mut self, batch: &TrainBatch) -> Result<LossTerms, TrainError> {
         let g = self.gradients(batch).await?;
+        self.apply_checked(&g)?;
+        Ok(g.loss)
+    }
+
+    /// [`Self::apply`] unless the loss is not finite: then nothing changes and the
+    /// error names the step.
+    pub fn apply_checked(&mut self, g: &BatchGradients) -> Result<(), TrainError> {
         if !g.loss.is_finite() {
             return Err(TrainError::NonFinite {
                 step: self.steps + 1,
                 terms: g.loss,
             });
         }
-        self.apply(&g);
-        Ok(g.loss)
+        self.apply(g);
+        Ok(())
+    }
+
+    /// Optimiser steps taken.
+    pub fn steps(&self) -> usize {
+        self.steps
+    }
+
+    /// Low-res logits and predicted IoU of the heads as they stand, in inference mode
+    /// (no graph): validation.
+    pub fn predict(&self, embeddings: Tensor<4>, boxes: Tensor<2>) -> (Tensor<4>, Tensor<2>) {
+        let pe = self.prompt_encoder();
+        let decoder = self.mask_decoder();
+        let (sparse, dense) = pe.forward_boxes(boxes);
+        let out = decoder.forward(
+            embeddings,
+            pe.dense_pe(),
+            sparse,
+            dense,
+            MaskOutput::Single,
+            None,
+        );
+        (out.masks, out.iou_pred)
     }
 
     /// Steps the trained heads with gradients from [`Self::gradients`].
@@ -255,36 +307,43 @@ impl FineTuner {
         }
     }
 
-    /// Both heads' parameters with their official keys.
-    fn official_params(&self) -> Vec<params::OfficialParam> {
-        let mut p = params::official_params(
-            &self.decoder,
-            "sam_mask_decoder",
-            MaskDecoder::state_dict_key,
-        );
-        p.extend(params::official_params(
-            &self.prompt_encoder,
-            "sam_prompt_encoder",
-            PromptEncoder::state_dict_key,
-        ));
-        p
-    }
-
     /// The gradients under the official keys and layouts (`mask_decoder.…`,
     /// `prompt_encoder.…`): only the parameters that got one, as torch's `.grad`.
     pub async fn official_gradients(
         &self,
         g: &BatchGradients,
     ) -> Result<BTreeMap<String, HostTensor>, ReadbackError> {
-        params::to_official(&self.official_params(), &g.grads).await
+        params::to_official(&heads_params(&self.decoder, &self.prompt_encoder), &g.grads).await
     }
 
     /// Both heads' current parameters under the official keys and layouts.
     pub async fn official_state(&self) -> Result<BTreeMap<String, HostTensor>, ReadbackError> {
-        let mut values = params::values(&self.decoder);
-        values.extend(params::values(&self.prompt_encoder));
-        params::to_official(&self.official_params(), &values).await
+        heads_state(&self.decoder, &self.prompt_encoder).await
     }
+}
+
+/// Both heads' parameters with their official keys.
+fn heads_params(
+    decoder: &MaskDecoder,
+    prompt_encoder: &PromptEncoder,
+) -> Vec<params::OfficialParam> {
+    let mut p = params::official_params(decoder, "sam_mask_decoder", MaskDecoder::state_dict_key);
+    p.extend(params::official_params(
+        prompt_encoder,
+        "sam_prompt_encoder",
+        PromptEncoder::state_dict_key,
+    ));
+    p
+}
+
+/// Both heads' parameters under the official keys and layouts.
+pub async fn heads_state(
+    decoder: &MaskDecoder,
+    prompt_encoder: &PromptEncoder,
+) -> Result<BTreeMap<String, HostTensor>, ReadbackError> {
+    let mut values = params::values(decoder);
+    values.extend(params::values(prompt_encoder));
+    params::to_official(&heads_params(decoder, prompt_encoder), &values).await
 }
 
 /// Moves each of `module`'s gradients out of `tape`, flattened, adding it to `acc`.
