@@ -6,6 +6,7 @@ mod bench_video;
 mod common;
 mod convert;
 mod eval;
+mod finetune;
 mod segment;
 mod serve;
 mod track;
@@ -28,6 +29,7 @@ enum Command {
     Track(track::Args),
     Eval(eval::Args),
     Convert(convert::Args),
+    Finetune(finetune::Args),
     Bench(bench::Args),
     BenchVideo(bench_video::Args),
     Serve(serve::Args),
@@ -64,6 +66,7 @@ fn main() -> ExitCode {
         Command::Track(a) => track::run(a),
         Command::Eval(a) => eval::run(a),
         Command::Convert(a) => convert::run(a),
+        Command::Finetune(a) => finetune::run(a),
         Command::Bench(a) => bench::run(a),
         Command::BenchVideo(a) => bench_video::run(a),
         Command::Serve(a) => serve::run(a),
