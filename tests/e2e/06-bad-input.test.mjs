@@ -83,15 +83,19 @@ test("bad input gives clear errors and keeps the session", { timeout: 900000 }, 
 
     // The page, through its own file inputs, shows each error as a message naming the
     // file and the problem, and keeps the volume and mask the script made.
-    /** @type {[string, string, Buffer, RegExp][]} */
+    // The script's mask was not exported: the page asks before another file replaces the
+    // volume (`asks`; an empty file is refused before that); opening it anyway fails, and
+    // the volume stays.
+    /** @type {[string, string, Buffer, RegExp, boolean][]} */
     const ui = [
-      ["#file-input", "notes.png", Buffer.from("this is a text file, not an image\n"), /notes\.png.*not a PNG, JPEG or WebP/i],
-      ["#file-input", "truncated.nii.gz", bytes.subarray(0, Math.floor(bytes.length / 3)), /truncated\.nii\.gz.*(truncated|gzip)/i],
-      ["#file-input", "empty.nii.gz", Buffer.alloc(0), /empty\.nii\.gz.*empty/i],
-      ["#model-file", "not-a-model.safetensors", fs.readFileSync(path.join(SHARED, "fixtures/sam2-small/fixtures.safetensors")), /not-a-model\.safetensors.*not a model MedSeg knows/i],
+      ["#file-input", "notes.png", Buffer.from("this is a text file, not an image\n"), /notes\.png.*not a PNG, JPEG or WebP/i, true],
+      ["#file-input", "truncated.nii.gz", bytes.subarray(0, Math.floor(bytes.length / 3)), /truncated\.nii\.gz.*(truncated|gzip)/i, true],
+      ["#file-input", "empty.nii.gz", Buffer.alloc(0), /empty\.nii\.gz.*empty/i, false],
+      ["#model-file", "not-a-model.safetensors", fs.readFileSync(path.join(SHARED, "fixtures/sam2-small/fixtures.safetensors")), /not-a-model\.safetensors.*not a model MedSeg knows/i, false],
     ];
-    for (const [input, name, buffer, pattern] of ui) {
+    for (const [input, name, buffer, pattern, asks] of ui) {
       await page.setInputFiles(input, { name, mimeType: "application/octet-stream", buffer });
+      if (asks) await page.click("#dialog button:has-text('without saving')", { timeout: 30000 });
       const shown = await page.waitForFunction(
         (src) => {
           const re = new RegExp(src, "i");
