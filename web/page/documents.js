@@ -204,7 +204,7 @@ window.addEventListener('drop', (e) => {
 // slices, after the user confirms.
 
 /** The display presets W cycles through ('' = as the model sees it). */
-export const WINDOWS = ['', 'soft', 'lung', 'bone', 'brain', 'mr', 'none'];
+const WINDOWS = ['', 'soft', 'lung', 'bone', 'brain', 'mr', 'none'];
 const HU_WINDOWS = new Set(['soft', 'lung', 'bone', 'brain']);
 const WINDOW_LABEL = { soft: 'soft tissue', lung: 'lung', bone: 'bone', brain: 'brain', mr: 'MR percentiles', none: '0–255 as stored' };
 
@@ -214,7 +214,7 @@ function hounsfield() {
 }
 
 /** Shows the slices through display window `preset` ('' = the model's input); instant. */
-export function setDisplayWindow(preset) {
+function setDisplayWindow(preset) {
   if (!state.doc || state.doc.kind !== 'volume') return;
   const usable = WINDOWS.includes(preset) && !(HU_WINDOWS.has(preset) && !hounsfield());
   state.displayWindow = usable ? preset : '';
@@ -230,7 +230,7 @@ export function nextDisplayWindow() {
 }
 
 /** The engine now segments the volume through `preset` (a "window" event). */
-export function showWindow(preset) {
+function showWindow(preset) {
   state.windowPreset = WINDOWS.includes(preset) ? preset : '';
   ui.modelWindow.textContent = WINDOW_LABEL[state.windowPreset] ?? 'auto';
   state.docGen += 1;
