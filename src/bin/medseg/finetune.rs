@@ -129,21 +129,19 @@ pub fn run(a: Args) -> CliResult {
         }
         Some(val)
     };
+    let counts = |d: &Dataset| {
+        format!(
+            "{}, {}, {}",
+            plural(d.cases(), "case"),
+            plural(d.slices(), "slice"),
+            plural(d.samples(), "sample")
+        )
+    };
     let val_desc = match &val {
-        Some(v) => format!(
-            "{} cases, {} slices, {} samples",
-            v.cases(),
-            v.slices(),
-            v.samples()
-        ),
+        Some(v) => counts(v),
         None => "none (the last epoch is kept)".to_string(),
     };
-    eprintln!(
-        "training: {} cases, {} slices, {} samples; validation: {val_desc}",
-        train.cases(),
-        train.slices(),
-        train.samples()
-    );
+    eprintln!("training: {}; validation: {val_desc}", counts(&train));
     let mut log = match &a.log {
         Some(p) => Some(
             std::fs::File::create(p).map_err(|e| format!("cannot write {}: {e}", p.display()))?,
@@ -257,8 +255,10 @@ fn add_case(data: &mut Dataset, arg: &str) -> CliResult {
     }
     .map_err(|e| e.to_string())?;
     eprintln!(
-        "{arg}: {} slices with labels, {} samples ({} label values)",
-        summary.slices, summary.samples, summary.labels
+        "{arg}: {} with labels, {} ({})",
+        plural(summary.slices, "slice"),
+        plural(summary.samples, "sample"),
+        plural(summary.labels, "label value")
     );
     Ok(())
 }
@@ -382,4 +382,9 @@ fn minutes(s: f64) -> String {
     } else {
         format!("{}:{:02} min", (s / 60.0) as u64, (s % 60.0) as u64)
     }
+}
+
+/// "1 slice", "3 slices".
+fn plural(n: usize, word: &str) -> String {
+    format!("{n} {word}{}", if n == 1 { "" } else { "s" })
 }
