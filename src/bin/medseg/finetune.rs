@@ -2,7 +2,7 @@
 //! application core's stepwise run (the one the page's worker drives), and write the
 //! tuned model as a complete checkpoint.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
@@ -331,8 +331,11 @@ impl Clock {
     }
 }
 
-/// Progress on stderr: a line that updates, and one line per finished epoch.
+/// Progress on stderr: a line that updates (on a terminal only: a log gets no run of
+/// carriage returns), and one line per finished epoch.
 fn show(p: &Progress, clock: &Clock, started: Instant) {
+    let live = std::io::stderr().is_terminal();
+    let cr = if live { "\r" } else { "" };
     let eta = clock
         .eta(p)
         .map_or_else(String::new, |s| format!(", ETA {}", minutes(s)));
@@ -342,12 +345,13 @@ fn show(p: &Progress, clock: &Clock, started: Instant) {
             format!("  val Dice {d:.4} (best: epoch {})", p.best_epoch)
         });
         eprintln!(
-            "\repoch {}/{}  loss {:.4} (Dice {:.4}, BCE {:.4}, IoU MSE {:.4}){val}  {elapsed}{eta}",
+            "{cr}epoch {}/{}  loss {:.4} (Dice {:.4}, BCE {:.4}, IoU MSE {:.4}){val}  {elapsed}{eta}",
             rec.epoch, p.epochs, rec.loss.total, rec.loss.dice, rec.loss.bce, rec.loss.iou_mse
         );
         return;
     }
     match p.phase {
+        _ if !live => {}
         Phase::Embedding => eprint!(
             "\rembedding {}/{}  {elapsed}{eta}   ",
             p.work.embeddings[0], p.work.embeddings[1]
@@ -372,7 +376,7 @@ fn show(p: &Progress, clock: &Clock, started: Instant) {
         && p.batch == 0
         && p.work.train_passes[0] == 0
     {
-        eprintln!("\rbase model: validation Dice {base:.4}");
+        eprintln!("{cr}base model: validation Dice {base:.4}");
     }
 }
 
