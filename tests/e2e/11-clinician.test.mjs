@@ -136,6 +136,20 @@ test("the page shows only what works, asks before losing masks, and keeps the im
       return sum !== b;
     }, shown, { timeout: 30000 });
     log(`display window MR shown in ${Date.now() - t0} ms`);
+    // A window of the user's own: W 60 L 100 (in the volume's units).
+    const mrShown = await redSum();
+    await page.selectOption("#window-select", "custom");
+    await page.fill("#window-width", "60");
+    await page.fill("#window-level", "100");
+    await page.dispatchEvent("#window-level", "change");
+    await page.waitForFunction((b) => {
+      const c = /** @type {HTMLCanvasElement} */ (document.getElementById("view"));
+      const d = c.getContext("2d")?.getImageData(0, 0, c.width, c.height).data ?? [];
+      let sum = 0;
+      for (let i = 0; i < d.length; i += 4) sum += d[i];
+      return sum !== b;
+    }, mrShown, { timeout: 30000 });
+    log(`custom W 60 L 100 shown; the slice's red sum ${mrShown} → ${await redSum()}`);
     assert.deepEqual(await masks(), masksBefore, "every mask bit-identical after a display-window change");
     assert.deepEqual(await page.evaluate(() => window.__events), [], "no prompt, propagation or model-input change");
     assert.ok((await page.evaluate(() => window.__busy)).every((b) => b === ""), "the page never got busy (no model pass)");

@@ -81,6 +81,7 @@ export function showDocument(info, { name, size }) {
   addObject();
   state.displayWindow = '';
   ui.windowSelect.value = '';
+  ui.customWindow.hidden = true;
   showWindow(info.window ?? '');
   // The CT presets are offered only for values in Hounsfield units.
   for (const o of ui.windowSelect.options) o.disabled = o.dataset.hu !== undefined && !hounsfield();
@@ -216,17 +217,48 @@ function hounsfield() {
 /** Shows the slices through display window `preset` ('' = the model's input); instant. */
 function setDisplayWindow(preset) {
   if (!state.doc || state.doc.kind !== 'volume') return;
+  if (preset === 'custom') return setCustomWindow(customStart());
   const usable = WINDOWS.includes(preset) && !(HU_WINDOWS.has(preset) && !hounsfield());
-  state.displayWindow = usable ? preset : '';
-  ui.windowSelect.value = state.displayWindow;
+  const shown = usable ? preset : '';
+  state.displayWindow = shown;
+  ui.windowSelect.value = shown;
+  ui.customWindow.hidden = true;
   frameCache.clear();
   scheduleRender();
+}
+
+/** Where a custom window starts: the preset shown (CT presets' W/L), else the volume's whole range. */
+function customStart() {
+  const ct = { soft: [400, 40], lung: [1500, -600], bone: [1800, 400], brain: [80, 40] }[String(state.displayWindow)];
+  if (ct) return { width: ct[0], level: ct[1] };
+  const v = state.doc?.values;
+  if (!v || !(v.max > v.min)) return { width: 256, level: 127.5 };
+  return { width: v.max - v.min, level: (v.max + v.min) / 2 };
+}
+
+/** Shows the slices through a window level and width of the user's own (any units the volume has). */
+function setCustomWindow({ level, width }) {
+  if (!(width > 0) || !Number.isFinite(level)) {
+    messages.warn('A window needs a width above 0 and a level: the last valid one stays.');
+    return;
+  }
+  state.displayWindow = { level, width };
+  ui.windowSelect.value = 'custom';
+  ui.customWindow.hidden = false;
+  ui.windowWidth.value = String(width);
+  ui.windowLevel.value = String(level);
+  frameCache.clear();
+  scheduleRender();
+}
+
+for (const input of [ui.windowWidth, ui.windowLevel]) {
+  input.addEventListener('change', () => setCustomWindow({ level: Number(ui.windowLevel.value), width: Number(ui.windowWidth.value) }));
 }
 
 /** The next display window (W): the presets that fit the volume's values, in turn. */
 export function nextDisplayWindow() {
   const fit = WINDOWS.filter((w) => !(HU_WINDOWS.has(w) && !hounsfield()));
-  setDisplayWindow(fit[(fit.indexOf(state.displayWindow) + 1) % fit.length]);
+  setDisplayWindow(fit[(fit.indexOf(String(state.displayWindow)) + 1) % fit.length]);
 }
 
 /** The engine now segments the volume through `preset` (a "window" event). */

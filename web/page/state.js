@@ -21,6 +21,9 @@ export const ui = {
   windowRow: $('window-row'),
   windowSelect: $('window-select', HTMLSelectElement),
   modelWindow: $('model-window'),
+  customWindow: $('custom-window'),
+  windowWidth: $('window-width', HTMLInputElement),
+  windowLevel: $('window-level', HTMLInputElement),
   modelWindowChange: $('model-window-change', HTMLButtonElement),
   tools: [.../** @type {NodeListOf<HTMLButtonElement>} */ (document.querySelectorAll('.tool[data-tool]'))],
   undo: $('undo', HTMLButtonElement),
@@ -116,7 +119,7 @@ export const state = {
   modelFiles: new Map(), // picker value -> File
   clearArmedUntil: 0,
   windowPreset: '', // the window the model sees (the engine's; '' until a volume is open)
-  displayWindow: '', // the window the slices are shown through ('' = the model's)
+  displayWindow: /** @type {string | {level: number, width: number}} */ (''), // the window the slices are shown through ('' = the model's; a preset name, or a level and width of the user's)
   taskTitle: '', // what the long task under way is (engine progress events add to it)
 };
 
