@@ -102,7 +102,7 @@ test("the page: volume and clip through the controls", { timeout: 1500000 }, asy
     // input is changed apart ("Change…"), which segments the prompt again.
     assert.deepEqual(
       await page.evaluate(() => [.../** @type {HTMLSelectElement} */ (document.getElementById("window-select")).options].filter((o) => !o.disabled).map((o) => o.value)),
-      ["", "mr", "none"],
+      ["", "mr", "none", "custom"],
       "no CT presets for values that are not Hounsfield units",
     );
     await page.click("#model-window-change");
