@@ -22,6 +22,15 @@ const BAD_PNG = { name: "scan.png", mimeType: "image/png", buffer: Buffer.from("
 
 const canvasBox = (page) => page.evaluate(() => JSON.stringify(document.getElementById("view").getBoundingClientRect()));
 const docName = (page) => page.evaluate(() => document.querySelector("#file-info dd")?.textContent ?? "");
+/** The sum of the viewer canvas's red channel (in the page): it changes when the slice is drawn anew. */
+function redSumIn() {
+  const c = /** @type {HTMLCanvasElement} */ (document.getElementById("view"));
+  const d = c.getContext("2d")?.getImageData(0, 0, c.width, c.height).data ?? [];
+  let sum = 0;
+  for (let i = 0; i < d.length; i += 4) sum += d[i];
+  return sum;
+}
+
 const dialogOpen = (page) => page.evaluate(() => /** @type {HTMLDialogElement} */ (document.getElementById("dialog")).open);
 
 test("the page shows only what works, asks before losing masks, and keeps the image still", { timeout: 900000 }, async () => {
@@ -118,23 +127,18 @@ test("the page shows only what works, asks before losing masks, and keeps the im
       return out;
     });
     const masksBefore = await masks();
-    const redSum = () => page.evaluate(() => {
-      const c = /** @type {HTMLCanvasElement} */ (document.getElementById("view"));
-      const d = c.getContext("2d")?.getImageData(0, 0, c.width, c.height).data ?? [];
-      let sum = 0;
-      for (let i = 0; i < d.length; i += 4) sum += d[i];
-      return sum;
-    });
+    const redSum = () => page.evaluate(redSumIn);
+    /** Waits until the viewer shows something else than the red sum `before`. */
+    const redrawn = async (before) => {
+      for (const end = Date.now() + 30000; Date.now() < end; await page.waitForTimeout(50)) {
+        if ((await redSum()) !== before) return;
+      }
+      throw new Error("the slice was not drawn anew within 30 s");
+    };
     const shown = await redSum();
     const t0 = Date.now();
     await page.selectOption("#window-select", "mr");
-    await page.waitForFunction((b) => {
-      const c = /** @type {HTMLCanvasElement} */ (document.getElementById("view"));
-      const d = c.getContext("2d")?.getImageData(0, 0, c.width, c.height).data ?? [];
-      let sum = 0;
-      for (let i = 0; i < d.length; i += 4) sum += d[i];
-      return sum !== b;
-    }, shown, { timeout: 30000 });
+    await redrawn(shown);
     log(`display window MR shown in ${Date.now() - t0} ms`);
     // A window of the user's own: W 60 L 100 (in the volume's units).
     const mrShown = await redSum();
@@ -142,13 +146,7 @@ test("the page shows only what works, asks before losing masks, and keeps the im
     await page.fill("#window-width", "60");
     await page.fill("#window-level", "100");
     await page.dispatchEvent("#window-level", "change");
-    await page.waitForFunction((b) => {
-      const c = /** @type {HTMLCanvasElement} */ (document.getElementById("view"));
-      const d = c.getContext("2d")?.getImageData(0, 0, c.width, c.height).data ?? [];
-      let sum = 0;
-      for (let i = 0; i < d.length; i += 4) sum += d[i];
-      return sum !== b;
-    }, mrShown, { timeout: 30000 });
+    await redrawn(mrShown);
     log(`custom W 60 L 100 shown; the slice's red sum ${mrShown} → ${await redSum()}`);
     assert.deepEqual(await masks(), masksBefore, "every mask bit-identical after a display-window change");
     assert.deepEqual(await page.evaluate(() => window.__events), [], "no prompt, propagation or model-input change");

@@ -3,7 +3,7 @@
 // still downloading, or opened from a file, is not).
 import { medseg } from '../medseg.js';
 import { registerServiceWorker } from '../ui/offline.js';
-import { cachedWeights } from '../ui/models.js';
+import { isCached } from '../ui/models.js';
 import { ui, messages, state } from './state.js';
 
 /** What registerServiceWorker answered ({state, detail}), 'active' once a worker controls the page. */
@@ -33,7 +33,7 @@ async function checkModelCached() {
     return showOffline();
   }
   for (let i = 0; i < 120 && check === modelCheck; i++) {
-    modelCached = (await cachedWeights()).includes(key);
+    modelCached = await isCached(key);
     showOffline();
     if (modelCached) return;
     await new Promise((r) => setTimeout(r, 1000));

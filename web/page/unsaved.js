@@ -11,16 +11,12 @@ function hasMasks() {
   return state.objects.some((o) => o.inEngine);
 }
 
-// Every change of masks reaches the page as an engine event, whoever made it.
-for (const event of ['prompt', 'frame', 'reset', 'history']) {
-  medseg.on(event, () => {
-    // After the page has shown the event (its own listener runs first, it was added first).
-    queueMicrotask(() => {
-      unsaved = hasMasks();
-      document.body.dataset.unsaved = String(unsaved);
-    });
-  });
-}
+// The worker sends "history" after every call that may change masks (a prompt, a
+// propagation, an undo, a reset, a window), whoever made it, once the page has shown it.
+medseg.on('history', () => {
+  unsaved = hasMasks();
+  document.body.dataset.unsaved = String(unsaved);
+});
 medseg.on('open', () => {
   unsaved = false;
   document.body.dataset.unsaved = 'false';

@@ -66,18 +66,21 @@ export async function cachedWeights() {
   }
 }
 
+/** Whether the offline cache holds `url` (relative to the page); false without Cache Storage (private mode). */
+export async function isCached(url) {
+  try {
+    return 'caches' in globalThis && !!(await caches.match(new URL(url, document.baseURI).href));
+  } catch {
+    return false;
+  }
+}
+
 /**
  * Whether a weights file can be had: 'cached', 'present', 'missing', or 'unknown' (no
  * network and not cached).
  */
 export async function weightsStatus(url) {
-  try {
-    if ('caches' in globalThis && (await caches.match(new URL(url, document.baseURI).href))) {
-      return 'cached';
-    }
-  } catch {
-    // Cache Storage can be unavailable (private mode): fall through to the network.
-  }
+  if (await isCached(url)) return 'cached';
   try {
     const res = await fetch(url, { method: 'HEAD', cache: 'no-store' });
     return res.ok ? 'present' : 'missing';
