@@ -379,7 +379,22 @@ impl TrainingRun {
     pub fn cancel(&mut self) {
         if !self.is_done() {
             self.stage = Stage::Done(StopReason::Cancelled);
+            self.release();
         }
+    }
+
+    /// Frees what only a running run needs (the embeddings, the inputs, the gradients):
+    /// a finished run is kept for its best heads and its report, and its embeddings
+    /// (LiteMedSAM: 4 MB per slice and flip) would fill the browser's 4 GB engine.
+    fn release(&mut self) {
+        self.train_emb = Vec::new();
+        self.val_emb = Vec::new();
+        self.train_data.drop_inputs();
+        if let Some(v) = &mut self.val_data {
+            v.drop_inputs();
+        }
+        self.acc = BatchGradients::default();
+        self.draws.clear();
     }
 
     /// Where the run stands.
@@ -425,7 +440,11 @@ impl TrainingRun {
         };
         if let Err(e) = result {
             self.stage = Stage::Done(StopReason::Failed(e.message.clone()));
+            self.release();
             return Err(e);
+        }
+        if self.is_done() {
+            self.release();
         }
         Ok(self.progress())
     }
