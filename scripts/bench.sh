@@ -2,7 +2,7 @@
 # MedSeg CPU benchmarks, each next to the official PyTorch reference measured in
 # the same run when the reference environment exists (see BENCHMARKS.md):
 #   REF_DIR=~/.cache/medseg/ref bash ../shared/reference/install.sh   # once, ~3 GB
-# Usage: scripts/bench.sh [image|video|lite|memory|all]
+# Usage: scripts/bench.sh [image|video|lite|finetune|memory|all]
 set -euo pipefail
 # shellcheck source=scripts/common.sh
 . "$(dirname "${BASH_SOURCE[0]}")/common.sh"
@@ -60,6 +60,22 @@ with torch.inference_mode():
     d = t(dec, 20)
 print(f"encoder (TinyViT) {enc:9.1f} ms\nprompt + decoder  {d:9.2f} ms")
 PY
+  fi
+fi
+
+if [[ $what == finetune || $what == all ]]; then
+  # One decoder training step on the fine-tuning oracle's batch (4 samples, and 16 as
+  # the oracle's four repeated): MedSeg in one pass as PyTorch, and as `medseg
+  # finetune` runs it (micro-batches of 4).
+  FIXTURE=../shared/fixtures/finetune/lite-medsam-step.safetensors
+  say "MedSeg: LiteMedSAM decoder training step, oracle batch"
+  "$MEDSEG" bench --model weights/.cache/lite_medsam.pth --finetune "$FIXTURE" --runs 5 --batch 4,16
+  "$MEDSEG" bench --model weights/.cache/lite_medsam.pth --finetune "$FIXTURE" --runs 5 --batch 16 \
+    --micro-batch 4 | grep batch
+  if have_ref; then
+    say "PyTorch reference: the same step (scripts/bench_finetune_step.py)"
+    (cd /tmp && BENCH_THREADS=2 MEDSEG_REF_SCRIPTS="$OLDPWD/$REF_SCRIPTS" "$REF_PY" -W ignore::FutureWarning \
+      "$OLDPWD/scripts/bench_finetune_step.py" "$OLDPWD/$FIXTURE" 5 4 16)
   fi
 fi
 

@@ -1,15 +1,20 @@
 //! Timing the loaded model on its device: the image encoder and the prompt + mask
 //! decoder on a synthetic frame of the model's input size, each run ending in a read
-//! back (so the device has finished). Used by `medseg bench` and the browser's
-//! `bench()`, each with its own clock.
+//! back (so the device has finished), and LiteMedSAM's decoder training step on the
+//! fine-tuning oracle's batch. Used by `medseg bench` and the browser's `bench()`,
+//! each with its own clock.
 
+use burn::tensor::{Device, Tensor, TensorData};
 use serde::Serialize;
 
-use crate::app::error::AppResult;
+use crate::app::error::{AppError, AppResult};
 use crate::app::model::LoadedModel;
+use crate::app::training::{FineTuneConfig, FineTuner, TrainBatch, lite_medsam_loss};
 use crate::io::image::RgbImage;
+use crate::model::lite_medsam::LiteMedSam;
 use crate::predictor::{ImagePrompt, Sam2ImagePredictor};
 use crate::readback::read_f32;
+use crate::weights::{HostTensor, TensorStore};
 
 /// Median times in ms over the runs after the first (which includes warm-up, e.g.
 /// shader compilation on WebGPU).
@@ -109,4 +114,126 @@ pub fn median(v: &[f64]) -> f64 {
     let mut s = v.to_vec();
     s.sort_by(|a, b| a.total_cmp(b));
     s[s.len() / 2]
+}
+
+/// Median times in ms of LiteMedSAM decoder training steps on one batch (the
+/// fine-tuning oracle's, BENCHMARKS.md), after warm-up steps.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FineTuneStepFigures {
+    /// A whole step: forward, loss, backward over every micro-batch, then AdamW.
+    pub step_ms: f64,
+    /// The forward pass and loss alone (graph recorded, loss read back), timed
+    /// separately from the steps: the rest of a step is backward and AdamW.
+    pub forward_ms: f64,
+    /// The AdamW update within a step.
+    pub adamw_ms: f64,
+    /// The total loss of the first step (before any update), to check the batch.
+    pub first_loss: f64,
+    pub batch: usize,
+    pub micro_batch: usize,
+    /// Timed steps, after the warm-up ones.
+    pub runs: usize,
+}
+
+/// Warm-up steps before the timed ones (as `scripts/bench_finetune_step.py`).
+pub const FINE_TUNE_WARM_UP: usize = 2;
+
+/// Times `runs` (at least 1) training steps of a fresh [`FineTuner`] on `batch` (the
+/// decoder moves at each, as in training) after [`FINE_TUNE_WARM_UP`] ones; `now()`
+/// is the caller's clock in ms.
+pub async fn bench_finetune_step(
+    model: &LiteMedSam,
+    batch: &TrainBatch,
+    config: FineTuneConfig,
+    runs: usize,
+    now: &dyn Fn() -> f64,
+) -> AppResult<FineTuneStepFigures> {
+    let runs = runs.max(1);
+    let mut tuner = FineTuner::new(model, config);
+    let (mut step, mut forward, mut adamw) = (Vec::new(), Vec::new(), Vec::new());
+    let mut first_loss = f64::NAN;
+    for i in 0..FINE_TUNE_WARM_UP + runs {
+        let t = now();
+        let (logits, iou) = tuner.forward(batch.embeddings.clone(), batch.boxes.clone());
+        let loss = lite_medsam_loss(logits, iou, batch.gt.clone()).total();
+        read_f32(loss).await?;
+        let f = now() - t;
+
+        let t = now();
+        let g = tuner.gradients(batch).await.map_err(AppError::engine)?;
+        let t_apply = now();
+        tuner.apply_checked(&g).map_err(AppError::engine)?;
+        let end = now();
+        if i == 0 {
+            first_loss = g.loss.total;
+        }
+        if i >= FINE_TUNE_WARM_UP {
+            forward.push(f);
+            step.push(end - t);
+            adamw.push(end - t_apply);
+        }
+    }
+    Ok(FineTuneStepFigures {
+        step_ms: median(&step),
+        forward_ms: median(&forward),
+        adamw_ms: median(&adamw),
+        first_loss,
+        batch: batch.len(),
+        micro_batch: config.micro_batch,
+        runs,
+    })
+}
+
+/// The fine-tuning oracle's batch (`batch.embedding`, `batch.box256`, `batch.gt256` of
+/// `../shared/fixtures/finetune/lite-medsam-step.safetensors`) grown to `n` samples,
+/// a multiple of its size: copy `k` of the samples has its boxes pushed out by `2k`
+/// px within the 256 frame (as `tests/finetune.rs`' batch of 16 and
+/// `scripts/bench_finetune_step.py`).
+pub fn oracle_batch(store: &TensorStore, n: usize, device: &Device) -> AppResult<TrainBatch> {
+    let get = |k: &str| {
+        store
+            .get(k)
+            .ok_or_else(|| AppError::bad_input(format!("the fixture has no tensor `{k}`")))
+    };
+    let (emb, boxes, gt) = (
+        get("batch.embedding")?,
+        get("batch.box256")?,
+        get("batch.gt256")?,
+    );
+    let b = emb.shape.first().copied().unwrap_or(0);
+    if b == 0 || n == 0 || !n.is_multiple_of(b) || boxes.shape != [b, 4] {
+        return Err(AppError::bad_input(format!(
+            "batch {n}: a multiple of the fixture's {b} samples (boxes {:?})",
+            boxes.shape
+        )));
+    }
+    let reps = n / b;
+    let mut grown = Vec::with_capacity(n * 4);
+    for k in 0..reps {
+        let d = 2.0 * k as f32;
+        for r in boxes.data.chunks_exact(4) {
+            grown.extend([
+                (r[0] - d).max(0.0),
+                (r[1] - d).max(0.0),
+                (r[2] + d).min(255.0),
+                (r[3] + d).min(255.0),
+            ]);
+        }
+    }
+    let repeat = |h: &HostTensor| -> AppResult<Tensor<4>> {
+        if h.shape.len() != 4 {
+            return Err(AppError::bad_input(format!(
+                "the fixture's batch tensors are 4-D, got {:?}",
+                h.shape
+            )));
+        }
+        Ok(Tensor::cat(vec![h.to_tensor::<4>(device); reps], 0))
+    };
+    let batch = TrainBatch {
+        embeddings: repeat(emb)?,
+        boxes: Tensor::from_data(TensorData::new(grown, [n, 4]), device),
+        gt: repeat(gt)?,
+    };
+    Ok(batch)
 }

@@ -1,11 +1,12 @@
 //! `medseg bench`: time the model on this machine (BENCHMARKS.md), with real weights or
 //! random ones of a SAM 2 preset.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use medseg::app::LoadedModel;
-use medseg::app::bench::bench_model;
+use medseg::app::bench::{FINE_TUNE_WARM_UP, bench_finetune_step, bench_model, oracle_batch};
+use medseg::app::training::{FineTuneConfig, trainable};
 use medseg::model::config::Sam2Preset;
 use medseg::model::sam2_expected_keys;
 use medseg::weights::{HostTensor, TensorStore};
@@ -52,7 +53,8 @@ impl Weights {
     }
 }
 
-/// Time the image encoder and the prompt + mask decoder (medians after one warm-up).
+/// Time the image encoder and the prompt + mask decoder (medians after one warm-up),
+/// or with --finetune LiteMedSAM's decoder training step.
 #[derive(clap::Args)]
 pub struct Args {
     #[command(flatten)]
@@ -60,10 +62,25 @@ pub struct Args {
     /// Timed runs.
     #[arg(long, default_value_t = 5)]
     runs: usize,
+    /// Time a LiteMedSAM decoder training step (forward, loss, backward, AdamW) on the
+    /// batch of this fine-tuning fixture
+    /// (../shared/fixtures/finetune/lite-medsam-step.safetensors) instead.
+    #[arg(long, value_name = "FIXTURE")]
+    finetune: Option<PathBuf>,
+    /// Batch sizes for --finetune: multiples of the fixture's samples.
+    #[arg(long, value_delimiter = ',', default_value = "4,16")]
+    batch: Vec<usize>,
+    /// Samples per forward and backward pass for --finetune (default: the whole batch
+    /// in one pass, as PyTorch's step; `medseg finetune` uses 4).
+    #[arg(long)]
+    micro_batch: Option<usize>,
 }
 
 pub fn run(a: Args) -> CliResult {
     let model = a.weights.load()?;
+    if let Some(fixture) = &a.finetune {
+        return run_finetune(&model, fixture, &a);
+    }
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let started = Instant::now();
     let now = || started.elapsed().as_secs_f64() * 1e3;
@@ -93,6 +110,35 @@ pub fn run(a: Args) -> CliResult {
         "prompt + decoder        {:9.2} ms   (box, single mask)",
         f.decoder_ms
     );
+    Ok(())
+}
+
+/// `medseg bench --finetune`: the training step's medians per batch size.
+fn run_finetune(model: &LoadedModel, fixture: &Path, a: &Args) -> CliResult {
+    let lite = trainable(model).map_err(|e| e.to_string())?;
+    let store = read_weights(fixture)?;
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    println!(
+        "LiteMedSAM decoder training step, threads={threads} runs={} (median after \
+         {FINE_TUNE_WARM_UP} warm-up steps)",
+        a.runs
+    );
+    let started = Instant::now();
+    let now = || started.elapsed().as_secs_f64() * 1e3;
+    for &n in &a.batch {
+        let batch = oracle_batch(&store, n, &medseg::cpu_device()).map_err(|e| e.to_string())?;
+        let config = FineTuneConfig {
+            micro_batch: a.micro_batch.unwrap_or(n),
+            ..FineTuneConfig::default()
+        };
+        let f = pollster::block_on(bench_finetune_step(&lite, &batch, config, a.runs, &now))
+            .map_err(|e| e.to_string())?;
+        println!(
+            "batch {:2} (micro-batch {:2}): step {:8.1} ms  (forward+loss {:.1}, AdamW {:.1})  \
+             step-1 loss {:.6}",
+            f.batch, f.micro_batch, f.step_ms, f.forward_ms, f.adamw_ms, f.first_loss
+        );
+    }
     Ok(())
 }
 
