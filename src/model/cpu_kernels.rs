@@ -86,11 +86,11 @@ fn gelu_recorded<const D: usize>(x: Tensor<D>) -> Tensor<D> {
         .as_mut_slice::<f32>()
         .expect("an f32 tensor reads back as f32");
     let mut slopes = vec![0f32; values.len()];
-    // As `for_chunks`, over both buffers.
-    const CHUNK: usize = 1 << 14;
     #[cfg(not(target_arch = "wasm32"))]
     {
         use rayon::prelude::*;
+        // As `for_chunks`, over both buffers.
+        const CHUNK: usize = 1 << 14;
         values
             .par_chunks_mut(CHUNK)
             .zip(slopes.par_chunks_mut(CHUNK))
