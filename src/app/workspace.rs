@@ -28,6 +28,13 @@ use crate::session::mask_store::RleMask;
 use crate::session::video::{ObjectId, VideoSession};
 use crate::session::volume3d::largest_connected_component;
 
+mod teach;
+
+pub use teach::{
+    EMBEDDING_BUDGET, LabelsInfo, MIN_FRAMES_FOR_VALIDATION, ModelChoice, TeachOptions,
+    TeachSource, TeachState,
+};
+
 /// The image embedding of one frame, kept so that further prompts on it (objects,
 /// corrections), and a prompt after [`Workspace::prepare_frame`], only run the decoder.
 enum FrameEmbedding {
@@ -81,6 +88,8 @@ pub struct Workspace {
     /// A propagation in progress; it is the history's open action until it ends.
     run: Option<Run>,
     history: History,
+    /// Fine-tuning the model on the open document (`teach`).
+    teach: teach::Teaching,
 }
 
 impl Workspace {
@@ -95,6 +104,7 @@ impl Workspace {
             embedding: None,
             run: None,
             history: History::default(),
+            teach: teach::Teaching::default(),
         }
     }
 
@@ -102,17 +112,30 @@ impl Workspace {
         &self.device
     }
 
-    /// Loads a model from a weights file's bytes ([`LoadedModel::from_bytes`]). On
-    /// failure the previous model stays.
-    pub fn load_model(&mut self, bytes: &[u8], expect: Option<ModelKind>) -> AppResult<ModelInfo> {
-        let (model, info) = LoadedModel::from_bytes(bytes, None, expect, &self.device)?;
-        self.set_model(model);
+    /// Loads a model from a weights file's bytes ([`LoadedModel::from_bytes`]), the
+    /// base of later fine-tuning (the file is kept: a tuned checkpoint is written over
+    /// it). On failure the previous model stays.
+    pub fn load_model(
+        &mut self,
+        bytes: Vec<u8>,
+        expect: Option<ModelKind>,
+    ) -> AppResult<ModelInfo> {
+        let (model, info) = LoadedModel::from_bytes(&bytes, None, expect, &self.device)?;
+        self.teach.new_base(model.clone(), Some(Arc::new(bytes)));
+        self.install_model(model);
         Ok(info)
     }
 
-    /// Makes `model` the one that segments. Prompts and masks stay; what the old model
-    /// computed from them (memory, embeddings, a run) goes.
+    /// Makes `model` the one that segments (and the base of fine-tuning). Prompts and
+    /// masks stay; what the old model computed from them (memory, embeddings, a run)
+    /// goes.
     pub fn set_model(&mut self, model: LoadedModel) {
+        self.teach.new_base(model.clone(), None);
+        self.install_model(model);
+    }
+
+    /// Segments with `model` from now on (see [`Self::set_model`]).
+    fn install_model(&mut self, model: LoadedModel) {
         self.model = Some(model);
         self.drop_model_state();
     }
@@ -126,6 +149,7 @@ impl Workspace {
         let info = doc.info();
         self.doc = Some(Rc::new(doc));
         self.drop_model_state();
+        self.teach.document_changed();
         self.history.clear(&mut self.masks);
         self.prompts.clear();
         self.masks.clear();

@@ -93,6 +93,11 @@ impl Labels {
         self.dims
     }
 
+    /// Every value, frame after frame, row-major.
+    pub fn values(&self) -> &[u16] {
+        &self.values
+    }
+
     fn frame(&self, k: usize) -> &[u16] {
         let plane = self.dims[1] * self.dims[2];
         &self.values[k * plane..(k + 1) * plane]

@@ -1,0 +1,246 @@
+//! Teaching in the workspace, as the page's Teach panel drives it (`Workspace::
+//! open_labels`, `start_finetune`, `finetune_step`, `use_model`, `export_tuned`), on a
+//! real CT lesion volume with its label file and the real LiteMedSAM weights: the run
+//! ends with the tuned model segmenting, the exported checkpoint loads and gives the
+//! same mask, and bad input (labels of another shape or without foreground, a loss
+//! that is not a number, a run too large for the browser's engine) is refused with a
+//! clear message while the base model and earlier work stay.
+
+mod common;
+
+use common::{lite_cases, lite_medsam_checkpoint, shared};
+use medseg::app::workspace::{ModelChoice, TeachOptions, TeachSource};
+use medseg::app::{Document, ErrorKind, Workspace};
+use medseg::io::volume::{Volume, write_nifti_mask_uncompressed};
+use medseg::predictor::ImagePrompt;
+use medseg::weights::TensorStore;
+
+fn read(p: &std::path::Path) -> Vec<u8> {
+    std::fs::read(p).unwrap_or_else(|e| panic!("reading {}: {e}", p.display()))
+}
+
+fn ct(name: &str, suffix: &str) -> Vec<u8> {
+    read(&shared().join(format!("data/ct-lesion/{name}{suffix}")))
+}
+
+/// A workspace with LiteMedSAM loaded from its file and a CT case open.
+fn workspace_on(case: &str) -> Workspace {
+    let mut ws = Workspace::new(medseg::cpu_device());
+    ws.load_model(read(&lite_medsam_checkpoint()), None)
+        .expect("LiteMedSAM loads");
+    let volume = Volume::from_bytes(&ct(case, ".nii.gz")).expect("volume");
+    ws.open(Document::volume(case, volume, None).expect("document"));
+    ws
+}
+
+fn boxed(b: [f32; 4]) -> ImagePrompt {
+    ImagePrompt {
+        box_xyxy: Some(b),
+        points: Vec::new(),
+    }
+}
+
+/// The mask a box gives on `frame` with the model in use (object 1).
+fn segment(ws: &mut Workspace, frame: usize, b: [f32; 4]) -> Vec<u8> {
+    pollster::block_on(ws.add_prompt(1, frame, &boxed(b))).expect("prompt");
+    ws.masks().get(1, frame).expect("mask").decode()
+}
+
+fn iou(a: &[u8], b: &[u8]) -> f64 {
+    let inter = a
+        .iter()
+        .zip(b)
+        .filter(|(x, y)| **x != 0 && **y != 0)
+        .count();
+    let union = a
+        .iter()
+        .zip(b)
+        .filter(|(x, y)| **x != 0 || **y != 0)
+        .count();
+    inter as f64 / union.max(1) as f64
+}
+
+/// Runs the started run to its end; the error of a failed step, if one failed.
+fn run_to_end(ws: &mut Workspace) -> Result<usize, medseg::app::AppError> {
+    let mut steps = 0;
+    while ws.finetuning() {
+        pollster::block_on(ws.finetune_step())?;
+        steps += 1;
+    }
+    Ok(steps)
+}
+
+#[test]
+fn teach_on_a_label_file_then_export_and_reload() {
+    let case = &lite_cases()[0];
+    let mut ws = workspace_on(&case.name);
+    let base_mask = segment(&mut ws, case.key_slice, case.box_xyxy);
+
+    let labels = ws
+        .open_labels(&ct(&case.name, "_gt.nii.gz"), "labels.nii.gz")
+        .expect("the case's own labels open");
+    println!(
+        "labels: {} frames ({}..={}), {} value(s)",
+        labels.frames, labels.first_frame, labels.last_frame, labels.values
+    );
+    assert!(labels.frames >= 5 && labels.values == 1);
+
+    // Without validation the last epoch is kept, so the exported heads are trained ones.
+    let opts = TeachOptions {
+        epochs: 2,
+        augment: false,
+        validation: false,
+        ..TeachOptions::default()
+    };
+    let start = ws.start_finetune(&opts).expect("a run starts");
+    let steps = run_to_end(&mut ws).expect("the run finishes");
+    let state = ws.teach_state();
+    let report = state.report.clone().expect("a report");
+    println!(
+        "{steps} steps; embeddings {:?}; best epoch {}; losses {:?}",
+        start.work.embeddings,
+        report.best_epoch,
+        report
+            .history
+            .iter()
+            .map(|e| e.loss.total)
+            .collect::<Vec<_>>()
+    );
+    // No flips: one embedding per labelled frame, every one training.
+    assert_eq!(report.train.slices, labels.frames);
+    assert_eq!(start.work.embeddings[1], labels.frames);
+    assert_eq!(report.history.len(), 2, "both epochs ran");
+    assert_eq!(report.best_epoch, 2);
+    assert!(state.tuned && state.using == ModelChoice::Tuned && !state.running);
+
+    // The tuned model segments now; the base comes back on request, giving its mask.
+    let tuned_mask = segment(&mut ws, case.key_slice, case.box_xyxy);
+    ws.use_model(ModelChoice::Base).expect("back to the base");
+    assert_eq!(segment(&mut ws, case.key_slice, case.box_xyxy), base_mask);
+    ws.use_model(ModelChoice::Tuned).expect("the tuned again");
+
+    // The checkpoint: a complete model that loads like the base and gives the tuned mask.
+    let bytes = pollster::block_on(ws.export_tuned()).expect("export");
+    let store = TensorStore::from_bytes(&bytes).expect("a safetensors file");
+    let record = store
+        .metadata
+        .get("medseg_finetune")
+        .expect("the fine-tuning record");
+    assert!(record.contains("base_sha256") && !record.contains(&case.name));
+    let base = TensorStore::from_bytes(&read(&lite_medsam_checkpoint())).expect("base");
+    let key = "mask_decoder.iou_prediction_head.layers.0.weight";
+    let (tuned_t, base_t) = (store.get(key).expect("tuned"), base.get(key).expect("base"));
+    assert_eq!(tuned_t.shape, base_t.shape);
+    assert_ne!(
+        tuned_t.data, base_t.data,
+        "the exported decoder is the trained one"
+    );
+    let mut again = Workspace::new(medseg::cpu_device());
+    again.load_model(bytes, None).expect("the tuned file loads");
+    let volume = Volume::from_bytes(&ct(&case.name, ".nii.gz")).expect("volume");
+    again.open(Document::volume(&case.name, volume, None).expect("document"));
+    let reloaded = segment(&mut again, case.key_slice, case.box_xyxy);
+    let agree = iou(&reloaded, &tuned_mask);
+    println!("reloaded vs in-workspace tuned mask: IoU {agree:.6}");
+    assert!(agree >= 0.99, "IoU {agree}");
+}
+
+#[test]
+fn teach_on_the_users_masks() {
+    let case = &lite_cases()[1];
+    let mut ws = workspace_on(&case.name);
+    let err = ws
+        .start_finetune(&TeachOptions::default())
+        .expect_err("nothing to learn from yet");
+    assert!(err.message.contains("no masks to learn from"), "{err}");
+    segment(&mut ws, case.key_slice, case.box_xyxy);
+    let opts = TeachOptions {
+        epochs: 1,
+        augment: false,
+        source: TeachSource::Masks,
+        ..TeachOptions::default()
+    };
+    let start = ws.start_finetune(&opts).expect("the mask is a sample");
+    assert_eq!(
+        start.work.embeddings[1], 1,
+        "one masked frame, no validation"
+    );
+    run_to_end(&mut ws).expect("the run finishes");
+    assert_eq!(ws.teach_state().using, ModelChoice::Tuned);
+}
+
+#[test]
+fn teach_refuses_bad_input_clearly() {
+    let cases = lite_cases();
+    let (a, b) = (&cases[0], &cases[1]);
+    let mut ws = workspace_on(&a.name);
+    let base_mask = segment(&mut ws, a.key_slice, a.box_xyxy);
+
+    // Labels of another case (13 slices) over this one (16): refused, nothing opened.
+    let err = ws
+        .open_labels(&ct(&b.name, "_gt.nii.gz"), "other.nii.gz")
+        .expect_err("another case's labels");
+    println!("{err}");
+    assert!(err.message.contains("must match") && err.message.contains("other.nii.gz"));
+    assert!(ws.teach_state().labels.is_none());
+
+    // A label volume without foreground.
+    let volume = Volume::from_bytes(&ct(&a.name, ".nii.gz")).expect("volume");
+    let zeros =
+        write_nifti_mask_uncompressed(&volume.geometry, &vec![0; volume.len()]).expect("nifti");
+    let err = ws
+        .open_labels(&zeros, "empty.nii")
+        .expect_err("no foreground");
+    println!("{err}");
+    assert!(err.message.contains("no foreground"));
+    // Not a label file at all.
+    let err = ws
+        .open_labels(b"not a label file", "notes.txt")
+        .expect_err("text");
+    println!("{err}");
+    assert!(err.message.contains("notes.txt"));
+
+    // A learning rate that blows the heads up: the loss stops being a number, the run
+    // stops naming the step, and the base model keeps segmenting as before (the one
+    // mask made so far is the sample).
+    let opts = TeachOptions {
+        epochs: 3,
+        lr: 1e30,
+        augment: false,
+        source: TeachSource::Masks,
+        ..TeachOptions::default()
+    };
+    ws.start_finetune(&opts).expect("a run starts");
+    let err = run_to_end(&mut ws).expect_err("the loss diverges");
+    println!("{err}");
+    assert!(err.message.contains("not a number at step"), "{err}");
+    let state = ws.teach_state();
+    assert!(!state.running && !state.tuned && state.using == ModelChoice::Base);
+    assert_eq!(segment(&mut ws, a.key_slice, a.box_xyxy), base_mask);
+
+    // More embeddings than the browser's engine holds: refused before any work.
+    let (w, h, d) = (16usize, 16usize, 200usize);
+    let mut big = Volume::from_bytes(&ct(&a.name, ".nii.gz")).expect("volume");
+    big.dims = [w, h, d];
+    big.geometry.dims = [w, h, d];
+    big.data = vec![0.0; w * h * d];
+    let doc = Document::volume("big", big.clone(), None).expect("document");
+    ws.open(doc);
+    let mut labels = vec![0u8; w * h * d];
+    for k in 0..d {
+        for y in 4..12 {
+            for x in 4..12 {
+                labels[k * w * h + y * w + x] = 1;
+            }
+        }
+    }
+    let bytes = write_nifti_mask_uncompressed(&big.geometry, &labels).expect("nifti");
+    ws.open_labels(&bytes, "big_gt.nii").expect("labels");
+    let err = ws
+        .start_finetune(&TeachOptions::default())
+        .expect_err("too large");
+    println!("{err}");
+    assert_eq!(err.kind, ErrorKind::TooLarge);
+    assert!(err.message.contains("augmentation"));
+    assert!(!ws.teach_state().running);
+}
