@@ -33,7 +33,20 @@
 //   await medseg.redo()             // does the last undone action again → the same, or null
 //   medseg.history                  // {canUndo, canRedo, nextUndo, nextRedo} as the engine last said
 //   await medseg.propagate("forward" | "backward" | "both", { range: [first, last], onFrame })
-//   medseg.cancel()                 // stops a propagation after the current frame
+//   medseg.cancel()                 // stops a propagation after the current frame, or a
+//                                   // fine-tuning run after its current step
+// Teaching the model the user's structure (fine-tuning its mask decoder on this machine;
+// nothing is uploaded, nothing of it is cached):
+//   await medseg.openLabels(file)   // a label file over the open document: NIfTI / .npz label
+//                                   // volume, PNG mask, zip of PNG masks → {name, frames,
+//                                   // firstFrame, lastFrame, values}; a mismatch is an error
+//   await medseg.finetune({epochs, lr, batch, augment, source, validation, onProgress})
+//                                   // source: "auto" (labels, else masks) | "labels" | "masks"
+//                                   // | "both" → {epochs, bestEpoch, bestValDice, baseValDice,
+//                                   // stopped, using, ms}; the tuned model segments after it
+//   await medseg.useModel("base" | "tuned")   // which one segments → teachState()
+//   await medseg.exportModel() → Blob (.safetensors: loads in the page and the CLI)
+//   await medseg.teachState() → {labels, running, tuned, using, report}
 //   await medseg.getMask(frame, objId)  → {width, height, data: Uint8Array (1 = object)} | null
 //   await medseg.getFrame(frame, { window })  → {width, height, data: Uint8ClampedArray RGBA}
 //                                   // as the model sees it, or a volume slice through a
@@ -47,6 +60,11 @@
 //   medseg.on("progress" | "frame" | "notice" | "history" | ..., fn) → unsubscribe
 // Events (medseg.on(name, fn) or addEventListener, data in event.detail):
 //   "progress" {task, stage, loaded, total, fraction}   model download/load, clip decode
+//   "finetune" {progress: {phase, epoch, epochs, batch, batches, loss, finished_epoch,
+//              base_val_dice, best_epoch, best_val_dice, work, stopped}, ms}   each run step
+//              (snake_case: the record `medseg finetune --log` writes, as in the checkpoint)
+//   "labels" {labels}, "teach" {state, finished}   after openLabels / finetune (finished:
+//              true) / useModel
 //   "frame"    {frame, frames, objects, done, total, ms, masks}  each propagation step
 //              (frames: the frame done first, then any whose masks that step changed)
 //   "notice"   {message}                                 backend fallback, clip limits
@@ -455,10 +473,82 @@ export class MedSeg extends EventTarget {
     }
   }
 
-  /** Stops a running propagation after its current frame. */
+  /** Stops a running propagation after its current frame, or a fine-tuning run after its step. */
   cancel() {
     if (!this._worker) return Promise.resolve(null);
     return this._call("cancel");
+  }
+
+  /**
+   * Opens a label file over the open document (a File, or a Blob with a name): a NIfTI
+   * or MedSAM .npz label volume (gts/segs) for a volume or clip, a grey PNG mask for an
+   * image, or a zip of PNG masks (one per frame, in name order). Its size must be the
+   * document's. → {name, frames, firstFrame, lastFrame, values}
+   * @param {NamedBlob} file
+   */
+  async openLabels(file) {
+    if (!(file instanceof Blob)) throw this._error("openLabels expects a File or Blob");
+    const name = file.name || "labels";
+    if (file.size === 0) throw this._error(`${name}: the file is empty`);
+    const labels = await this._op("openLabels", [file, name]);
+    this._emit("labels", { labels });
+    return labels;
+  }
+
+  /** Forgets the label file opened over the document. */
+  async closeLabels() {
+    await this._op("closeLabels");
+    this._emit("labels", { labels: null });
+    return null;
+  }
+
+  /**
+   * Fine-tunes the base model's mask decoder on the open document (its label file and/or
+   * masks) in the worker, one step at a time; `onProgress(progress)` sees each step.
+   * medseg.cancel() stops it keeping the best epoch so far. When it ends with a tuned
+   * model, that model segments (useModel switches back).
+   * @param {{ epochs?: number, lr?: number, batch?: number, augment?: boolean, source?: string,
+   *   validation?: boolean, patience?: number, seed?: number,
+   *   onProgress?: (progress: object) => void }} [opts]
+   */
+  async finetune({ onProgress, ...opts } = {}) {
+    await this._ready();
+    const l = onProgress ? this.on("finetune", (d) => onProgress(d.progress)) : null;
+    let out;
+    try {
+      out = await this._call("finetune", [opts]);
+    } finally {
+      if (l) l();
+    }
+    const { progress, state, ms } = out;
+    this._emit("teach", { state, finished: true });
+    return {
+      epochs: state.report?.epochs_run ?? 0,
+      bestEpoch: progress.best_epoch,
+      bestValDice: progress.best_val_dice ?? null,
+      baseValDice: progress.base_val_dice ?? null,
+      stopped: progress.stopped,
+      using: state.using,
+      ms,
+    };
+  }
+
+  /** Segments with the "base" model or the "tuned" one; prompts and masks stay. */
+  async useModel(which) {
+    const state = await this._op("useModel", [which]);
+    this._emit("teach", { state });
+    return state;
+  }
+
+  /** The tuned model as a .safetensors Blob (the base's tensors with the tuned heads). */
+  async exportModel() {
+    const b = await this._op("exportModel");
+    return new Blob([b], { type: "application/octet-stream" });
+  }
+
+  /** {labels, running, tuned, using: "base" | "tuned", report} */
+  async teachState() {
+    return this._op("teachState");
   }
 
   async getMask(frame, objId) {

@@ -4,7 +4,7 @@
 //   page → worker  {id, op, args: [...]}            one request; `cancel` jumps the queue
 //   worker → page  {id, ok: true, result}           its answer (buffers transferred)
 //                  {id, ok: false, error: {name, message}}
-//                  {event: "progress" | "frame" | "notice", ...}   unsolicited
+//                  {event: "progress" | "frame" | "notice" | "finetune", ...}   unsolicited
 //                  {event: "history", canUndo, canRedo, nextUndo, nextRedo}   after each
 //                  request that may change what can be undone (HISTORY_OPS), done or failed
 //
@@ -29,7 +29,7 @@ function locked(fn) {
   return run;
 }
 
-const READS = new Set(["info", "frameCount", "getFrame", "getFrameValues", "getMask", "getLogits", "objects", "maskFrames", "backend", "architecture", "exportNifti", "exportPng", "exportPngZip", "history"]);
+const READS = new Set(["info", "frameCount", "getFrame", "getFrameValues", "getMask", "getLogits", "objects", "maskFrames", "backend", "architecture", "exportNifti", "exportPng", "exportPngZip", "history", "teachState"]);
 // Requests after which the worker says what can be undone and redone now (the "history"
 // event), so that a page enables its Undo and Redo from the engine's state.
 const HISTORY_OPS = new Set(["openVolume", "openImage", "finishClip", "addPrompt", "undo", "redo", "propagate", "reset", "setWindow"]);
@@ -268,6 +268,50 @@ const ops = {
       );
     }
     return { frames: done, total, cancelled: false, ms: performance.now() - t0, msPerFrame: median(perFrame) };
+  },
+
+  async openLabels(src, name) {
+    const bytes = await bytesOf(src, name);
+    return need().open_labels(bytes, name);
+  },
+
+  closeLabels() {
+    need().close_labels();
+    return null;
+  },
+
+  // A fine-tuning run, one engine step per turn of the event loop so that reads (frames,
+  // masks) and a cancel get in between; "finetune" events carry each step's progress.
+  async finetune(opts = {}) {
+    const s = need();
+    cancelRequested = false;
+    const t0 = performance.now();
+    let progress = await locked(() => s.start_finetune(opts));
+    event("finetune", { progress, ms: 0 });
+    while (!progress.stopped) {
+      await yieldToEvents();
+      if (cancelRequested) {
+        progress = await locked(() => s.cancel_finetune());
+      } else {
+        progress = await locked(() => s.finetune_step());
+      }
+      event("finetune", { progress, ms: performance.now() - t0 });
+    }
+    return { progress, state: s.teach_state(), ms: performance.now() - t0 };
+  },
+
+  useModel(which) {
+    return locked(() => need().use_model(String(which)));
+  },
+
+  async exportModel() {
+    const s = need();
+    const b = await locked(() => s.export_tuned());
+    return { result: b, transfer: [b.buffer] };
+  },
+
+  teachState() {
+    return need().teach_state();
   },
 
   getMask(frame, obj) {

@@ -28,6 +28,7 @@ use crate::Device;
 use crate::app::bench::bench_model;
 use crate::app::document::{ClipBuilder, Document, rgb_from_pixels};
 use crate::app::prompts::object_id;
+use crate::app::workspace::{ModelChoice, TeachOptions};
 use crate::app::{AppError, AppResult, Directions, ModelKind, Workspace};
 use crate::io::image::decode_rgb;
 use crate::io::volume::Volume;
@@ -145,7 +146,7 @@ impl Session {
             .ws
             .try_borrow_mut()
             .map_err(busy)?
-            .load_model(&bytes, expect))?;
+            .load_model(bytes, expect))?;
         report("done", 1.0);
         to_js(&info)
     }
@@ -367,6 +368,81 @@ impl Session {
     pub fn cancel(&self) -> Result<(), JsValue> {
         self.ws.try_borrow_mut().map_err(busy)?.cancel();
         Ok(())
+    }
+
+    /// Opens a label file over the open document (NIfTI / npz label volume, PNG mask,
+    /// zip of PNG masks): `{name, frames, firstFrame, lastFrame, values}`.
+    pub fn open_labels(&self, bytes: &[u8], name: String) -> Result<JsValue, JsValue> {
+        to_js(&js(self
+            .ws
+            .try_borrow_mut()
+            .map_err(busy)?
+            .open_labels(bytes, &name))?)
+    }
+
+    /// Forgets the label file.
+    pub fn close_labels(&self) -> Result<(), JsValue> {
+        self.ws.try_borrow_mut().map_err(busy)?.close_labels();
+        Ok(())
+    }
+
+    /// Sets up a fine-tuning run (`{epochs, lr, batch, augment, source, validation,
+    /// patience, seed}`, each optional); resolves to its progress, then one
+    /// [`Session::finetune_step`] at a time.
+    pub fn start_finetune(&self, opts: JsValue) -> Result<JsValue, JsValue> {
+        let opts: TeachOptions = if opts.is_undefined() || opts.is_null() {
+            TeachOptions::default()
+        } else {
+            from_js(opts, "fine-tuning options")?
+        };
+        to_js(&js(self
+            .ws
+            .try_borrow_mut()
+            .map_err(busy)?
+            .start_finetune(&opts))?)
+    }
+
+    /// The next step of the run: its progress (`stopped` set on the last).
+    pub fn finetune_step(&self) -> js_sys::Promise {
+        let ws = self.ws.clone();
+        future_to_promise(async move {
+            let p = js(ws.try_borrow_mut().map_err(busy)?.finetune_step().await)?;
+            to_js(&p)
+        })
+    }
+
+    /// Stops the run, keeping its best epoch: its progress.
+    pub fn cancel_finetune(&self) -> Result<JsValue, JsValue> {
+        to_js(&js(self
+            .ws
+            .try_borrow_mut()
+            .map_err(busy)?
+            .cancel_finetune())?)
+    }
+
+    /// Segments with `"base"` or `"tuned"`: the teaching state.
+    pub fn use_model(&self, choice: String) -> Result<JsValue, JsValue> {
+        let choice: ModelChoice =
+            from_js(JsValue::from_str(&choice), "model (\"base\" or \"tuned\")")?;
+        to_js(&js(self
+            .ws
+            .try_borrow_mut()
+            .map_err(busy)?
+            .use_model(choice))?)
+    }
+
+    /// The tuned model as a safetensors checkpoint.
+    pub fn export_tuned(&self) -> js_sys::Promise {
+        let ws = self.ws.clone();
+        future_to_promise(async move {
+            let bytes = js(ws.try_borrow().map_err(busy)?.export_tuned().await)?;
+            Ok(js_sys::Uint8Array::from(bytes.as_slice()).into())
+        })
+    }
+
+    /// Labels, run, tuned model and which model segments.
+    pub fn teach_state(&self) -> Result<JsValue, JsValue> {
+        to_js(&self.ws.try_borrow().map_err(busy)?.teach_state())
     }
 
     /// The mask of `obj` on `frame` (`width × height` bytes, 1 = object), or undefined.
