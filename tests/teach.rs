@@ -85,6 +85,30 @@ fn teach_on_a_label_file_then_export_and_reload() {
     );
     assert!(labels.frames >= 5 && labels.values == 1);
 
+    // With validation (every fifth labelled frame held out), a tuned model exists only
+    // when an epoch beat the base on those frames.
+    let opts = TeachOptions {
+        epochs: 1,
+        augment: false,
+        ..TeachOptions::default()
+    };
+    let start = ws.start_finetune(&opts).expect("a run starts");
+    assert_eq!(start.work.embeddings[1], labels.frames);
+    run_to_end(&mut ws).expect("the run finishes");
+    let report = ws.teach_state().report;
+    let state = ws.teach_state();
+    println!(
+        "with validation: base Dice {:?}, best epoch {} → tuned: {}",
+        report.as_ref().and_then(|r| r.base_val_dice),
+        report.as_ref().map_or(0, |r| r.best_epoch),
+        state.tuned
+    );
+    let report = report.expect("a report");
+    assert_eq!(report.val.slices, (labels.frames + 2) / 5);
+    assert_eq!(state.tuned, report.best_epoch > 0);
+    assert_eq!(state.using == ModelChoice::Tuned, report.best_epoch > 0);
+    ws.use_model(ModelChoice::Base).expect("the base");
+
     // Without validation the last epoch is kept, so the exported heads are trained ones.
     let opts = TeachOptions {
         epochs: 2,

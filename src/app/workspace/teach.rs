@@ -17,6 +17,8 @@
 //!   user's masks fill the frames the label file leaves empty.
 //! - When a run ends with a tuned model (its best epoch beat the base, or there was no
 //!   validation), the workspace segments with it; [`Workspace::use_model`] switches back.
+//!   When no epoch beat the base model on the held-out frames, there is no new tuned
+//!   model (the CLI writes the base's heads then, as its best epoch 0).
 //! - The embeddings of a run live in memory until it ends; a run whose embeddings
 //!   would pass [`EMBEDDING_BUDGET`] is refused before any work, naming the sizes,
 //!   rather than failing halfway (a browser tab's engine has 4 GB at most).
@@ -123,9 +125,12 @@ pub struct TeachState {
     /// A tuned model exists.
     pub tuned: bool,
     pub using: ModelChoice,
-    /// The last run's record (as the checkpoint's metadata has it).
+    /// The record of the run in progress, else of the last run that ended.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub report: Option<RunReport>,
+    /// The record of the run that made the tuned model (the checkpoint's metadata).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tuned_report: Option<RunReport>,
 }
 
 /// The teaching part of a workspace.
@@ -136,8 +141,13 @@ pub(super) struct Teaching {
     base: Option<LoadedModel>,
     base_file: Option<Arc<Vec<u8>>>,
     labels: Option<(Labels, LabelsInfo)>,
+    /// The run in progress (dropped when it fails).
     run: Option<TrainingRun>,
-    tuned: Option<LoadedModel>,
+    /// The tuned model and the finished run that made it (its heads and its record go
+    /// into the exported checkpoint).
+    tuned: Option<(LoadedModel, TrainingRun)>,
+    /// The record of the last run that ended, whatever its end.
+    last_report: Option<RunReport>,
     using_tuned: bool,
 }
 
@@ -241,11 +251,11 @@ impl Workspace {
             .as_mut()
             .filter(|r| !r.is_done())
             .ok_or_else(|| AppError::bad_input("no fine-tuning run is in progress"))?;
-        let progress = run.step().await?;
-        if progress.stopped.is_some() {
+        let step = run.step().await;
+        if step.as_ref().map_or(true, |p| p.stopped.is_some()) {
             self.finish_run();
         }
-        Ok(progress)
+        step
     }
 
     /// Stops the run in progress; the best epoch so far is kept as the tuned model.
@@ -255,28 +265,29 @@ impl Workspace {
             .run
             .as_mut()
             .ok_or_else(|| AppError::bad_input("no fine-tuning run is in progress"))?;
-        let was_running = !run.is_done();
         run.cancel();
         let progress = run.progress();
-        if was_running {
-            self.finish_run();
-        }
+        self.finish_run();
         Ok(progress)
     }
 
-    /// After a run: its best heads become the tuned model in use, unless the run failed
-    /// or no epoch finished.
+    /// After a run: its best heads become the tuned model in use, unless the run failed,
+    /// no epoch finished, or no epoch beat the base model on the held-out frames (then
+    /// an earlier tuned model, if any, stays as it was).
     fn finish_run(&mut self) {
-        let Some(run) = self.teach.run.as_ref() else {
+        let Some(run) = self.teach.run.take() else {
             return;
         };
         let report = run.report();
         let failed = matches!(report.stopped, Some(StopReason::Failed(_)));
-        if failed || report.history.is_empty() {
+        let base_best = report.base_val_dice.is_some() && report.best_epoch == 0;
+        let empty = report.history.is_empty();
+        self.teach.last_report = Some(report);
+        if failed || empty || base_best {
             return;
         }
         let tuned = LoadedModel::LiteMedSam(Arc::new(run.tuned_model()));
-        self.teach.tuned = Some(tuned.clone());
+        self.teach.tuned = Some((tuned.clone(), run));
         self.teach.using_tuned = true;
         self.install_model(tuned);
     }
@@ -295,9 +306,12 @@ impl Workspace {
                 .base
                 .clone()
                 .ok_or_else(crate::app::model::no_model)?,
-            ModelChoice::Tuned => self.teach.tuned.clone().ok_or_else(|| {
-                AppError::bad_input("there is no tuned model yet: fine-tune first")
-            })?,
+            ModelChoice::Tuned => {
+                let (model, _) = self.teach.tuned.as_ref().ok_or_else(|| {
+                    AppError::bad_input("there is no tuned model yet: fine-tune first")
+                })?;
+                model.clone()
+            }
         };
         self.teach.using_tuned = choice == ModelChoice::Tuned;
         self.install_model(model);
@@ -307,7 +321,7 @@ impl Workspace {
     /// The tuned model as a complete checkpoint (safetensors) over the base file,
     /// which `medseg` and the page load like the base.
     pub async fn export_tuned(&self) -> AppResult<Vec<u8>> {
-        let (Some(run), Some(_)) = (&self.teach.run, &self.teach.tuned) else {
+        let Some((_, run)) = &self.teach.tuned else {
             return Err(AppError::bad_input(
                 "there is no tuned model to export: fine-tune first",
             ));
@@ -328,7 +342,13 @@ impl Workspace {
             } else {
                 ModelChoice::Base
             },
-            report: self.teach.run.as_ref().map(TrainingRun::report),
+            report: self
+                .teach
+                .run
+                .as_ref()
+                .map(TrainingRun::report)
+                .or_else(|| self.teach.last_report.clone()),
+            tuned_report: self.teach.tuned.as_ref().map(|(_, run)| run.report()),
         }
     }
 
