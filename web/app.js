@@ -20,6 +20,7 @@ import './page/documents.js';
 import './page/prompts.js';
 import './page/propagation.js';
 import './page/export.js';
+import './page/teach.js';
 import './page/keyboard.js';
 
 /** `?model=weights/NAME.safetensors` picks the model loaded at start; `?model=none` none. */

@@ -517,6 +517,11 @@ export class MedSeg extends EventTarget {
     let out;
     try {
       out = await this._call("finetune", [opts]);
+    } catch (err) {
+      // A failed run leaves the models as they were: say so to whoever shows them.
+      const state = await this._call("teachState").catch(() => null);
+      if (state) this._emit("teach", { state });
+      throw err;
     } finally {
       if (l) l();
     }

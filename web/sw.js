@@ -49,6 +49,7 @@ const SHELL = [
   'web/page/propagation.js',
   'web/page/state.js',
   'web/page/unsaved.js',
+  'web/page/teach.js',
   'web/page/view.js',
   'web/ui/dom.js',
   'web/ui/messages.js',

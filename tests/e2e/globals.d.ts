@@ -14,6 +14,8 @@ interface Window {
   __events: string[];
   __busy: (string | undefined)[];
   __propagated: number[];
+  /** 12-teach: the phases of the run's "finetune" events and the status lines shown. */
+  __teach: { phases: string[]; statuses: string[] };
 }
 
 interface Navigator {

@@ -7,6 +7,7 @@ import { frameCache, maskCache, takeStepMasks } from './cache.js';
 import { objectWithId, renderObjectList } from './objects.js';
 import { viewer, scheduleRender, setFrame } from './view.js';
 import { withBusy } from './busy.js';
+import { cancelTeach } from './teach.js';
 
 function normaliseRange() {
   const last = Math.max(0, (state.doc?.frameCount ?? 1) - 1);
@@ -188,6 +189,7 @@ async function prefetchFrames([first, last], direction) {
 }
 
 export async function cancelWork() {
+  if (state.busy === 'teach') return cancelTeach();
   if (state.busy === 'propagate') {
     if (state.prefetching) {
       state.cancelRequested = true;

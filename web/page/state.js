@@ -58,6 +58,21 @@ export const ui = {
   exportPng: $('export-png', HTMLButtonElement),
   exportVideo: $('export-video', HTMLButtonElement),
   videoFps: $('video-fps', HTMLInputElement),
+  openLabels: $('open-labels', HTMLButtonElement),
+  labelsInput: $('labels-input', HTMLInputElement),
+  labelsInfo: $('labels-info'),
+  teachSource: $('teach-source', HTMLSelectElement),
+  teachEpochs: $('teach-epochs', HTMLInputElement),
+  teachAugment: $('teach-augment', HTMLInputElement),
+  teachValidation: $('teach-validation', HTMLInputElement),
+  teachStart: $('teach-start', HTMLButtonElement),
+  teachCancel: $('teach-cancel', HTMLButtonElement),
+  teachProgress: $('teach-progress', HTMLProgressElement),
+  teachStatus: $('teach-status'),
+  teachResult: $('teach-result'),
+  useBase: $('use-base', HTMLInputElement),
+  useTuned: $('use-tuned', HTMLInputElement),
+  teachDownload: $('teach-download', HTMLButtonElement),
 };
 
 export const messages = new Messages($('messages'), $('notices'));
@@ -93,6 +108,8 @@ export const BUSY_TEXT = {
   video: 'recording the overlay video',
   reset: 'clearing',
   window: 'changing the model input window',
+  teach: 'teaching the model',
+  labels: 'opening a label file',
 };
 
 export const state = {
@@ -121,6 +138,7 @@ export const state = {
   windowPreset: '', // the window the model sees (the engine's; '' until a volume is open)
   displayWindow: /** @type {string | {level: number, width: number}} */ (''), // the window the slices are shown through ('' = the model's; a preset name, or a level and width of the user's)
   taskTitle: '', // what the long task under way is (engine progress events add to it)
+  teach: { labels: null, running: false, tuned: false, using: 'base', report: null }, // the engine's teachState(), from its events
 };
 
 /** The word for one frame of the open document. */

@@ -1,6 +1,7 @@
-// Work not saved yet: masks made since the last export. Opening another file (or leaving
-// the page) would lose them, so the page asks first; scripts calling window.medseg.openFile
-// are not asked (they hold their own results).
+// Work not saved yet: masks made since the last export, and a tuned model not downloaded.
+// Opening another file (or leaving the page) would lose the masks, so the page asks first;
+// scripts calling window.medseg.openFile are not asked (they hold their own results).
+// Leaving the page would lose a tuned model too, so the browser asks then as well.
 import { medseg } from '../medseg.js';
 import { state, ask } from './state.js';
 
@@ -21,6 +22,19 @@ medseg.on('open', () => {
   unsaved = false;
   document.body.dataset.unsaved = 'false';
 });
+
+/** A tuned model that exists only in the engine (made since the last download). */
+let tunedUnsaved = false;
+medseg.on('teach', ({ state: s, finished }) => {
+  if (finished && s?.tuned) tunedUnsaved = true;
+});
+medseg.on('model', () => {
+  tunedUnsaved = false;
+});
+
+export function markTunedSaved() {
+  tunedUnsaved = false;
+}
 
 export function markExported() {
   unsaved = false;
@@ -56,5 +70,5 @@ export async function mayReplaceDocument(next, exportFirst) {
 
 // Leaving or reloading the page with unsaved masks: the browser asks.
 window.addEventListener('beforeunload', (e) => {
-  if (unsaved) e.preventDefault();
+  if (unsaved || tunedUnsaved) e.preventDefault();
 });

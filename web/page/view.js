@@ -8,6 +8,7 @@ import { ui, messages, state, frameWord, boxOnlyModel } from './state.js';
 import { getFrameCanvas, edgeFor, getOverlay, voxelValue } from './cache.js';
 import { refreshAreas } from './objects.js';
 import { promptBox, promptPoint, setTool } from './prompts.js';
+import { updateTeachControls } from './teach.js';
 
 let rendering = false;
 let renderAgain = false;
@@ -232,6 +233,7 @@ export function updateControls() {
   ui.windowRow.hidden = !doc || doc.kind !== 'volume';
   // The display window changes any time; the model's input only between tasks.
   ui.modelWindowChange.disabled = !idle || !state.model;
+  updateTeachControls();
   updateHint();
 }
 
