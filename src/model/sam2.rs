@@ -238,15 +238,9 @@ impl Sam2Model {
     /// The second half of `_forward_sam_heads`: no-object masking, upsampling,
     /// best-mask selection and the object pointer.
     pub fn heads_from_decoder(&self, dec: MaskDecoderOutput, output: MaskOutput) -> SamHeadsOutput {
-        let [b, m, h, w] = dec.masks.dims();
-        // Frames where the object is judged absent get NO_OBJ_SCORE everywhere.
+        let [b, _, h, _] = dec.masks.dims();
         let appearing = dec.object_score_logits.clone().greater_elem(0.0); // [b, 1]
-        let absent = appearing
-            .clone()
-            .bool_not()
-            .reshape([b, 1, 1, 1])
-            .expand([b, m, h, w]);
-        let low_res_multimasks = dec.masks.mask_fill(absent, NO_OBJ_SCORE);
+        let low_res_multimasks = mask_absent_objects(dec.masks, dec.object_score_logits.clone());
         let s = self.config.image_size;
         let high_res_multimasks = upsample_bilinear(low_res_multimasks.clone(), [s, s]);
         let c = dec.sam_tokens_out.dims()[2];
@@ -387,6 +381,21 @@ impl Sam2Model {
             out.pos,
         )
     }
+}
+
+/// The masks `[B, M, h, w]` of the samples whose object is judged absent (object score
+/// logit ≤ 0, `[B, 1]`) set to [`NO_OBJ_SCORE`] everywhere, as `_forward_sam_heads` does
+/// after the decoder (with `pred_obj_scores`). The others keep their values and, in
+/// training, their gradient.
+pub fn mask_absent_objects(masks: Tensor<4>, object_score_logits: Tensor<2>) -> Tensor<4> {
+    let [b, m, h, w] = masks.dims();
+    // `torch.where(score > 0, masks, NO_OBJ_SCORE)`: a NaN score counts as absent.
+    let absent = object_score_logits
+        .greater_elem(0.0)
+        .bool_not()
+        .reshape([b, 1, 1, 1])
+        .expand([b, m, h, w]);
+    masks.mask_fill(absent, NO_OBJ_SCORE)
 }
 
 /// `F.interpolate(x, size, mode="bilinear", align_corners=False)`.

@@ -83,8 +83,13 @@ impl MaskDecoderSpec {
 /// Whether the decoder returns 3 candidate masks or 1.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum MaskOutput {
+    /// One mask, chosen as the spec says ([`SingleMaskChoice`]): inference.
     Single,
     Multi,
+    /// One mask from the first (single-mask) token whatever the spec: torch's
+    /// `multimask_output=False` in training mode, where `self.training` skips SAM 2's
+    /// dynamic choice. Fine-tuning trains this output.
+    FirstToken,
 }
 
 /// Decoder outputs, batch-first as in the official code.
@@ -234,7 +239,7 @@ impl MaskDecoder {
         let [b, m, h, w] = masks.dims();
         let (masks, iou_pred) = match (output, self.spec.single_mask_choice) {
             (MaskOutput::Multi, _) => (masks.narrow(1, 1, m - 1), iou_pred.narrow(1, 1, m - 1)),
-            (MaskOutput::Single, SingleMaskChoice::FirstToken) => {
+            (MaskOutput::Single, SingleMaskChoice::FirstToken) | (MaskOutput::FirstToken, _) => {
                 (masks.narrow(1, 0, 1), iou_pred.narrow(1, 0, 1))
             }
             (MaskOutput::Single, SingleMaskChoice::DynamicViaStability { delta, thresh }) => {

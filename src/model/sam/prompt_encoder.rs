@@ -229,6 +229,23 @@ impl PromptEncoder {
         (self.embed_boxes(boxes), self.no_mask_dense(b))
     }
 
+    /// Sparse and dense embeddings of a batch of box prompts `[B, 4]` as SAM 2 gives
+    /// them (`SAM2ImagePredictor._predict`, `SAM2Base._forward_sam_heads`): the two
+    /// corners as points labelled 2 and 3, then the padding point `_embed_points`
+    /// appends since `boxes=None` (its encoding zeroed, `not_a_point_embed` added):
+    /// `[B, 3, C]` and `[B, C, h, w]`. What [`Self::forward`] makes of one box's
+    /// corner points, for a batch. Fine-tuning's SAM 2 prompts.
+    pub fn forward_box_points(&self, boxes: Tensor<2>) -> (Tensor<3>, Tensor<4>) {
+        let b = boxes.dims()[0];
+        let d = self.embed_dim;
+        let padding = self
+            .label_embedding(PointLabel::NotAPoint)
+            .unsqueeze::<3>()
+            .expand([b, 1, d]);
+        let sparse = Tensor::cat(vec![self.embed_boxes(boxes), padding], 1);
+        (sparse, self.no_mask_dense(b))
+    }
+
     /// `no_mask_embed` broadcast over the embedding grid, `[B, C, h, w]`.
     fn no_mask_dense(&self, batch: usize) -> Tensor<4> {
         let (d, n) = (self.embed_dim, self.embedding_size);
