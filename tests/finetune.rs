@@ -71,6 +71,7 @@ fn oracle_losses() -> Vec<LossTerms> {
             dice: f(l, "dice"),
             bce: f(l, "bce"),
             iou_mse: f(l, "iou_mse"),
+            object_score: None,
             total: f(l, "total"),
         })
         .collect()
@@ -80,6 +81,7 @@ fn oracle_batch(fx: &Fixtures) -> TrainBatch {
     let device = medseg::cpu_device();
     TrainBatch {
         embeddings: fx.tensor("batch.embedding", &device),
+        high_res: None,
         boxes: fx.tensor("batch.box256", &device),
         gt: fx.tensor("batch.gt256", &device),
     }
@@ -296,10 +298,10 @@ fn a_training_step_matches_the_official_recipe() {
             ..FineTuneConfig::default()
         },
     );
-    let (logits, iou) = both.forward(batch.embeddings.clone(), batch.boxes.clone());
+    let out = both.forward(&batch);
     for (name, got) in [
-        ("step1.low_res_logits", host_of(&logits)),
-        ("step1.iou_pred", host_of(&iou)),
+        ("step1.low_res_logits", host_of(&out.logits)),
+        ("step1.iou_pred", host_of(&out.iou)),
     ] {
         let err = max_abs_diff(name, &got.0, &got.1, fx.host(name));
         worst.add("forward (abs)", name, err.into(), TOL_FORWARD.into());
@@ -363,6 +365,7 @@ fn batch_of_16(fx: &Fixtures) -> TrainBatch {
     let device = medseg::cpu_device();
     TrainBatch {
         embeddings: Tensor::cat(vec![b.embeddings; 4], 0),
+        high_res: None,
         boxes: Tensor::from_data(TensorData::new(out, [16, 4]), &device),
         gt: Tensor::cat(vec![b.gt; 4], 0),
     }

@@ -270,8 +270,8 @@ fn fails_with(args: &[&str], words: &[&str]) {
     println!("{}", err.lines().last().unwrap_or_default());
 }
 
-/// Labels of another shape, labels without foreground, weights of no known model and
-/// MedSAM2-family weights: each refused, saying why.
+/// Labels of another shape, labels without foreground and weights of no known model:
+/// each refused, saying why (SAM 2 / MedSAM2 weights are taken: tests/finetune_sam2.rs).
 #[test]
 fn finetune_refuses_bad_input_clearly() {
     let dir = scratch("bad");
@@ -329,20 +329,6 @@ fn finetune_refuses_bad_input_clearly() {
             out,
         ],
         &["not a model MedSeg knows"],
-    );
-    // SAM 2 weights: not supported yet, and the message says what is.
-    let sam2 = sam2_small_dir().join("weights.safetensors");
-    fails_with(
-        &[
-            "finetune",
-            "--model",
-            sam2.to_str().expect("path"),
-            "--train",
-            npz,
-            "--out",
-            out,
-        ],
-        &["LiteMedSAM weights only", "SAM 2"],
     );
     assert!(!Path::new(out).exists(), "nothing written");
 }

@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use crate::app::error::{AppError, AppResult};
 use crate::app::model::LoadedModel;
-use crate::app::training::{FineTuneConfig, FineTuner, TrainBatch, lite_medsam_loss};
+use crate::app::training::{FineTuneConfig, FineTuner, TrainBatch};
 use crate::io::image::RgbImage;
 use crate::model::lite_medsam::LiteMedSam;
 use crate::predictor::{ImagePrompt, Sam2ImagePredictor};
@@ -155,8 +155,7 @@ pub async fn bench_finetune_step(
     let mut first_loss = f64::NAN;
     for i in 0..FINE_TUNE_WARM_UP + runs {
         let t = now();
-        let (logits, iou) = tuner.forward(batch.embeddings.clone(), batch.boxes.clone());
-        let loss = lite_medsam_loss(logits, iou, batch.gt.clone()).total();
+        let loss = tuner.loss(batch).total();
         read_f32(loss).await?;
         let f = now() - t;
 
@@ -232,6 +231,7 @@ pub fn oracle_batch(store: &TensorStore, n: usize, device: &Device) -> AppResult
     };
     let batch = TrainBatch {
         embeddings: repeat(emb)?,
+        high_res: None,
         boxes: Tensor::from_data(TensorData::new(grown, [n, 4]), device),
         gt: repeat(gt)?,
     };

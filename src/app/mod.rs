@@ -11,7 +11,8 @@
 //! - [`model`]: the loaded model.
 //! - [`bench`]: timing the loaded model.
 //! - [`workspace`]: all of these together, driven by the faces.
-//! - [`training`]: fine-tuning LiteMedSAM's heads on labelled slices.
+//! - [`training`]: fine-tuning the heads of LiteMedSAM and SAM 2.1 / MedSAM2 on labelled
+//!   slices.
 
 pub mod bench;
 pub mod confidence;

@@ -1,7 +1,10 @@
 //! Labelled data → training samples, preprocessed exactly as inference and the
-//! official recipe (`export_finetune_fixtures.py`): the slice through LiteMedSAM's
-//! transform (the model input as `Workspace` makes it), the label map resized with
-//! cv2's `INTER_NEAREST` to the same extent and zero-padded to the model's square.
+//! official recipes: the frame through the model's own input preprocessing (the
+//! model input as `Workspace` makes it; [`DataTransform`]), the label map resized with
+//! cv2's `INTER_NEAREST` to the same extent and, for LiteMedSAM, zero-padded to the
+//! model's square (`export_finetune_fixtures.py`). SAM 2 / MedSAM2 take the whole
+//! square: the frame and its labels are resized to it (official MedSAM2 training
+//! resizes the masks with the frames to the model's resolution).
 //!
 //! A case is one document (volume, clip or image) with a label map over it: every
 //! frame with label pixels gives one sample per label value. Cases are the unit of
@@ -11,9 +14,11 @@ use std::sync::Arc;
 
 use crate::app::document::{DocKind, Document};
 use crate::app::error::{AppError, AppResult};
+use crate::app::model::LoadedModel;
 use crate::io::image::{RgbImage, decode_rgb};
 use crate::io::volume::Volume;
-use crate::preprocess::LiteMedSamTransform;
+use crate::preprocess::{LiteMedSamTransform, Sam2ImageTransform};
+use crate::session::frames::video_model_input;
 
 use super::rng::Rng;
 
@@ -141,23 +146,107 @@ pub(crate) struct Case {
     pub(crate) summary: CaseSummary,
 }
 
-/// Labelled cases at the model's input size.
-pub struct Dataset {
-    transform: LiteMedSamTransform,
-    pub(crate) cases: Vec<Case>,
+/// A model's input preprocessing, as inference applies it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DataTransform {
+    /// LiteMedSAM's recipe: resized to fit the square, padded bottom and right.
+    LiteMedSam(LiteMedSamTransform),
+    /// SAM 2 / MedSAM2: resized to the square model input, an image as
+    /// `SAM2ImagePredictor.set_image` takes it, a clip's frames and a volume's slices
+    /// as the video session loads them.
+    Sam2(Sam2ImageTransform),
 }
 
-impl Dataset {
-    /// An empty dataset for a model with this transform (`LiteMedSam::transform`).
-    pub fn new(transform: LiteMedSamTransform) -> Self {
-        Self {
-            transform,
-            cases: Vec::new(),
+impl DataTransform {
+    /// The preprocessing of `model`'s inference.
+    pub fn for_model(model: &LoadedModel) -> Self {
+        match model {
+            LoadedModel::LiteMedSam(m) => Self::LiteMedSam(m.transform()),
+            LoadedModel::Sam2(m) => Self::Sam2(Sam2ImageTransform::new(m.image_size())),
         }
     }
 
     pub fn image_size(&self) -> usize {
-        self.transform.image_size
+        match self {
+            Self::LiteMedSam(t) => t.image_size,
+            Self::Sam2(t) => t.image_size,
+        }
+    }
+
+    /// The model family, as the user is told.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::LiteMedSam(_) => "LiteMedSAM",
+            Self::Sam2(_) => "SAM 2 / MedSAM2",
+        }
+    }
+
+    /// Frame `k` of `doc` as the model's input (`3 × S × S`, CHW) and its extent inside
+    /// the square (rows, columns).
+    fn model_input(&self, doc: &Document, k: usize) -> AppResult<(Vec<f32>, (usize, usize))> {
+        let (h, w) = (doc.height(), doc.width());
+        let image = doc.kind() == DocKind::Image;
+        match self {
+            Self::LiteMedSam(t) => {
+                let input = if image {
+                    t.prepare_rgb(&doc.frame_rgb(0)?.data, h, w)
+                } else {
+                    t.prepare_gray(&doc.grey_frame(k)?, h, w)
+                }?;
+                Ok((input.data, (input.resized_h, input.resized_w)))
+            }
+            Self::Sam2(t) => {
+                let s = t.image_size;
+                let input = if image {
+                    t.prepare(&doc.frame_rgb(0)?.data, h, w)?
+                } else {
+                    video_model_input(&doc.frame_rgb(k)?, s)?
+                };
+                Ok((input, (s, s)))
+            }
+        }
+    }
+}
+
+impl From<LiteMedSamTransform> for DataTransform {
+    fn from(t: LiteMedSamTransform) -> Self {
+        Self::LiteMedSam(t)
+    }
+}
+
+impl From<Sam2ImageTransform> for DataTransform {
+    fn from(t: Sam2ImageTransform) -> Self {
+        Self::Sam2(t)
+    }
+}
+
+/// Labelled cases at the model's input size.
+pub struct Dataset {
+    transform: DataTransform,
+    pub(crate) cases: Vec<Case>,
+}
+
+impl Dataset {
+    /// An empty dataset for a model with this preprocessing (`LiteMedSam::transform`,
+    /// a `Sam2ImageTransform` at the model's size).
+    pub fn new(transform: impl Into<DataTransform>) -> Self {
+        Self {
+            transform: transform.into(),
+            cases: Vec::new(),
+        }
+    }
+
+    /// An empty dataset for `model`, prepared as its inference prepares its input.
+    pub fn for_model(model: &LoadedModel) -> Self {
+        Self::new(DataTransform::for_model(model))
+    }
+
+    pub fn image_size(&self) -> usize {
+        self.transform.image_size()
+    }
+
+    pub fn transform(&self) -> DataTransform {
+        self.transform
     }
 
     /// Number of cases.
@@ -181,9 +270,9 @@ impl Dataset {
 
     /// Adds the open document with a label map over it (the page: a volume or clip and
     /// the label file opened over it). The labels must have the document's frames,
-    /// height and width, and some foreground. The model input is the document's: a
-    /// volume through its window, a clip's frames grey, an image as RGB, as
-    /// `Workspace` segments them.
+    /// height and width, and some foreground. The model input is the document's, as
+    /// `Workspace` segments it: a volume through its window; for LiteMedSAM a clip's
+    /// frames grey and an image as RGB, for SAM 2 every frame as RGB.
     pub fn add_document(&mut self, doc: &Document, labels: &Labels) -> AppResult<CaseSummary> {
         let name = doc.name();
         let [d, h, w] = doc.dims();
@@ -206,7 +295,7 @@ impl Dataset {
             summary: CaseSummary::default(),
         };
         let mut values_seen: Vec<u16> = Vec::new();
-        let s = self.transform.image_size;
+        let s = self.transform.image_size();
         for k in 0..d {
             let frame = labels.frame(k);
             let mut values: Vec<u16> = frame.iter().copied().filter(|&v| v != 0).collect();
@@ -226,12 +315,7 @@ impl Dataset {
                      rather than a label map?"
                 )));
             }
-            let input = if doc.kind() == DocKind::Image {
-                self.transform.prepare_rgb(&doc.frame_rgb(0)?.data, h, w)
-            } else {
-                self.transform.prepare_gray(&doc.grey_frame(k)?, h, w)
-            }?;
-            let (nh, nw) = (input.resized_h, input.resized_w);
+            let (input, (nh, nw)) = self.transform.model_input(doc, k)?;
             let resized = resize_nearest(frame, h, w, nh, nw);
             let slice = case.slices.len();
             let mut any = false;
@@ -250,7 +334,7 @@ impl Dataset {
             }
             if any {
                 case.slices.push(Slice {
-                    input: Some(Arc::new(input.data)),
+                    input: Some(Arc::new(input)),
                     resized_hw: (nh, nw),
                     frame: k,
                 });

@@ -3,6 +3,12 @@
 //! reduction="mean")` + `BCEWithLogitsLoss()` + `MSELoss()` of the IoU head against
 //! the IoU of the thresholded mask, weights 1/1/1.
 //!
+//! SAM 2 / MedSAM2 heads have an object-score head too; official SAM 2 training
+//! (`training/loss_fns.py` `MultiStepMultiMasksAndIous` as MedSAM2 configures it:
+//! `loss_class: 1`, `focal_gamma_obj_score: 0.0`, `focal_alpha_obj_score: -1`, which is
+//! plain BCE with logits) trains it against "the ground truth has foreground"
+//! ([`object_score_loss`]), added to the three terms above with weight 1.
+//!
 //! Every term is a mean over the samples of a per-sample value, so a micro-batch's
 //! loss weighted by its share of the batch adds up to the batch's loss.
 
@@ -18,12 +24,18 @@ pub struct LossTensors {
     pub dice: Tensor<1>,
     pub bce: Tensor<1>,
     pub iou_mse: Tensor<1>,
+    /// The object-score head's term (SAM 2); `None` for a model without the head.
+    pub object_score: Option<Tensor<1>>,
 }
 
 impl LossTensors {
-    /// The objective: the three terms, weights 1/1/1.
+    /// The objective: the terms, each with weight 1.
     pub fn total(&self) -> Tensor<1> {
-        self.dice.clone() + self.bce.clone() + self.iou_mse.clone()
+        let masks = self.dice.clone() + self.bce.clone() + self.iou_mse.clone();
+        match &self.object_score {
+            Some(o) => masks + o.clone(),
+            None => masks,
+        }
     }
 }
 
@@ -67,5 +79,24 @@ pub fn lite_medsam_loss(logits: Tensor<4>, iou_pred: Tensor<2>, gt: Tensor<4>) -
     let diff = iou_pred - target;
     let iou_mse = (diff.clone() * diff).sum() / samples;
 
-    LossTensors { dice, bce, iou_mse }
+    LossTensors {
+        dice,
+        bce,
+        iou_mse,
+        object_score: None,
+    }
+}
+
+/// BCE with logits of the object-score logits `[B, 1]` against whether each
+/// ground truth `[B, 1, H, W]` has foreground (`target_obj` of `loss_fns.py`), the
+/// mean over the samples.
+pub fn object_score_loss(object_score_logits: Tensor<2>, gt: Tensor<4>) -> Tensor<1> {
+    let [b, _] = object_score_logits.dims();
+    let present = spatial_sum(gt.greater_elem(0.0).float())
+        .greater_elem(0.0)
+        .float()
+        .reshape([b, 1]);
+    let x = object_score_logits;
+    let el = relu(x.clone()) - x.clone() * present + (-x.abs()).exp().log1p();
+    el.sum() / b as f32
 }

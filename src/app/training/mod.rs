@@ -1,9 +1,38 @@
-//! Fine-tuning LiteMedSAM's heads on a user's labelled slices (issue 10), on the very
-//! modules inference runs: the frozen TinyViT encoder's embeddings (computed once,
-//! outside the loop) go through the prompt encoder and the mask decoder with burn's
-//! autodiff; the official LiteMedSAM loss ([`loss`]) and PyTorch's AdamW ([`adamw`])
-//! update the mask decoder and, optionally, the prompt encoder. A hand-written loop
-//! (burn-train spawns threads, which wasm does not have).
+//! Fine-tuning the heads of LiteMedSAM and of SAM 2.1 / MedSAM2 on a user's labelled
+//! slices (issue 10), on the very modules inference runs: the frozen image encoder's
+//! features (computed once, outside the loop) go through the prompt encoder and the
+//! mask decoder with burn's autodiff; the official loss ([`loss`]) and PyTorch's AdamW
+//! ([`adamw`]) update the mask decoder and, optionally, the prompt encoder. A
+//! hand-written loop (burn-train spawns threads, which wasm does not have).
+//!
+//! **LiteMedSAM** (`train_one_gpu.py`): one box (SAM 1 `boxes=`), the single-mask
+//! token, the loss on the 256×256 low-res logits against the ground truth at 256.
+//!
+//! **SAM 2.1 / MedSAM2** (MedSAM2's training, `training/model/sam2.py` `SAM2Train` and
+//! `training/loss_fns.py` of bowang-lab/MedSAM2, which are SAM 2's): the box as its two
+//! corner points plus the padding point (`_forward_sam_heads` passes `boxes=None`); the
+//! first mask token (`multimask_output=False` for a box: two points; torch's training
+//! mode skips the dynamic single-mask choice, [`MaskOutput::FirstToken`]); the masks
+//! of objects scored absent set to −1024 (no gradient through them) and the low-res
+//! logits upsampled bilinearly to the model input (`high_res_multimasks`), where the
+//! loss is taken against the ground truth at the model's size, as official training
+//! takes it. The same three terms as LiteMedSAM (Dice, BCE, IoU MSE), plus the object
+//! score as official training treats it: BCE with logits against "the ground truth has
+//! foreground", weight 1 (MedSAM2's `loss_class: 1`, focal γ 0 / α −1 = plain BCE).
+//! Official training also multiplies the mask terms by that target; every sample here
+//! has foreground (`Dataset` keeps no empty one), so the factor is 1 and left out.
+//!
+//! **`conv_s0` / `conv_s1` stay frozen.** They are the mask decoder's projections of
+//! the stride-4 and stride-8 backbone features, but they run inside the image-feature
+//! step (`forward_image`), whose output is computed once per slice and flip and
+//! cached, like the encoder's embedding. Training them would mean caching the
+//! unprojected features instead (256 channels at stride 4 and 8: about 5× the memory
+//! per slice at 512 px, which the browser's 4 GB engine cannot spare) and projecting
+//! them again at every step, for two 1×1 convolutions whose job is to adapt the frozen
+//! encoder's features, not the user's structure. They keep the base weights, get no
+//! gradient and no optimiser step (official MedSAM2 training, which also trains the
+//! encoder, updates them). `no_mem_embed`, added to the stride-16 features of an image
+//! without memory, belongs to the same cached step and stays frozen too.
 //!
 //! The host kernels of `model::cpu_kernels` record no gradients, so they step aside
 //! for tensors that carry autodiff: the heads train through burn's own ops while
@@ -25,16 +54,16 @@ use burn::tensor::Tensor;
 use crate::model::lite_medsam::LiteMedSam;
 use crate::model::sam::mask_decoder::{MaskDecoder, MaskOutput};
 use crate::model::sam::prompt_encoder::PromptEncoder;
+use crate::model::sam2::{Sam2Model, mask_absent_objects, upsample_bilinear};
 use crate::readback::{ReadbackError, read_f32};
 use crate::weights::HostTensor;
+use crate::weights::remap::{LITE_MEDSAM_RULES, Rename, SAM2_RULES};
 
 pub use adamw::{AdamW, AdamWConfig};
 pub use checkpoint::{TUNED_METADATA_KEY, tuned_checkpoint};
-pub use data::{CaseSummary, Dataset, Labels, SampleView, jittered_box};
-pub use loss::{LossTensors, lite_medsam_loss};
-pub use run::{
-    EpochRecord, Phase, Progress, RunConfig, RunReport, StopReason, TrainingRun, trainable,
-};
+pub use data::{CaseSummary, DataTransform, Dataset, Labels, SampleView, jittered_box};
+pub use loss::{LossTensors, lite_medsam_loss, object_score_loss};
+pub use run::{EpochRecord, Phase, Progress, RunConfig, RunReport, StopReason, TrainingRun};
 
 /// How the heads are trained.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -57,14 +86,38 @@ impl Default for FineTuneConfig {
     }
 }
 
-/// A batch of samples at the model's input size.
+/// Which model's heads are trained: how a batch goes through them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Heads {
+    /// SAM 1 heads (LiteMedSAM).
+    LiteMedSam,
+    /// SAM 2.1 heads (MedSAM2): high-res features and an object-score head.
+    Sam2,
+}
+
+impl Heads {
+    /// The remap between the official checkpoint's keys and the module tree.
+    fn rules(self) -> &'static [Rename] {
+        match self {
+            Heads::LiteMedSam => LITE_MEDSAM_RULES,
+            Heads::Sam2 => SAM2_RULES,
+        }
+    }
+}
+
+/// A batch of samples at the model's input size `S`.
 #[derive(Clone, Debug)]
 pub struct TrainBatch {
-    /// Image embeddings from the frozen encoder, `[B, C, h, w]`.
+    /// Image embeddings from the frozen encoder, `[B, C, h, w]` (SAM 2: with
+    /// `no_mem_embed` added, as for an image without memory).
     pub embeddings: Tensor<4>,
+    /// SAM 2: the `conv_s0`/`conv_s1`-projected stride-4 and stride-8 features,
+    /// `[B, C/8, 4h, 4w]` and `[B, C/4, 2h, 2w]`; `None` for LiteMedSAM.
+    pub high_res: Option<[Tensor<4>; 2]>,
     /// Box prompts in model-input pixels, `[B, 4]` (`x0, y0, x1, y1`).
     pub boxes: Tensor<2>,
-    /// Ground-truth masks at the low-res logits' size (4h × 4w), 0/1, `[B, 1, 4h, 4w]`.
+    /// Ground-truth masks at the model input's size, 0/1, `[B, 1, S, S]` (LiteMedSAM's
+    /// low-res logits are that size; SAM 2's are upsampled to it).
     pub gt: Tensor<4>,
 }
 
@@ -77,30 +130,30 @@ impl TrainBatch {
         self.len() == 0
     }
 
-    fn check(&self) -> Result<(), TrainError> {
-        let [b, _, h, w] = self.embeddings.dims();
-        if b == 0 {
-            return Err(TrainError::EmptyBatch);
-        }
-        let boxes = self.boxes.dims();
-        let gt = self.gt.dims();
-        if boxes != [b, 4] || gt != [b, 1, 4 * h, 4 * w] {
-            return Err(TrainError::Shape(format!(
-                "embeddings {:?}, boxes {boxes:?}, ground truth {gt:?}",
-                self.embeddings.dims()
-            )));
-        }
-        Ok(())
-    }
-
     /// Samples `start..start + len`.
     fn narrow(&self, start: usize, len: usize) -> Self {
         Self {
             embeddings: self.embeddings.clone().narrow(0, start, len),
+            high_res: self
+                .high_res
+                .as_ref()
+                .map(|hr| hr.clone().map(|t| t.narrow(0, start, len))),
             boxes: self.boxes.clone().narrow(0, start, len),
             gt: self.gt.clone().narrow(0, start, len),
         }
     }
+}
+
+/// What the heads make of a batch.
+#[derive(Clone, Debug)]
+pub struct HeadsOutput {
+    /// Mask logits at the model input's size, `[B, 1, S, S]`: LiteMedSAM's low-res
+    /// logits; SAM 2's low-res logits, absent objects at −1024, upsampled.
+    pub logits: Tensor<4>,
+    /// Predicted IoU, `[B, 1]`.
+    pub iou: Tensor<2>,
+    /// SAM 2's object-score logits, `[B, 1]`.
+    pub object_score: Option<Tensor<2>>,
 }
 
 /// The loss terms of a batch as numbers (each a mean over the batch).
@@ -109,6 +162,9 @@ pub struct LossTerms {
     pub dice: f64,
     pub bce: f64,
     pub iou_mse: f64,
+    /// The object-score term (SAM 2 only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub object_score: Option<f64>,
     pub total: f64,
 }
 
@@ -116,7 +172,19 @@ impl LossTerms {
     fn is_finite(&self) -> bool {
         [self.dice, self.bce, self.iou_mse, self.total]
             .iter()
+            .chain(&self.object_score)
             .all(|v| v.is_finite())
+    }
+
+    /// Adds `w · other`, term by term.
+    pub(crate) fn add_scaled(&mut self, other: &LossTerms, w: f64) {
+        self.dice += w * other.dice;
+        self.bce += w * other.bce;
+        self.iou_mse += w * other.iou_mse;
+        self.total += w * other.total;
+        if let Some(o) = other.object_score {
+            *self.object_score.get_or_insert(0.0) += w * o;
+        }
     }
 }
 
@@ -128,9 +196,10 @@ pub enum TrainError {
     #[error("the training batch's tensors do not fit together: {0}")]
     Shape(String),
     #[error(
-        "the loss is not a number at step {step} (Dice {:.4}, BCE {:.4}, IoU MSE {:.4}); \
+        "the loss is not a number at step {step} (Dice {:.4}, BCE {:.4}, IoU MSE {:.4}{}); \
          the model is left as it was before that step",
-        terms.dice, terms.bce, terms.iou_mse
+        terms.dice, terms.bce, terms.iou_mse,
+        terms.object_score.map_or_else(String::new, |o| format!(", object score {o:.4}"))
     )]
     NonFinite { step: usize, terms: LossTerms },
     #[error(transparent)]
@@ -145,52 +214,166 @@ pub struct BatchGradients {
     grads: HashMap<ParamId, Tensor<1>>,
 }
 
-/// The trainable heads of a LiteMedSAM model and their optimiser.
+/// The trainable heads of a model and their optimiser.
 pub struct FineTuner {
     decoder: MaskDecoder,
     prompt_encoder: PromptEncoder,
     optimizer: AdamW,
     config: FineTuneConfig,
+    heads: Heads,
+    /// The model input's side.
+    image_size: usize,
     steps: usize,
 }
 
 impl FineTuner {
-    /// Starts from `model`'s heads (copied; `model` itself is not changed).
+    /// Starts from LiteMedSAM's heads (copied; `model` itself is not changed).
     pub fn new(model: &LiteMedSam, config: FineTuneConfig) -> Self {
+        Self::with_heads(
+            &model.sam_mask_decoder,
+            &model.sam_prompt_encoder,
+            Heads::LiteMedSam,
+            model.image_size(),
+            config,
+        )
+    }
+
+    /// Starts from a SAM 2 / MedSAM2 model's heads (copied; `model` is not changed).
+    pub fn sam2(model: &Sam2Model, config: FineTuneConfig) -> Self {
+        Self::with_heads(
+            &model.sam_mask_decoder,
+            &model.sam_prompt_encoder,
+            Heads::Sam2,
+            model.image_size(),
+            config,
+        )
+    }
+
+    fn with_heads(
+        decoder: &MaskDecoder,
+        prompt_encoder: &PromptEncoder,
+        heads: Heads,
+        image_size: usize,
+        config: FineTuneConfig,
+    ) -> Self {
         let prompt_encoder = if config.train_prompt_encoder {
-            model.sam_prompt_encoder.clone().train()
+            prompt_encoder.clone().train()
         } else {
-            model.sam_prompt_encoder.valid()
+            prompt_encoder.valid()
         };
+        let mut decoder = decoder.clone().train();
+        // Part of the cached image-feature step (see the module doc): frozen.
+        decoder.conv_s0 = decoder.conv_s0.map(Module::freeze);
+        decoder.conv_s1 = decoder.conv_s1.map(Module::freeze);
         Self {
-            decoder: model.sam_mask_decoder.clone().train(),
+            decoder,
             prompt_encoder,
             optimizer: AdamW::new(config.optimizer),
             config,
+            heads,
+            image_size,
             steps: 0,
         }
     }
 
-    /// Prompt encoder (boxes) and mask decoder (one mask, as training's
-    /// `multimask_output=False`): low-res logits `[B, 1, 4h, 4w]` and predicted IoU
-    /// `[B, 1]`, carrying the graph of the trained heads.
-    pub fn forward(&self, embeddings: Tensor<4>, boxes: Tensor<2>) -> (Tensor<4>, Tensor<2>) {
-        let (sparse, dense) = self.prompt_encoder.forward_boxes(boxes);
-        let out = self.decoder.forward(
-            embeddings,
-            self.prompt_encoder.dense_pe(),
-            sparse,
-            dense,
-            MaskOutput::Single,
-            None,
-        );
-        (out.masks, out.iou_pred)
+    pub fn heads(&self) -> Heads {
+        self.heads
+    }
+
+    fn check(&self, batch: &TrainBatch) -> Result<(), TrainError> {
+        let b = batch.len();
+        if b == 0 {
+            return Err(TrainError::EmptyBatch);
+        }
+        let s = self.image_size;
+        let boxes = batch.boxes.dims();
+        let gt = batch.gt.dims();
+        let high_res = batch
+            .high_res
+            .as_ref()
+            .map(|hr| hr.each_ref().map(|t| t.dims()));
+        let high_res_fit = match (self.heads, high_res) {
+            (Heads::LiteMedSam, None) => true,
+            (Heads::Sam2, Some([s0, s1])) => s0[0] == b && s1[0] == b,
+            _ => false,
+        };
+        if boxes != [b, 4] || gt != [b, 1, s, s] || !high_res_fit {
+            return Err(TrainError::Shape(format!(
+                "embeddings {:?}, high-res features {high_res:?}, boxes {boxes:?}, ground \
+                 truth {gt:?} for a {s}×{s} model input",
+                batch.embeddings.dims()
+            )));
+        }
+        Ok(())
+    }
+
+    /// The prompt encoder (boxes) and the mask decoder (one mask, as training's
+    /// `multimask_output=False`) on `batch`, carrying the graph of the trained heads.
+    pub fn forward(&self, batch: &TrainBatch) -> HeadsOutput {
+        self.run_heads(
+            &self.prompt_encoder,
+            &self.decoder,
+            batch.embeddings.clone(),
+            batch.high_res.clone(),
+            batch.boxes.clone(),
+            MaskOutput::FirstToken,
+        )
+    }
+
+    /// The loss of `batch` with its graph (see the module doc for the recipes).
+    pub fn loss(&self, batch: &TrainBatch) -> LossTensors {
+        let out = self.forward(batch);
+        let mut terms = lite_medsam_loss(out.logits, out.iou, batch.gt.clone());
+        terms.object_score = out
+            .object_score
+            .map(|o| object_score_loss(o, batch.gt.clone()));
+        terms
+    }
+
+    fn run_heads(
+        &self,
+        pe: &PromptEncoder,
+        decoder: &MaskDecoder,
+        embeddings: Tensor<4>,
+        high_res: Option<[Tensor<4>; 2]>,
+        boxes: Tensor<2>,
+        output: MaskOutput,
+    ) -> HeadsOutput {
+        match self.heads {
+            Heads::LiteMedSam => {
+                let (sparse, dense) = pe.forward_boxes(boxes);
+                let out = decoder.forward(embeddings, pe.dense_pe(), sparse, dense, output, None);
+                HeadsOutput {
+                    logits: out.masks,
+                    iou: out.iou_pred,
+                    object_score: None,
+                }
+            }
+            Heads::Sam2 => {
+                let (sparse, dense) = pe.forward_box_points(boxes);
+                let out = decoder.forward(
+                    embeddings,
+                    pe.dense_pe(),
+                    sparse,
+                    dense,
+                    output,
+                    high_res.as_ref().map(|[a, b]| [a, b]),
+                );
+                let s = self.image_size;
+                let low = mask_absent_objects(out.masks, out.object_score_logits.clone());
+                HeadsOutput {
+                    logits: upsample_bilinear(low, [s, s]),
+                    iou: out.iou_pred,
+                    object_score: Some(out.object_score_logits),
+                }
+            }
+        }
     }
 
     /// The batch's loss and gradient, accumulated over micro-batches: each pass's
     /// loss is weighted by its share of the batch, so the sum is the batch's.
     pub async fn gradients(&self, batch: &TrainBatch) -> Result<BatchGradients, TrainError> {
-        batch.check()?;
+        self.check(batch)?;
         let n = batch.len();
         let micro = self.config.micro_batch.max(1);
         let mut acc = BatchGradients::default();
@@ -212,27 +395,29 @@ impl FineTuner {
         share: f64,
         acc: &mut BatchGradients,
     ) -> Result<(), TrainError> {
-        part.check()?;
-        let (logits, iou) = self.forward(part.embeddings.clone(), part.boxes.clone());
-        let terms = lite_medsam_loss(logits, iou, part.gt.clone());
+        self.check(part)?;
+        let terms = self.loss(part);
         let total = terms.total();
-        let values = Tensor::cat(
-            vec![
-                terms.dice.detach(),
-                terms.bce.detach(),
-                terms.iou_mse.detach(),
-                total.clone().detach(),
-            ],
-            0,
-        );
+        let mut parts = vec![
+            terms.dice.detach(),
+            terms.bce.detach(),
+            terms.iou_mse.detach(),
+            total.clone().detach(),
+        ];
+        parts.extend(terms.object_score.map(Tensor::detach));
+        let values = Tensor::cat(parts, 0);
         let mut tape = (total * share).backward();
         collect_grads(&self.decoder, &mut tape, &mut acc.grads);
         collect_grads(&self.prompt_encoder, &mut tape, &mut acc.grads);
         let v = read_f32(values).await?;
-        acc.loss.dice += share * f64::from(v[0]);
-        acc.loss.bce += share * f64::from(v[1]);
-        acc.loss.iou_mse += share * f64::from(v[2]);
-        acc.loss.total += share * f64::from(v[3]);
+        let read = LossTerms {
+            dice: f64::from(v[0]),
+            bce: f64::from(v[1]),
+            iou_mse: f64::from(v[2]),
+            total: f64::from(v[3]),
+            object_score: v.get(4).map(|&o| f64::from(o)),
+        };
+        acc.loss.add_scaled(&read, share);
         Ok(())
     }
 
@@ -262,21 +447,23 @@ impl FineTuner {
         self.steps
     }
 
-    /// Low-res logits and predicted IoU of the heads as they stand, in inference mode
-    /// (no graph): validation.
-    pub fn predict(&self, embeddings: Tensor<4>, boxes: Tensor<2>) -> (Tensor<4>, Tensor<2>) {
-        let pe = self.prompt_encoder();
-        let decoder = self.mask_decoder();
-        let (sparse, dense) = pe.forward_boxes(boxes);
-        let out = decoder.forward(
+    /// What the heads as they stand make of a batch's features and boxes in inference
+    /// mode (no graph; SAM 2's single mask chosen as inference chooses it):
+    /// validation.
+    pub fn predict(
+        &self,
+        embeddings: Tensor<4>,
+        high_res: Option<[Tensor<4>; 2]>,
+        boxes: Tensor<2>,
+    ) -> HeadsOutput {
+        self.run_heads(
+            &self.prompt_encoder(),
+            &self.mask_decoder(),
             embeddings,
-            pe.dense_pe(),
-            sparse,
-            dense,
+            high_res,
+            boxes,
             MaskOutput::Single,
-            None,
-        );
-        (out.masks, out.iou_pred)
+        )
     }
 
     /// Steps the trained heads with gradients from [`Self::gradients`].
@@ -308,17 +495,19 @@ impl FineTuner {
     }
 
     /// The gradients under the official keys and layouts (`mask_decoder.…`,
-    /// `prompt_encoder.…`): only the parameters that got one, as torch's `.grad`.
+    /// `prompt_encoder.…` for LiteMedSAM; `sam_mask_decoder.…`, `sam_prompt_encoder.…`
+    /// for SAM 2): only the parameters that got one, as torch's `.grad`.
     pub async fn official_gradients(
         &self,
         g: &BatchGradients,
     ) -> Result<BTreeMap<String, HostTensor>, ReadbackError> {
-        params::to_official(&heads_params(&self.decoder, &self.prompt_encoder), &g.grads).await
+        let params = heads_params(&self.decoder, &self.prompt_encoder, self.heads);
+        params::to_official(&params, &g.grads).await
     }
 
     /// Both heads' current parameters under the official keys and layouts.
     pub async fn official_state(&self) -> Result<BTreeMap<String, HostTensor>, ReadbackError> {
-        heads_state(&self.decoder, &self.prompt_encoder).await
+        heads_state(&self.decoder, &self.prompt_encoder, self.heads).await
     }
 }
 
@@ -326,12 +515,20 @@ impl FineTuner {
 fn heads_params(
     decoder: &MaskDecoder,
     prompt_encoder: &PromptEncoder,
+    heads: Heads,
 ) -> Vec<params::OfficialParam> {
-    let mut p = params::official_params(decoder, "sam_mask_decoder", MaskDecoder::state_dict_key);
+    let rules = heads.rules();
+    let mut p = params::official_params(
+        decoder,
+        "sam_mask_decoder",
+        MaskDecoder::state_dict_key,
+        rules,
+    );
     p.extend(params::official_params(
         prompt_encoder,
         "sam_prompt_encoder",
         PromptEncoder::state_dict_key,
+        rules,
     ));
     p
 }
@@ -340,10 +537,11 @@ fn heads_params(
 pub async fn heads_state(
     decoder: &MaskDecoder,
     prompt_encoder: &PromptEncoder,
+    heads: Heads,
 ) -> Result<BTreeMap<String, HostTensor>, ReadbackError> {
     let mut values = params::values(decoder);
     values.extend(params::values(prompt_encoder));
-    params::to_official(&heads_params(decoder, prompt_encoder), &values).await
+    params::to_official(&heads_params(decoder, prompt_encoder, heads), &values).await
 }
 
 /// Moves each of `module`'s gradients out of `tape`, flattened, adding it to `acc`.

@@ -9,13 +9,14 @@ use burn::tensor::Tensor;
 
 use crate::readback::{ReadbackError, read_f32};
 use crate::weights::HostTensor;
-use crate::weights::remap::{LITE_MEDSAM_RULES, Rename};
+use crate::weights::remap::Rename;
 
 /// One parameter tensor of a module and its place in the official state_dict.
 #[derive(Clone, Debug)]
 pub struct OfficialParam {
     pub id: ParamId,
-    /// The official LiteMedSAM key, e.g. `mask_decoder.iou_token.weight`.
+    /// The official key, e.g. `mask_decoder.iou_token.weight` (LiteMedSAM),
+    /// `sam_mask_decoder.iou_token.weight` (SAM 2).
     pub key: String,
     /// Our (row-major) shape.
     pub shape: Vec<usize>,
@@ -25,17 +26,20 @@ pub struct OfficialParam {
 }
 
 /// Lists `module`'s float parameters with their official keys. `prefix` is the
-/// module's place in our LiteMedSAM tree (`sam_mask_decoder`, `sam_prompt_encoder`)
-/// and `key` maps a path inside it to the checkpoint's name (`state_dict_key`).
+/// module's place in our model tree (`sam_mask_decoder`, `sam_prompt_encoder`), `key`
+/// maps a path inside it to the checkpoint's name (`state_dict_key`) and `rules` are
+/// the family's key remap (`remap::LITE_MEDSAM_RULES`, `remap::SAM2_RULES`), undone.
 pub fn official_params<M: Module>(
     module: &M,
     prefix: &str,
     key: fn(&str) -> String,
+    rules: &'static [Rename],
 ) -> Vec<OfficialParam> {
     let mut v = PathVisitor {
         stack: Vec::new(),
         prefix,
         key,
+        rules,
         out: Vec::new(),
     };
     module.visit(&mut v);
@@ -47,6 +51,7 @@ struct PathVisitor<'a> {
     stack: Vec<(String, String)>,
     prefix: &'a str,
     key: fn(&str) -> String,
+    rules: &'static [Rename],
     out: Vec<OfficialParam>,
 }
 
@@ -69,7 +74,7 @@ impl ModuleVisitor for PathVisitor<'_> {
             .is_some_and(|(n, c)| n == "weight" && c == "Struct:Linear");
         self.out.push(OfficialParam {
             id: param.id,
-            key: unapply(LITE_MEDSAM_RULES, &ours),
+            key: unapply(self.rules, &ours),
             shape: param.shape().dims::<D>().to_vec(),
             transposed,
         });
@@ -137,7 +142,7 @@ pub fn values<M: Module>(module: &M) -> HashMap<ParamId, Tensor<1>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::weights::remap::apply;
+    use crate::weights::remap::{LITE_MEDSAM_RULES, apply};
 
     #[test]
     fn unapply_inverts_the_lite_medsam_remap() {

@@ -1,12 +1,15 @@
 //! A fine-tuning run driven one step at a time, so that the browser's worker can run
 //! it between messages and cancel between steps: each [`TrainingRun::step`] embeds one
 //! slice variant, passes over one micro-batch (the optimiser steps after a batch's
-//! last), or validates one micro-batch, and returns where the run stands.
+//! last), or validates one micro-batch, and returns where the run stands. LiteMedSAM
+//! and SAM 2.1 / MedSAM2 models run the same loop; their heads differ as the module
+//! doc of [`super`] says.
 //!
 //! The recipe (`train_one_gpu.py` of LiteMedSAM): epochs of shuffled batches, each
 //! sample flipped left–right and up–down with probability ½ each (on by default) and
 //! its box the ground truth's bounding box pushed outwards by 0..=jitter px per side.
-//! The frozen encoder's embedding of each (slice, flip) is made once, first. After
+//! The frozen encoder's features of each (slice, flip) are made once, first (SAM 2:
+//! with the `conv_s0`/`conv_s1` high-res features, frozen with them). After
 //! every epoch the validation cases' mean Dice (box = the ground truth's bounding
 //! box); the best epoch's heads are kept (the base model counts as epoch 0), and the
 //! run stops early after `patience` epochs without a better one. Every random draw
@@ -15,17 +18,19 @@
 
 use std::sync::Arc;
 
-use burn::tensor::{Tensor, TensorData};
+use burn::tensor::{Device, Tensor, TensorData};
 use serde::Serialize;
 
 use crate::app::error::{AppError, AppResult};
 use crate::app::model::LoadedModel;
+use crate::model::Architecture;
 use crate::model::lite_medsam::LiteMedSam;
 use crate::model::sam::mask_decoder::MaskDecoder;
 use crate::model::sam::prompt_encoder::PromptEncoder;
+use crate::model::sam2::Sam2Model;
 use crate::readback::read_f32;
 
-use super::data::{Dataset, Flip, jittered_box};
+use super::data::{DataTransform, Dataset, Flip, jittered_box};
 use super::rng::Rng;
 use super::{BatchGradients, FineTuneConfig, FineTuner, LossTerms, TrainBatch, TrainError};
 
@@ -177,6 +182,14 @@ impl DataCounts {
     }
 }
 
+/// A slice variant's features from the frozen image step.
+#[derive(Clone)]
+struct Embedded {
+    embedding: Tensor<4>,
+    /// SAM 2's `conv_s0`/`conv_s1` features.
+    high_res: Option<[Tensor<4>; 2]>,
+}
+
 /// A sample as the run uses it: its slice's embeddings and its ground truth.
 struct RunSample {
     slice: usize,
@@ -212,9 +225,9 @@ enum Stage {
     Done(StopReason),
 }
 
-/// A fine-tuning run of LiteMedSAM's heads.
+/// A fine-tuning run of a model's heads.
 pub struct TrainingRun {
-    base: Arc<LiteMedSam>,
+    base: LoadedModel,
     config: RunConfig,
     tuner: FineTuner,
     rng: Rng,
@@ -222,9 +235,9 @@ pub struct TrainingRun {
     val_data: Option<Dataset>,
     train: Vec<RunSample>,
     val: Vec<RunSample>,
-    /// Per training slice, the embedding of each flip made.
-    train_emb: Vec<[Option<Tensor<4>>; 4]>,
-    val_emb: Vec<Option<Tensor<4>>>,
+    /// Per training slice, the features of each flip made.
+    train_emb: Vec<[Option<Embedded>; 4]>,
+    val_emb: Vec<Option<Embedded>>,
     jobs: Vec<EmbedJob>,
     stage: Stage,
     epoch: usize,
@@ -255,23 +268,28 @@ struct Best {
 }
 
 impl TrainingRun {
-    /// Sets up a run on `model` (LiteMedSAM) with `train` and, optionally, validation
-    /// cases. No work is done until the first [`Self::step`].
+    /// Sets up a run on `model` (LiteMedSAM or SAM 2 / MedSAM2) with `train` and,
+    /// optionally, validation cases, prepared for it ([`Dataset::for_model`]). No work
+    /// is done until the first [`Self::step`].
     pub fn new(
         model: &LoadedModel,
         train: Dataset,
         val: Option<Dataset>,
         config: RunConfig,
     ) -> AppResult<Self> {
-        let base = trainable(model)?;
         check_config(&config)?;
-        let size = base.image_size();
+        let base = model.clone();
+        let want = DataTransform::for_model(model);
         let val = val.filter(|v| !v.is_empty());
         for d in std::iter::once(&train).chain(val.as_ref()) {
-            if d.image_size() != size {
+            if d.transform() != want {
+                let size = want.image_size();
                 return Err(AppError::bad_input(format!(
-                    "the data was prepared for a {0}×{0} model input, the model takes {size}×{size}",
-                    d.image_size()
+                    "the data was prepared for {} at {n}×{n}, the model is {} at \
+                     {size}×{size}: prepare it with Dataset::for_model",
+                    d.transform().name(),
+                    want.name(),
+                    n = d.image_size(),
                 )));
             }
         }
@@ -329,14 +347,26 @@ impl TrainingRun {
             train_passes: [0, passes_per_epoch * config.epochs],
             val_passes: [0, val_passes * (config.epochs + 1)],
         };
+        let (tuner, decoder, prompt_encoder) = match &base {
+            LoadedModel::LiteMedSam(m) => (
+                FineTuner::new(m, config.tune),
+                m.sam_mask_decoder.clone(),
+                m.sam_prompt_encoder.clone(),
+            ),
+            LoadedModel::Sam2(m) => (
+                FineTuner::sam2(m, config.tune),
+                m.sam_mask_decoder.clone(),
+                m.sam_prompt_encoder.clone(),
+            ),
+        };
         let best = Best {
             epoch: 0,
             val_dice: None,
-            decoder: base.sam_mask_decoder.clone(),
-            prompt_encoder: base.sam_prompt_encoder.clone(),
+            decoder,
+            prompt_encoder,
         };
         Ok(Self {
-            tuner: FineTuner::new(&base, config.tune),
+            tuner,
             base,
             config,
             rng: Rng::new(config.seed),
@@ -385,7 +415,8 @@ impl TrainingRun {
 
     /// Frees what only a running run needs (the embeddings, the inputs, the gradients):
     /// a finished run is kept for its best heads and its report, and its embeddings
-    /// (LiteMedSAM: 4 MB per slice and flip) would fill the browser's 4 GB engine.
+    /// (LiteMedSAM, and MedSAM2 with its high-res features: 4 MB per slice and flip)
+    /// would fill the browser's 4 GB engine.
     fn release(&mut self) {
         self.train_emb = Vec::new();
         self.val_emb = Vec::new();
@@ -456,6 +487,7 @@ impl TrainingRun {
             return;
         };
         let s = self.base.image_size();
+        let device = self.device();
         let data = if job.val {
             self.val_data.as_mut()
         } else {
@@ -469,8 +501,22 @@ impl TrainingRun {
         });
         if let Some(input) = slice.as_ref().and_then(|sl| sl.input.clone()) {
             let x = job.flip.apply(&input, s);
-            let t = Tensor::from_data(TensorData::new(x, [1, 3, s, s]), &self.base.device());
-            let emb = self.base.encode(t);
+            let t = Tensor::from_data(TensorData::new(x, [1, 3, s, s]), &device);
+            let emb = match &self.base {
+                LoadedModel::LiteMedSam(m) => Embedded {
+                    embedding: m.encode(t),
+                    high_res: None,
+                },
+                // As `SAM2ImagePredictor.set_image` and a conditioning frame without
+                // memory: `forward_image`, then `no_mem_embed` on the stride-16 features.
+                LoadedModel::Sam2(m) => {
+                    let f = m.image_features(&m.forward_image(t));
+                    Embedded {
+                        embedding: f.embed,
+                        high_res: Some(f.high_res),
+                    }
+                }
+            };
             if job.val {
                 self.val_emb[job.slice] = Some(emb);
             } else {
@@ -522,10 +568,11 @@ impl TrainingRun {
             boxes.extend(self.box_of(&smp.gt, [0; 4]));
         }
         let n = part.len();
-        let device = self.base.device();
+        let device = self.device();
         let boxes = Tensor::from_data(TensorData::new(boxes, [n, 4]), &device);
-        let (logits, _) = self.tuner.predict(Tensor::cat(embs, 0), boxes);
-        let logits = read_f32(logits).await?;
+        let (embeddings, high_res) = concat(embs);
+        let out = self.tuner.predict(embeddings, high_res, boxes);
+        let logits = read_f32(out.logits).await?;
         let resized: Vec<(usize, usize)> = {
             let slices: Vec<_> = self
                 .val_data
@@ -627,9 +674,11 @@ impl TrainingRun {
             gts.extend(gt.iter().map(|&v| f32::from(v)));
         }
         let len = part.len();
-        let device = self.base.device();
+        let device = self.device();
+        let (embeddings, high_res) = concat(embs);
         let batch = TrainBatch {
-            embeddings: Tensor::cat(embs, 0),
+            embeddings,
+            high_res,
             boxes: Tensor::from_data(TensorData::new(boxes, [len, 4]), &device),
             gt: Tensor::from_data(TensorData::new(gts, [len, 1, s, s]), &device),
         };
@@ -646,11 +695,7 @@ impl TrainingRun {
         // The batch's last pass: the optimiser steps.
         let acc = std::mem::take(&mut self.acc);
         self.tuner.apply_checked(&acc).map_err(train_error)?;
-        let w = n as f64;
-        self.epoch_loss.dice += w * acc.loss.dice;
-        self.epoch_loss.bce += w * acc.loss.bce;
-        self.epoch_loss.iou_mse += w * acc.loss.iou_mse;
-        self.epoch_loss.total += w * acc.loss.total;
+        self.epoch_loss.add_scaled(&acc.loss, n as f64);
         self.last_loss = Some(acc.loss);
         self.batch_in_epoch += 1;
         self.batch_start += n;
@@ -670,16 +715,11 @@ impl TrainingRun {
     }
 
     fn end_epoch(&mut self, val_dice: Option<f64>) {
-        let n = self.train.len() as f64;
-        let l = self.epoch_loss;
+        let mut loss = LossTerms::default();
+        loss.add_scaled(&self.epoch_loss, 1.0 / self.train.len() as f64);
         let record = EpochRecord {
             epoch: self.epoch,
-            loss: LossTerms {
-                dice: l.dice / n,
-                bce: l.bce / n,
-                iou_mse: l.iou_mse / n,
-                total: l.total / n,
-            },
+            loss,
             val_dice,
         };
         self.history.push(record);
@@ -708,12 +748,29 @@ impl TrainingRun {
     }
 
     /// The base model with the best heads so far (the base's own before any epoch
-    /// improved on it).
-    pub fn tuned_model(&self) -> LiteMedSam {
-        LiteMedSam {
-            image_encoder: self.base.image_encoder.clone(),
-            sam_prompt_encoder: self.best.prompt_encoder.clone(),
-            sam_mask_decoder: self.best.decoder.clone(),
+    /// improved on it); everything else is the base's, shared.
+    pub fn tuned_model(&self) -> LoadedModel {
+        let (decoder, prompt_encoder) =
+            (self.best.decoder.clone(), self.best.prompt_encoder.clone());
+        match &self.base {
+            LoadedModel::LiteMedSam(m) => LoadedModel::LiteMedSam(Arc::new(LiteMedSam {
+                image_encoder: m.image_encoder.clone(),
+                sam_prompt_encoder: prompt_encoder,
+                sam_mask_decoder: decoder,
+            })),
+            LoadedModel::Sam2(m) => LoadedModel::Sam2(Arc::new(Sam2Model {
+                sam_prompt_encoder: prompt_encoder,
+                sam_mask_decoder: decoder,
+                ..Sam2Model::clone(m)
+            })),
+        }
+    }
+
+    /// The architecture of the model trained (its config for SAM 2).
+    pub fn architecture(&self) -> Architecture {
+        match &self.base {
+            LoadedModel::LiteMedSam(_) => Architecture::LiteMedSam,
+            LoadedModel::Sam2(m) => Architecture::Sam2(Box::new(m.config.clone())),
         }
     }
 
@@ -721,7 +778,19 @@ impl TrainingRun {
     pub async fn best_heads(
         &self,
     ) -> AppResult<std::collections::BTreeMap<String, crate::weights::HostTensor>> {
-        Ok(super::heads_state(&self.best.decoder, &self.best.prompt_encoder).await?)
+        Ok(super::heads_state(
+            &self.best.decoder,
+            &self.best.prompt_encoder,
+            self.tuner.heads(),
+        )
+        .await?)
+    }
+
+    fn device(&self) -> Device {
+        match &self.base {
+            LoadedModel::LiteMedSam(m) => m.device(),
+            LoadedModel::Sam2(m) => m.no_mem_embed.val().device(),
+        }
     }
 
     /// What the run did so far.
@@ -758,15 +827,18 @@ impl TrainingRun {
     }
 }
 
-/// The LiteMedSAM model a run trains, or why `model` cannot be fine-tuned.
-pub fn trainable(model: &LoadedModel) -> AppResult<Arc<LiteMedSam>> {
-    match model {
-        LoadedModel::LiteMedSam(m) => Ok(m.clone()),
-        LoadedModel::Sam2(_) => Err(AppError::bad_input(
-            "fine-tuning supports LiteMedSAM weights only: this is a SAM 2 / MedSAM2 model \
-             (its fine-tuning is not implemented yet)",
-        )),
-    }
+/// The features of several samples as one batch.
+fn concat(embs: Vec<Embedded>) -> (Tensor<4>, Option<[Tensor<4>; 2]>) {
+    let high_res = embs
+        .iter()
+        .map(|e| e.high_res.clone())
+        .collect::<Option<Vec<_>>>()
+        .map(|hr| {
+            let (s0, s1): (Vec<_>, Vec<_>) = hr.into_iter().map(|[a, b]| (a, b)).unzip();
+            [Tensor::cat(s0, 0), Tensor::cat(s1, 0)]
+        });
+    let embedding = Tensor::cat(embs.into_iter().map(|e| e.embedding).collect(), 0);
+    (embedding, high_res)
 }
 
 fn train_error(e: TrainError) -> AppError {

@@ -33,7 +33,7 @@ use crate::app::error::{AppError, AppResult, ErrorKind};
 use crate::app::model::LoadedModel;
 use crate::app::training::{
     Dataset, FineTuneConfig, Labels, Progress, RunConfig, RunReport, StopReason, TrainingRun,
-    trainable, tuned_checkpoint,
+    tuned_checkpoint,
 };
 use crate::io::image::decode_rgb;
 use crate::io::volume::Volume;
@@ -203,14 +203,13 @@ impl Workspace {
             .base
             .clone()
             .ok_or_else(crate::app::model::no_model)?;
-        let lite = trainable(&base)?;
         let labels = self.training_labels(opts.source, &doc)?;
         let (train_labels, val_labels) = split_frames(&labels, opts.validation)?;
-        let mut train = Dataset::new(lite.transform());
+        let mut train = Dataset::for_model(&base);
         train.add_document(&doc, &train_labels)?;
         let val = match val_labels {
             Some(v) => {
-                let mut val = Dataset::new(lite.transform());
+                let mut val = Dataset::for_model(&base);
                 val.add_document(&doc, &v)?;
                 Some(val)
             }
@@ -286,7 +285,7 @@ impl Workspace {
         if failed || empty || base_best {
             return;
         }
-        let tuned = LoadedModel::LiteMedSam(Arc::new(run.tuned_model()));
+        let tuned = run.tuned_model();
         self.teach.tuned = Some((tuned.clone(), run));
         self.teach.using_tuned = true;
         self.install_model(tuned);

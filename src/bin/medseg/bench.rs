@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use medseg::app::LoadedModel;
 use medseg::app::bench::{FINE_TUNE_WARM_UP, bench_finetune_step, bench_model, oracle_batch};
-use medseg::app::training::{FineTuneConfig, trainable};
+use medseg::app::training::FineTuneConfig;
 use medseg::model::config::Sam2Preset;
 use medseg::model::sam2_expected_keys;
 use medseg::weights::{HostTensor, TensorStore};
@@ -115,7 +115,13 @@ pub fn run(a: Args) -> CliResult {
 
 /// `medseg bench --finetune`: the training step's medians per batch size.
 fn run_finetune(model: &LoadedModel, fixture: &Path, a: &Args) -> CliResult {
-    let lite = trainable(model).map_err(|e| e.to_string())?;
+    let LoadedModel::LiteMedSam(lite) = model else {
+        return Err(
+            "--finetune times LiteMedSAM's decoder step on its fine-tuning oracle's batch: \
+             give LiteMedSAM weights"
+                .to_string(),
+        );
+    };
     let store = read_weights(fixture)?;
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     println!(
@@ -131,7 +137,7 @@ fn run_finetune(model: &LoadedModel, fixture: &Path, a: &Args) -> CliResult {
             micro_batch: a.micro_batch.unwrap_or(n),
             ..FineTuneConfig::default()
         };
-        let f = pollster::block_on(bench_finetune_step(&lite, &batch, config, a.runs, &now))
+        let f = pollster::block_on(bench_finetune_step(lite, &batch, config, a.runs, &now))
             .map_err(|e| e.to_string())?;
         println!(
             "batch {:2} (micro-batch {:2}): step {:8.1} ms  (forward+loss {:.1}, AdamW {:.1})  \

@@ -1,6 +1,6 @@
-//! `medseg finetune`: adapt LiteMedSAM's mask decoder to labelled scans, through the
-//! application core's stepwise run (the one the page's worker drives), and write the
-//! tuned model as a complete checkpoint.
+//! `medseg finetune`: adapt the mask decoder of LiteMedSAM or of SAM 2.1 / MedSAM2 to
+//! labelled scans, through the application core's stepwise run (the one the page's
+//! worker drives), and write the tuned model as a complete checkpoint.
 
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -9,25 +9,31 @@ use std::time::Instant;
 
 use medseg::app::LoadedModel;
 use medseg::app::training::{
-    AdamWConfig, Dataset, FineTuneConfig, Phase, Progress, RunConfig, TrainingRun, trainable,
-    tuned_checkpoint,
+    AdamWConfig, Dataset, FineTuneConfig, Phase, Progress, RunConfig, TrainingRun, tuned_checkpoint,
 };
 use medseg::io::image::decode_rgb;
+use medseg::model::config::Sam2Preset;
 
-use crate::common::{CliResult, read_file, write_file};
+use crate::common::{CliResult, preset, read_file, write_file};
 
-/// Fine-tune LiteMedSAM's mask decoder on labelled scans (image encoder frozen; the
-/// official LiteMedSAM recipe) and write the best epoch as a complete .safetensors that
-/// every command and the page load like the base. DATA is a MedSAM .npz (imgs, gts),
+/// Fine-tune the mask decoder of LiteMedSAM or of SAM 2.1 / MedSAM2 on labelled scans
+/// (image encoder frozen; the official LiteMedSAM recipe, MedSAM2's on its model) and
+/// write the best epoch as a complete .safetensors that every command and the page load
+/// like the base. DATA is a MedSAM .npz (imgs, gts),
 /// IMAGE:LABELS with a volume (NIfTI or npz) and its label volume, an image and its grey
 /// mask PNG, or a folder of frames and a folder of masks (one per frame, same order).
 /// Every slice with label pixels is a sample, one per label value. Ctrl-C writes the
 /// best model so far.
 #[derive(clap::Args)]
 pub struct Args {
-    /// Base weights: LiteMedSAM .safetensors or .pth.
+    /// Base weights: LiteMedSAM (.safetensors, .pth) or SAM 2.1 / MedSAM2 (.safetensors,
+    /// .pt).
     #[arg(long)]
     model: PathBuf,
+    /// SAM 2 architecture for weights that do not name it: medsam2-t512 (the default
+    /// for such a file) or sam2.1-t.
+    #[arg(long, value_parser = preset)]
+    config: Option<Sam2Preset>,
     /// Training cases.
     #[arg(long, num_args = 1.., required = true, value_name = "DATA")]
     train: Vec<String>,
@@ -94,9 +100,8 @@ fn catch_interrupt() {
 
 pub fn run(a: Args) -> CliResult {
     let base_bytes = read_file(&a.model)?;
-    let (model, _) = LoadedModel::from_bytes(&base_bytes, None, None, &medseg::cpu_device())
+    let (model, _) = LoadedModel::from_bytes(&base_bytes, a.config, None, &medseg::cpu_device())
         .map_err(|e| format!("{}: {e}", a.model.display()))?;
-    let lite = trainable(&model).map_err(|e| format!("{}: {e}", a.model.display()))?;
     let config = RunConfig {
         epochs: a.epochs,
         batch: a.batch,
@@ -114,7 +119,7 @@ pub fn run(a: Args) -> CliResult {
         patience: a.patience,
         seed: a.seed,
     };
-    let mut train = Dataset::new(lite.transform());
+    let mut train = Dataset::for_model(&model);
     for d in &a.train {
         add_case(&mut train, d)?;
     }
@@ -123,7 +128,7 @@ pub fn run(a: Args) -> CliResult {
             .split_validation(a.val_split, a.seed)
             .map_err(|e| format!("--val-split: {e}"))?
     } else {
-        let mut val = Dataset::new(lite.transform());
+        let mut val = Dataset::for_model(&model);
         for d in &a.val {
             add_case(&mut val, d)?;
         }
@@ -344,8 +349,13 @@ fn show(p: &Progress, clock: &Clock, started: Instant) {
         let val = rec.val_dice.map_or_else(String::new, |d| {
             format!("  val Dice {d:.4} (best: epoch {})", p.best_epoch)
         });
+        let object = rec
+            .loss
+            .object_score
+            .map_or_else(String::new, |o| format!(", object score {o:.4}"));
         eprintln!(
-            "{cr}epoch {}/{}  loss {:.4} (Dice {:.4}, BCE {:.4}, IoU MSE {:.4}){val}  {elapsed}{eta}",
+            "{cr}epoch {}/{}  loss {:.4} (Dice {:.4}, BCE {:.4}, IoU MSE {:.4}{object}){val}  \
+             {elapsed}{eta}",
             rec.epoch, p.epochs, rec.loss.total, rec.loss.dice, rec.loss.bce, rec.loss.iou_mse
         );
         return;
