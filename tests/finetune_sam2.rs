@@ -146,6 +146,12 @@ const BOX_PROMPT_KEYS: [&str; 4] = [
     "sam_prompt_encoder.not_a_point_embed.weight",
     "sam_prompt_encoder.no_mask_embed.weight",
 ];
+/// The click embeddings: in torch's graph of a point prompt whatever its labels, with a
+/// zero gradient when no click has their label.
+const CLICK_KEYS: [&str; 2] = [
+    "sam_prompt_encoder.point_embeddings.0.weight",
+    "sam_prompt_encoder.point_embeddings.1.weight",
+];
 
 /// The single-mask output trains the first mask token's hypernetwork; the other three
 /// are in the graph (torch's too) and get zeros.
@@ -251,7 +257,8 @@ fn sam2_heads_train_on_the_inference_path() {
 
     // Gradients: every mask-decoder tensor but conv_s0/conv_s1 (frozen with the cached
     // image step), non-zero but for the unused hypernetworks; none for the prompt
-    // encoder unless it trains, then for exactly the embeddings a box uses.
+    // encoder unless it trains, then for the embeddings a box uses (and zeros for the
+    // click embeddings, as torch).
     let t = Instant::now();
     let g = block(tuner.gradients(&batch)).expect("gradients");
     println!("forward + backward, 4 samples as 2×2: {:.1?}", t.elapsed());
@@ -296,11 +303,14 @@ fn sam2_heads_train_on_the_inference_path() {
         .filter(|k| k.starts_with("sam_prompt_encoder."))
         .map(String::as_str)
         .collect();
-    let mut want_keys = BOX_PROMPT_KEYS.to_vec();
+    let mut want_keys = [BOX_PROMPT_KEYS.as_slice(), &CLICK_KEYS].concat();
     want_keys.sort_unstable();
     assert_eq!(pe_keys, want_keys);
     for k in BOX_PROMPT_KEYS {
         assert!(l2(&grads_pe[k]) > 0.0, "{k}");
+    }
+    for k in CLICK_KEYS {
+        assert_eq!(l2(&grads_pe[k]), 0.0, "{k}");
     }
     assert!((g_pe.loss.total - g.loss.total).abs() <= 1e-6 * g.loss.total);
 
@@ -602,4 +612,147 @@ fn medseg_finetune_takes_sam2_weights() {
         &mask,
     ]);
     assert!(std::path::Path::new(&mask).is_file());
+}
+
+/// Logits, IoU and object score: max abs.
+const TOL_FORWARD: f32 = 1e-4;
+/// Each loss term: relative.
+const TOL_LOSS_REL: f64 = 1e-5;
+/// Every gradient tensor: relative L2 (the attention key biases' against their
+/// weight's gradient: theirs is zero in exact arithmetic, see tests/finetune.rs).
+const TOL_GRAD_REL_L2: f64 = 1e-4;
+
+fn l2_of(a: &[f32]) -> f64 {
+    a.iter().map(|&x| f64::from(x).powi(2)).sum::<f64>().sqrt()
+}
+
+fn l2_diff(a: &[f32], b: &[f32]) -> f64 {
+    a.iter()
+        .zip(b)
+        .map(|(&x, &y)| (f64::from(x) - f64::from(y)).powi(2))
+        .sum::<f64>()
+        .sqrt()
+}
+
+/// The training step against the official sam2 code's (`tests/fixtures/sam2-finetune/
+/// export.py`: `_forward_sam_heads` in training mode, the same loss, torch's autograd)
+/// on its batch of three, as micro-batches of 2 + 1: the high-res logits, IoU and
+/// object score, each loss term and the gradient of every head tensor (with the prompt
+/// encoder's), with the same set of tensors getting one. Prints the worst per group.
+#[test]
+fn a_sam2_step_matches_the_official_code() {
+    let dir =
+        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/sam2-finetune");
+    let fx = common::Fixtures(common::read_store(&dir.join("sam2-small-step.safetensors")));
+    let json: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(dir.join("sam2-small-step.json")).expect("the oracle's JSON"),
+    )
+    .expect("JSON");
+    let (_, model) = load(&base_bytes());
+    let device = medseg::cpu_device();
+    let batch = TrainBatch {
+        embeddings: fx.tensor("batch.embedding", &device),
+        high_res: Some([
+            fx.tensor("batch.high_res.0", &device),
+            fx.tensor("batch.high_res.1", &device),
+        ]),
+        boxes: fx.tensor("batch.box", &device),
+        gt: fx.tensor("batch.gt", &device),
+    };
+    let tuner = FineTuner::sam2(
+        &model,
+        FineTuneConfig {
+            micro_batch: 2,
+            train_prompt_encoder: true,
+            ..FineTuneConfig::default()
+        },
+    );
+    let mut rows: BTreeMap<&str, (f64, String, f64)> = BTreeMap::new();
+    let mut failures = Vec::new();
+    let mut add = |group: &'static str, name: &str, err: f64, tol: f64| {
+        let row = rows.entry(group).or_insert((0.0, String::new(), tol));
+        if err >= row.0 || err.is_nan() {
+            *row = (err, name.to_string(), tol);
+        }
+        if err.is_nan() || err > tol {
+            failures.push(format!("{group} {name}: {err:.3e} > {tol:.0e}"));
+        }
+    };
+
+    let out = tuner.forward(&batch);
+    for (name, got) in [
+        ("step1.logits", read(out.logits)),
+        ("step1.iou_pred", read(out.iou)),
+        ("step1.object_score", read(out.object_score.expect("SAM 2"))),
+    ] {
+        let err = max_abs(&got, &fx.host(name).data);
+        add("forward (abs)", name, err.into(), TOL_FORWARD.into());
+    }
+
+    let g = block(tuner.gradients(&batch)).expect("gradients");
+    let want = &json["losses"];
+    for (name, got) in [
+        ("dice", g.loss.dice),
+        ("bce", g.loss.bce),
+        ("iou_mse", g.loss.iou_mse),
+        ("object_score", g.loss.object_score.expect("SAM 2")),
+        ("total", g.loss.total),
+    ] {
+        let w = want[name].as_f64().expect("a loss value");
+        add(
+            "loss terms (rel)",
+            name,
+            (got - w).abs() / w.abs(),
+            TOL_LOSS_REL,
+        );
+    }
+
+    let grads = block(tuner.official_gradients(&g)).expect("reading gradients");
+    let theirs: Vec<String> =
+        fx.0.iter()
+            .filter_map(|(k, _)| k.strip_prefix("grad.").map(str::to_string))
+            .collect();
+    assert_eq!(
+        grads.keys().cloned().collect::<Vec<_>>(),
+        theirs,
+        "the tensors with a gradient"
+    );
+    for (k, got) in &grads {
+        let want = fx.host(&format!("grad.{k}"));
+        assert_eq!(got.shape, want.shape, "{k}");
+        let group = if k.starts_with("sam_prompt_encoder.") {
+            "grad prompt encoder (rel L2)"
+        } else {
+            "grad mask decoder (rel L2)"
+        };
+        let diff = l2_diff(&got.data, &want.data);
+        if let Some(layer) = k.strip_suffix("k_proj.bias") {
+            let weight = fx.host(&format!("grad.{layer}k_proj.weight"));
+            add(
+                "grad key biases (L2 / weight's)",
+                k,
+                diff / l2_of(&weight.data),
+                TOL_GRAD_REL_L2,
+            );
+        } else {
+            // Both zero for the unused hypernetworks and click embeddings: absolute.
+            let norm = l2_of(&want.data);
+            add(
+                group,
+                k,
+                if norm > 0.0 { diff / norm } else { diff },
+                TOL_GRAD_REL_L2,
+            );
+        }
+    }
+    println!("{:<34} {:>10} {:>8}  worst", "group", "error", "tol");
+    for (group, (err, name, tol)) in &rows {
+        println!("{group:<34} {err:>10.3e} {tol:>8.0e}  {name}");
+    }
+    println!("loss {:?}; {} gradients", g.loss, grads.len());
+    assert!(
+        failures.is_empty(),
+        "parity failures:\n{}",
+        failures.join("\n")
+    );
 }

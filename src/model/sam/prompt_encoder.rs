@@ -238,8 +238,14 @@ impl PromptEncoder {
     pub fn forward_box_points(&self, boxes: Tensor<2>) -> (Tensor<3>, Tensor<4>) {
         let b = boxes.dims()[0];
         let d = self.embed_dim;
-        let padding = self
-            .label_embedding(PointLabel::NotAPoint)
+        // Torch adds each label's embedding through a mask (`point_embedding[labels ==
+        // i] += ...`), so the click embeddings (labels 0 and 1) are in its graph with a
+        // zero gradient even when no point has their label, and AdamW's weight decay
+        // reaches them. Added here times zero: the same values, the same zero gradient.
+        let clicks = (self.label_embedding(PointLabel::Negative)
+            + self.label_embedding(PointLabel::Positive))
+            * 0.0;
+        let padding = (self.label_embedding(PointLabel::NotAPoint) + clicks)
             .unsqueeze::<3>()
             .expand([b, 1, d]);
         let sparse = Tensor::cat(vec![self.embed_boxes(boxes), padding], 1);
