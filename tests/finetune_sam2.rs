@@ -57,35 +57,9 @@ fn load(bytes: &[u8]) -> (LoadedModel, Arc<Sam2Model>) {
     }
 }
 
-/// Frame `i`: a bright disc on a dark, slightly graded background, and its mask.
+/// Frame `i` of the synthetic disc clip at this file's size, and its mask.
 fn disc(i: usize) -> (RgbImage, Vec<u16>) {
-    let (cx, cy, r) = (
-        55.0 + 14.0 * i as f32,
-        60.0 + 9.0 * i as f32,
-        20.0 + 2.0 * i as f32,
-    );
-    let mut rgb = Vec::with_capacity(W * H * 3);
-    let mut mask = Vec::with_capacity(W * H);
-    for y in 0..H {
-        for x in 0..W {
-            let inside = (x as f32 - cx).powi(2) + (y as f32 - cy).powi(2) <= r * r;
-            let v = if inside {
-                215 + (x % 7) as u8
-            } else {
-                25 + (y / 8) as u8
-            };
-            rgb.extend([v, v, v]);
-            mask.push(u16::from(inside));
-        }
-    }
-    (
-        RgbImage {
-            width: W,
-            height: H,
-            data: rgb,
-        },
-        mask,
-    )
+    common::disc_frame(i, W, H)
 }
 
 /// A clip of discs `frames` with their labels.

@@ -8,9 +8,12 @@
 
 mod common;
 
-use common::{lite_cases, lite_medsam_checkpoint, shared};
+use std::io::Write;
+
+use common::{disc_frame, lite_cases, lite_medsam_checkpoint, sam2_small_dir, shared};
 use medseg::app::workspace::{ModelChoice, TeachOptions, TeachSource};
 use medseg::app::{Document, ErrorKind, Workspace};
+use medseg::io::image::encode_mask_png;
 use medseg::io::volume::{Volume, write_nifti_mask_uncompressed};
 use medseg::predictor::ImagePrompt;
 use medseg::weights::TensorStore;
@@ -267,4 +270,64 @@ fn teach_refuses_bad_input_clearly() {
     assert_eq!(err.kind, ErrorKind::TooLarge);
     assert!(err.message.contains("augmentation"));
     assert!(!ws.teach_state().running);
+}
+
+/// A SAM 2 model (the tiny SAM 2.1 fixture) taught on a clip with a zip of PNG masks,
+/// one per frame as the page's PNG export writes them: the tuned model segments, and
+/// its export is a SAM 2 checkpoint that loads again and gives the same mask.
+#[test]
+fn teach_a_sam2_model_on_a_clip_with_png_masks() {
+    let (w, h, n) = (160, 144, 6);
+    let mut ws = Workspace::new(medseg::cpu_device());
+    let weights = read(&sam2_small_dir().join("weights.safetensors"));
+    ws.load_model(weights, None).expect("sam2-small loads");
+    let (frames, masks): (Vec<_>, Vec<_>) = (0..n).map(|i| disc_frame(i, w, h)).unzip();
+    ws.open(Document::clip("discs", frames.clone()).expect("clip"));
+
+    let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    for (i, m) in masks.iter().enumerate() {
+        let bytes: Vec<u8> = m.iter().map(|&v| u8::from(v != 0)).collect();
+        zip.start_file(
+            format!("mask_{i:05}.png"),
+            zip::write::SimpleFileOptions::default(),
+        )
+        .expect("zip entry");
+        zip.write_all(&encode_mask_png(&bytes, w, h).expect("png"))
+            .expect("zip write");
+    }
+    let zip = zip.finish().expect("zip").into_inner();
+    let labels = ws
+        .open_labels(&zip, "masks.zip")
+        .expect("a zip of PNG masks");
+    assert_eq!((labels.frames, labels.values), (n, 1));
+
+    let opts = TeachOptions {
+        epochs: 3,
+        lr: 1e-3,
+        augment: false,
+        validation: false,
+        ..TeachOptions::default()
+    };
+    ws.start_finetune(&opts).expect("a SAM 2 run starts");
+    run_to_end(&mut ws).expect("the run finishes");
+    let state = ws.teach_state();
+    let losses: Vec<f64> = state
+        .report
+        .as_ref()
+        .expect("report")
+        .history
+        .iter()
+        .map(|e| e.loss.total)
+        .collect();
+    println!("sam2-small on {n} disc frames: losses {losses:?}");
+    assert!(state.using == ModelChoice::Tuned && losses.len() == 3);
+
+    let b = [30.0, 35.0, 85.0, 90.0];
+    let tuned = segment(&mut ws, 1, b);
+    let bytes = pollster::block_on(ws.export_tuned()).expect("export");
+    let mut again = Workspace::new(medseg::cpu_device());
+    let info = again.load_model(bytes, None).expect("the tuned file loads");
+    assert_eq!(info.architecture, medseg::app::ModelKind::Sam2);
+    again.open(Document::clip("discs", frames).expect("clip"));
+    assert_eq!(segment(&mut again, 1, b), tuned);
 }

@@ -235,3 +235,34 @@ pub fn max_abs(a: &[f32], b: &[f32]) -> f32 {
         .map(|(x, y)| (x - y).abs())
         .fold(0.0, f32::max)
 }
+
+/// Frame `i` of a synthetic clip (`w × h`): a bright disc on a dark, slightly graded background, and its mask.
+pub fn disc_frame(i: usize, w: usize, h: usize) -> (medseg::io::image::RgbImage, Vec<u16>) {
+    let (cx, cy, r) = (
+        55.0 + 14.0 * i as f32,
+        60.0 + 9.0 * i as f32,
+        20.0 + 2.0 * i as f32,
+    );
+    let mut rgb = Vec::with_capacity(w * h * 3);
+    let mut mask = Vec::with_capacity(w * h);
+    for y in 0..h {
+        for x in 0..w {
+            let inside = (x as f32 - cx).powi(2) + (y as f32 - cy).powi(2) <= r * r;
+            let v = if inside {
+                215 + (x % 7) as u8
+            } else {
+                25 + (y / 8) as u8
+            };
+            rgb.extend([v, v, v]);
+            mask.push(u16::from(inside));
+        }
+    }
+    (
+        medseg::io::image::RgbImage {
+            width: w,
+            height: h,
+            data: rgb,
+        },
+        mask,
+    )
+}
