@@ -46,7 +46,8 @@
 //                                   // stopped, using, ms}; the tuned model segments after it
 //   await medseg.useModel("base" | "tuned")   // which one segments → teachState()
 //   await medseg.exportModel() → Blob (.safetensors: loads in the page and the CLI)
-//   await medseg.teachState() → {labels, running, tuned, using, report}
+//   await medseg.teachState() → {labels, running, tuned, using, report, tunedReport}
+//   await medseg.engineMemory() → bytes of the engine's wasm memory (it only grows: the peak)
 //   await medseg.getMask(frame, objId)  → {width, height, data: Uint8Array (1 = object)} | null
 //   await medseg.getFrame(frame, { window })  → {width, height, data: Uint8ClampedArray RGBA}
 //                                   // as the model sees it, or a volume slice through a
@@ -551,9 +552,14 @@ export class MedSeg extends EventTarget {
     return new Blob([b], { type: "application/octet-stream" });
   }
 
-  /** {labels, running, tuned, using: "base" | "tuned", report} */
+  /** {labels, running, tuned, using: "base" | "tuned", report, tunedReport} */
   async teachState() {
     return this._op("teachState");
+  }
+
+  /** Bytes of the engine's wasm memory; a wasm memory never shrinks, so this is its peak. */
+  async engineMemory() {
+    return this._op("engineMemory");
   }
 
   async getMask(frame, objId) {

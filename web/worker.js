@@ -14,6 +14,8 @@
 import init, { Session } from "../pkg/medseg.js";
 
 let session = null;
+/** The wasm module's exports (its memory), once init has run. */
+let wasm = null;
 let cancelRequested = false;
 // Two locks. `queue` runs whole operations one after the other (a propagation holds it
 // from start to end). `wasmLock` guards each call into the session: an async session call
@@ -29,7 +31,7 @@ function locked(fn) {
   return run;
 }
 
-const READS = new Set(["info", "frameCount", "getFrame", "getFrameValues", "getMask", "getLogits", "objects", "maskFrames", "backend", "architecture", "exportNifti", "exportPng", "exportPngZip", "history", "teachState"]);
+const READS = new Set(["info", "frameCount", "getFrame", "getFrameValues", "getMask", "getLogits", "objects", "maskFrames", "backend", "architecture", "exportNifti", "exportPng", "exportPngZip", "history", "teachState", "engineMemory"]);
 // Requests after which the worker says what can be undone and redone now (the "history"
 // event), so that a page enables its Undo and Redo from the engine's state.
 const HISTORY_OPS = new Set(["openVolume", "openImage", "finishClip", "addPrompt", "undo", "redo", "propagate", "reset", "setWindow"]);
@@ -96,7 +98,7 @@ function maskMessage(frame, obj, { width, height } = session.info()) {
 const ops = {
   async init({ backend = "auto" } = {}) {
     // The page starts a new worker for each init, so this runs once per worker.
-    await init({ module_or_path: new URL("../pkg/medseg_bg.wasm", import.meta.url) });
+    wasm = await init({ module_or_path: new URL("../pkg/medseg_bg.wasm", import.meta.url) });
     let want = String(backend).toLowerCase();
     let notice = null;
     if (want === "auto" || want === "webgpu") {
@@ -312,6 +314,11 @@ const ops = {
 
   teachState() {
     return need().teach_state();
+  },
+
+  // A wasm memory only grows, so its size is the engine's peak so far.
+  engineMemory() {
+    return wasm ? wasm.memory.buffer.byteLength : 0;
   },
 
   getMask(frame, obj) {

@@ -22,17 +22,22 @@ const KEY = 8;
 const BOX = [260, 226, 331, 288];
 const OTHER_GT = path.join(SHARED, "data/ct-lesion/CT_Lesion_000002_03_01_035-047_gt.nii.gz");
 
-/** The newest message of the page once it matches `re`; returns its text. */
-function waitMessage(page, re, timeout = 60000) {
-  return until(
-    page,
-    (src) => {
-      const text = document.querySelector("#messages .msg-text")?.textContent || "";
-      return new RegExp(src).test(text) && text;
-    },
-    re.source,
-    { timeout, what: `a message matching ${re}` },
-  );
+/** A message among the page's newest three once one matches `re`; returns its text. */
+async function waitMessage(page, re, timeout = 60000) {
+  try {
+    return await until(
+      page,
+      (src) => {
+        const texts = Array.from(document.querySelectorAll("#messages .msg-text"), (m) => m.textContent || "").slice(0, 3);
+        return texts.find((t) => new RegExp(src).test(t)) ?? false;
+      },
+      re.source,
+      { timeout, what: `a message matching ${re}` },
+    );
+  } catch (err) {
+    const recent = await page.evaluate(() => Array.from(document.querySelectorAll("#messages .msg-text"), (m) => m.textContent).slice(0, 4));
+    throw new Error(`${err.message}; the newest messages: ${recent.join(" | ")}`);
+  }
 }
 
 /** The label file of the test case with every voxel 0 (same header). */
@@ -61,7 +66,7 @@ test("teach in the page from a label file, download the tuned model, the CLI giv
   fs.mkdirSync(dir, { recursive: true });
   const { context, close } = await launch();
   try {
-    const { page, errors } = await openPage(context, "?backend=cpu");
+    const { page, errors, requests } = await openPage(context, "?backend=cpu");
     assert.equal(await page.evaluate(() => window.medseg.architecture()), "lite-medsam");
     await page.setInputFiles("#file-input", VOL);
     await page.waitForFunction((n) => new RegExp(`${n}`).test(document.getElementById("frame-total")?.textContent || ""), SLICES, { timeout: 60000 });
@@ -98,6 +103,7 @@ test("teach in the page from a label file, download the tuned model, the CLI giv
       });
     });
     const t0 = Date.now();
+    const requestsBefore = requests.length;
     await page.click("#teach-start");
     const status = await until(page, () => /^done/.test(document.getElementById("teach-status")?.textContent || "") && document.getElementById("teach-status")?.textContent, null, {
       timeout: 900000,
@@ -137,9 +143,18 @@ test("teach in the page from a label file, download the tuned model, the CLI giv
 
     // Download the tuned model with the button.
     const [download] = await Promise.all([page.waitForEvent("download", { timeout: 120000 }), page.click("#teach-download")]);
-    const tuned = path.join(dir, "tuned.safetensors");
+    assert.match(download.suggestedFilename(), /^lite_medsam-tuned\.safetensors$/);
+    const tuned = path.join(dir, download.suggestedFilename());
     fs.copyFileSync(await download.path(), tuned);
-    assert.match(download.suggestedFilename(), /-tuned\.safetensors$/);
+    // Nothing of the run went anywhere: no request left the page from the Teach click to
+    // the download but same-origin ones (none are expected), and the service worker's
+    // caches hold nothing of the tuned model.
+    const during = requests.slice(requestsBefore).map((r) => r.url);
+    log(`requests from Teach to the download: ${during.length ? during.join(", ") : "none"}`);
+    const origin = new URL(page.url()).origin;
+    assert.deepEqual(during.filter((u) => !u.startsWith(origin) && !u.startsWith("blob:")), []);
+    const cached = await page.evaluate(async () => (await Promise.all((await caches.keys()).map(async (k) => (await (await caches.open(k)).keys()).map((r) => r.url)))).flat());
+    assert.deepEqual(cached.filter((u) => /tuned|blob:/.test(u)), [], "nothing of the tuned model in Cache Storage");
     const headerLen = Number(fs.readFileSync(tuned).readBigUInt64LE(0));
     const meta = JSON.parse(fs.readFileSync(tuned).subarray(8, 8 + headerLen).toString("utf8")).__metadata__;
     assert.ok(meta.medseg_finetune && !meta.medseg_finetune.includes("CT_Lesion"), "the record, without the file's name");
@@ -184,6 +199,34 @@ test("teach in the page from a label file, download the tuned model, the CLI giv
     assert.equal(after.using, "tuned");
     assert.equal(after.tunedReport.epochs_run, 2, "the tuned model's record is the good run's");
     assert.equal(after.report.stopped.reason, "failed");
+
+    // The downloaded file, opened as a model (Model ▸ Open a model file…), gives the
+    // tuned mask: it is now the base of further teaching.
+    await page.setInputFiles("#model-file", tuned);
+    await waitMessage(page, /^Model ready: lite_medsam-tuned\.safetensors/, 120000);
+    assert.equal(await page.isHidden("#teach-result"), true, "a new base: no tuned model of it yet");
+    await page.fill("#frame-number", String(KEY));
+    await page.dispatchEvent("#frame-number", "change");
+    await page.waitForTimeout(300);
+    // The box's answer: the engine's "prompt" event.
+    await page.evaluate(() => {
+      window.__prop = new Promise((resolve) => {
+        const off = window.medseg.on("prompt", (d) => {
+          off();
+          resolve(d);
+        });
+      });
+    });
+    await drawBox(page, await imageToClient(page, 512, 512, 1), BOX);
+    const reloaded = await page.evaluate(
+      async ([k, id]) => {
+        await window.__prop;
+        return Array.from((await window.medseg.getMask(k, id)).data);
+      },
+      [KEY, id],
+    );
+    assert.deepEqual(reloaded, inPage, "the downloaded model, loaded in the page, gives the tuned mask bit for bit");
+    log("the downloaded model, opened in the page, gives the same mask bit for bit");
 
     // A run too large for the browser's engine: 200 labelled slices with flips.
     const [nx, ny, nz] = [16, 16, 200];

@@ -9,8 +9,13 @@
 //   many minutes per encoder pass (skipped by default). MEDSEG_BENCH_T512=FILE (given to
 //   scripts/bench-browser.sh) adds a medsam2-t512 checkpoint ("t512", CPU backend only:
 //   SwiftShader would take hours), propagated over the CT volume like LiteMedSAM.
+//   "finetune" in MEDSEG_BENCH_MODELS (CPU backend): LiteMedSAM taught in the page on each
+//   shared CT case with its label file (MEDSEG_BENCH_FT_EPOCHS, default 3; flips on, no
+//   hold-out, as BENCHMARKS.md's native run): ms per embedding, per epoch, and the
+//   engine's wasm memory after each case (its peak: wasm memory never shrinks).
 import path from "node:path";
-import { launch, openPage, SHARED, DATA_URL_PATH, LITE_URL, openCtVolume, openFrameFolder } from "./lib.mjs";
+import fs from "node:fs";
+import { launch, openPage, putFile, SHARED, DATA_URL_PATH, LITE_URL, openCtVolume, openFrameFolder } from "./lib.mjs";
 
 const iters = Number(process.env.MEDSEG_BENCH_ITERS || 3);
 const backends = (process.env.MEDSEG_BENCH_BACKENDS || "webgpu,cpu").split(",");
@@ -18,6 +23,7 @@ const T512_URL = process.env.MEDSEG_BENCH_T512_URL;
 const models = (process.env.MEDSEG_BENCH_MODELS || `lite,sam2-small${T512_URL ? ",t512" : ""}`).split(",");
 const FIX = path.join(SHARED, "fixtures/sam2-small");
 
+/** @type {Record<string, any>[]} */
 const rows = [];
 const t00 = Date.now();
 const stage = (msg) => console.error(`[bench ${((Date.now() - t00) / 1000).toFixed(0)} s] ${msg}`);
@@ -29,6 +35,10 @@ for (const backend of backends) {
     }
     if (backend === "webgpu" && model === "t512") {
       rows.push({ backend, model: "medsam2-t512 (t512)", skipped: "SwiftShader: hours per frame" });
+      continue;
+    }
+    if (model === "finetune") {
+      if (backend === "cpu") await benchFinetune();
       continue;
     }
     stage(`${backend} / ${model}`);
@@ -93,12 +103,65 @@ function timeBox(page, frame, box) {
   );
 }
 
+/** LiteMedSAM taught in the page (CPU backend) on each shared CT case with its labels. */
+async function benchFinetune() {
+  const epochs = Number(process.env.MEDSEG_BENCH_FT_EPOCHS || 3);
+  const dir = path.join(SHARED, "data/ct-lesion");
+  const cases = fs.readdirSync(dir).filter((n) => n.endsWith("_gt.nii.gz")).map((n) => n.replace(/_gt\.nii\.gz$/, "")).sort();
+  const { context, close } = await launch();
+  try {
+    const { page } = await openPage(context, "?backend=cpu&model=none");
+    await page.evaluate((u) => window.medseg.loadModel(u), LITE_URL);
+    for (const name of cases) {
+      stage(`fine-tuning on ${name}`);
+      await putFile(page, path.join(dir, `${name}.nii.gz`), "ct.nii.gz");
+      await putFile(page, path.join(dir, `${name}_gt.nii.gz`), "gt.nii.gz");
+      const r = await page.evaluate(async (n) => {
+        await window.medseg.openFile(window.__files["ct.nii.gz"]);
+        await window.medseg.openLabels(window.__files["gt.nii.gz"]);
+        const marks = [];
+        const off = window.medseg.on("finetune", ({ progress, ms }) => {
+          if (progress.phase !== "embedding" && !marks.length) marks.push({ at: ms, what: "embedded", n: progress.work.embeddings[1] });
+          if (progress.finished_epoch) marks.push({ at: ms, what: "epoch", samples: progress.batches });
+        });
+        const out = await window.medseg.finetune({ epochs: n, augment: true, validation: false });
+        off();
+        const state = await window.medseg.teachState();
+        return { marks, ms: out.ms, samples: state.report.train.samples, memory: await window.medseg.engineMemory() };
+      }, epochs);
+      const embedded = r.marks.find((m) => m.what === "embedded");
+      const epochAt = r.marks.filter((m) => m.what === "epoch").map((m) => m.at);
+      const perEpoch = epochAt.map((t, i) => t - (i ? epochAt[i - 1] : embedded.at));
+      rows.push({
+        backend: "cpu",
+        model: `finetune ${name.replace("CT_Lesion_", "")}`,
+        finetune: true,
+        embeddings: embedded.n,
+        embedMs: embedded.at / embedded.n,
+        epochMs: perEpoch.sort((a, b) => a - b)[Math.floor(perEpoch.length / 2)],
+        samples: r.samples,
+        totalMs: r.ms,
+        memoryMB: r.memory / 2 ** 20,
+      });
+      console.log(JSON.stringify(rows.at(-1)));
+    }
+  } finally {
+    await close();
+  }
+}
+
 const f = (v) => (v == null ? "-" : v.toFixed(0).padStart(8));
 console.log(`\nbrowser benchmark, headless Chromium (${iters} runs after a warm-up; ms)`);
 console.log("backend  model                              load  enc(1st)  encoder  decoder box→mask  prepared  propagation/frame");
 for (const r of rows) {
   if (r.skipped) {
     console.log(`${r.backend.padEnd(8)} ${r.model.padEnd(32)} skipped: ${r.skipped}`);
+    continue;
+  }
+  if (r.finetune) {
+    console.log(
+      `${r.backend.padEnd(8)} ${r.model.padEnd(32)} ${r.samples} samples, ${r.embeddings} embeddings × ${r.embedMs.toFixed(0)} ms, epoch (median) ${r.epochMs.toFixed(0)} ms, run ${(r.totalMs / 1000).toFixed(1)} s, engine memory ${r.memoryMB.toFixed(0)} MB`,
+    );
     continue;
   }
   console.log(
