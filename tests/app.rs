@@ -12,7 +12,7 @@ mod common;
 use std::sync::Arc;
 
 use common::{
-    Fixtures, dice, lite_cases, lite_medsam_checkpoint, max_abs, medseg_ok, read_store,
+    Fixtures, dice, iou, lite_cases, lite_medsam_checkpoint, max_abs, medseg_ok, read_store,
     sam2_small_dir, shared,
 };
 use medseg::app::{Directions, Document, LoadedModel, Workspace};
@@ -64,20 +64,6 @@ fn point(x: f32, y: f32, label: PointLabel) -> ImagePrompt {
         box_xyxy: None,
         points: vec![([x, y], label)],
     }
-}
-
-fn iou(a: &[u8], b: &[u8]) -> f64 {
-    let inter = a
-        .iter()
-        .zip(b)
-        .filter(|(x, y)| **x != 0 && **y != 0)
-        .count();
-    let union = a
-        .iter()
-        .zip(b)
-        .filter(|(x, y)| **x != 0 || **y != 0)
-        .count();
-    inter as f64 / union.max(1) as f64
 }
 
 #[test]

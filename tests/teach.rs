@@ -10,7 +10,7 @@ mod common;
 
 use std::io::Write;
 
-use common::{disc_frame, lite_cases, lite_medsam_checkpoint, sam2_small_dir, shared};
+use common::{disc_frame, iou, lite_cases, lite_medsam_checkpoint, sam2_small_dir, shared};
 use medseg::app::workspace::{ModelChoice, TeachOptions, TeachSource};
 use medseg::app::{Document, ErrorKind, Workspace};
 use medseg::io::image::encode_mask_png;
@@ -47,20 +47,6 @@ fn boxed(b: [f32; 4]) -> ImagePrompt {
 fn segment(ws: &mut Workspace, frame: usize, b: [f32; 4]) -> Vec<u8> {
     pollster::block_on(ws.add_prompt(1, frame, &boxed(b))).expect("prompt");
     ws.masks().get(1, frame).expect("mask").decode()
-}
-
-fn iou(a: &[u8], b: &[u8]) -> f64 {
-    let inter = a
-        .iter()
-        .zip(b)
-        .filter(|(x, y)| **x != 0 && **y != 0)
-        .count();
-    let union = a
-        .iter()
-        .zip(b)
-        .filter(|(x, y)| **x != 0 || **y != 0)
-        .count();
-    inter as f64 / union.max(1) as f64
 }
 
 /// Runs the started run to its end; the error of a failed step, if one failed.

@@ -266,3 +266,18 @@ pub fn disc_frame(i: usize, w: usize, h: usize) -> (medseg::io::image::RgbImage,
         mask,
     )
 }
+
+/// Intersection over union of two binary masks (non-zero = object).
+pub fn iou(a: &[u8], b: &[u8]) -> f64 {
+    let inter = a
+        .iter()
+        .zip(b)
+        .filter(|(x, y)| **x != 0 && **y != 0)
+        .count();
+    let union = a
+        .iter()
+        .zip(b)
+        .filter(|(x, y)| **x != 0 || **y != 0)
+        .count();
+    inter as f64 / union.max(1) as f64
+}

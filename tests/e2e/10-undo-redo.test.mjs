@@ -5,7 +5,7 @@
 // Ctrl+Z twice takes back the propagation and then the box; Ctrl+Y redoes.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { launch, openPage, log, until, imageToClient, drawBox, errorsText, CT_VOLUME as VOL } from "./lib.mjs";
+import { launch, openPage, log, until, imageToClient, drawBox, firstObjectMasked, errorsText, CT_VOLUME as VOL } from "./lib.mjs";
 
 const SLICES = 16;
 const KEY = 8;
@@ -82,15 +82,7 @@ test("undo and redo step through a box and a propagation, masks restored bit for
     await setNumber(page, "frame-number", KEY);
     await page.waitForTimeout(300);
     await drawBox(page, await imageToClient(page, 512, 512, 1), [260, 226, 331, 288]);
-    const id = await until(
-      page,
-      async (k) => {
-        const ids = await window.medseg.objects();
-        return ids.length > 0 && (await window.medseg.getMask(k, ids[0])) != null && ids[0];
-      },
-      KEY,
-      { timeout: 300000, what: "the box's mask" },
-    );
+    const id = await firstObjectMasked(page, KEY);
     const boxed = await masksOf(page, id);
     assert.ok(boxed[KEY]?.area > 0, "the box gives a mask");
     assert.deepEqual(await buttons(page), [false, true], "the box can be undone");

@@ -11,7 +11,7 @@ import fs from "node:fs";
 import path from "node:path";
 import zlib from "node:zlib";
 import { execFileSync } from "node:child_process";
-import { launch, openPage, log, until, imageToClient, drawBox, errorsText, screenshot, readNifti, putBytes, OUT, SHARED, CT_VOLUME as VOL, CT_GT as GT } from "./lib.mjs";
+import { launch, openPage, log, until, imageToClient, drawBox, firstObjectMasked, errorsText, screenshot, readNifti, putBytes, OUT, SHARED, CT_VOLUME as VOL, CT_GT as GT } from "./lib.mjs";
 
 const BIN = process.env.MEDSEG_BIN;
 if (!BIN) throw new Error("MEDSEG_BIN is not set: run the browser tests with scripts/test-browser.sh");
@@ -129,15 +129,7 @@ test("teach in the page from a label file, download the tuned model, the CLI giv
     await page.dispatchEvent("#frame-number", "change");
     await page.waitForTimeout(300);
     await drawBox(page, await imageToClient(page, 512, 512, 1), BOX);
-    const id = await until(
-      page,
-      async (k) => {
-        const ids = await window.medseg.objects();
-        return ids.length > 0 && (await window.medseg.getMask(k, ids[0])) != null && ids[0];
-      },
-      KEY,
-      { timeout: 300000, what: "the box's mask" },
-    );
+    const id = await firstObjectMasked(page, KEY);
     const inPage = await page.evaluate(async ([k, id]) => Array.from((await window.medseg.getMask(k, id)).data), [KEY, id]);
     await screenshot(page, "teach-tuned.png");
 

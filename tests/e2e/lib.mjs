@@ -327,3 +327,16 @@ export async function drawBox(page, to, [x0, y0, x1, y1]) {
   await page.mouse.move(bx, by, { steps: 4 });
   await page.mouse.up();
 }
+
+/** The id of the first object once it has a mask on `frame` (after a box drawn with the mouse). */
+export function firstObjectMasked(page, frame) {
+  return until(
+    page,
+    async (k) => {
+      const ids = await window.medseg.objects();
+      return ids.length > 0 && (await window.medseg.getMask(k, ids[0])) != null && ids[0];
+    },
+    frame,
+    { timeout: 300000, what: "the box's mask" },
+  );
+}
