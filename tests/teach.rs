@@ -167,6 +167,28 @@ fn teach_on_the_users_masks() {
         .expect_err("nothing to learn from yet");
     assert!(err.message.contains("no masks to learn from"), "{err}");
     segment(&mut ws, case.key_slice, case.box_xyxy);
+
+    // Cancelled before an epoch finished: no tuned model, the base stays in use.
+    let flips = TeachOptions {
+        source: TeachSource::Masks,
+        ..TeachOptions::default()
+    };
+    ws.start_finetune(&flips).expect("a run starts");
+    pollster::block_on(ws.finetune_step()).expect("one embedding");
+    let p = ws.cancel_finetune().expect("cancel");
+    assert_eq!(
+        p.work.embeddings,
+        [1, 4],
+        "one of the frame's four flips embedded"
+    );
+    assert!(matches!(
+        p.stopped,
+        Some(medseg::app::training::StopReason::Cancelled)
+    ));
+    let state = ws.teach_state();
+    assert!(!state.running && !state.tuned && state.using == ModelChoice::Base);
+    assert!(ws.cancel_finetune().is_err(), "nothing left to cancel");
+
     let opts = TeachOptions {
         epochs: 1,
         augment: false,

@@ -176,6 +176,20 @@ test("teach in the page from a label file, download the tuned model, the CLI giv
     await page.check("#use-tuned");
     await waitMessage(page, /^Segmenting with the tuned model/);
 
+    // Teach again with flips (28 embeddings), cancelled with the button during the
+    // embedding: the tuned model stays as it was.
+    await page.check("#teach-augment");
+    await page.click("#teach-start");
+    await until(page, () => /^embedding [1-9]/.test(document.getElementById("teach-status")?.textContent || ""), null, { timeout: 120000, what: "the embedding under way" });
+    await screenshot(page, "teach-running.png");
+    await page.click("#teach-cancel");
+    const cancelled = await waitMessage(page, /^Teaching cancelled/, 120000);
+    log(`cancelled: ${cancelled}`);
+    const kept = await page.evaluate(() => window.medseg.teachState());
+    assert.equal(kept.using, "tuned");
+    assert.equal(kept.tunedReport.epochs_run, 2);
+    await page.uncheck("#teach-augment");
+
     // A loss that is not a number (a script asks for an absurd learning rate): the run
     // stops naming the step; the tuned model and the page stay.
     const nan = await page.evaluate(() =>
