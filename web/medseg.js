@@ -89,6 +89,7 @@
 
 import { fileKind, magicKind, unsupportedFileText } from "./files.js";
 import { decodeClip } from "./clip-decode.js";
+import { EngineClient } from "./engine-client.js";
 
 export { fileKind, magicKind, unsupportedFileText, SUPPORTED_FILES } from "./files.js";
 
@@ -109,129 +110,21 @@ export const DEFAULT_MODEL_URL = new URL(`../${DEFAULT_MODEL_PATH}`, import.meta
 /** Limits for clips decoded in the page (each can be overridden per openFile call). */
 export const CLIP_DEFAULTS = { maxFrames: 200, maxSide: 512, fps: 10 };
 
-export class MedSeg extends EventTarget {
+export class MedSeg extends EngineClient {
   constructor({ workerUrl = new URL("./worker.js", import.meta.url) } = {}) {
-    super();
-    this._workerUrl = workerUrl;
-    this._worker = null;
-    this._next = 1;
-    this._pending = new Map();
-    this._init = null;
-    /** @type {Promise<{ backend: "webgpu" | "cpu", notice?: string }> | null} */
-    this._started = null;
-    /** @type {string | null} */
-    this._startedBackend = null;
-    this._backend = null;
-    this._frameListener = null;
+    super({ workerUrl });
     /**
      * What the engine last said can be undone and redone (its "history" event).
      * @type {{ canUndo: boolean, canRedo: boolean, nextUndo: object | null, nextRedo: object | null }}
      */
     this.history = { canUndo: false, canRedo: false, nextUndo: null, nextRedo: null };
+    this.on("history", ({ canUndo, canRedo, nextUndo, nextRedo }) => {
+      this.history = { canUndo, canRedo, nextUndo, nextRedo };
+    });
   }
 
-  _start() {
-    if (this._worker) this._worker.terminate();
-    for (const p of this._pending.values()) p.reject(new Error("the worker was restarted"));
-    this._pending.clear();
+  _onRestart() {
     this.history = { canUndo: false, canRedo: false, nextUndo: null, nextRedo: null }; // a new engine has none
-    const w = new Worker(this._workerUrl, { type: "module", name: "medseg" });
-    w.onmessage = (ev) => this._onMessage(ev.data);
-    w.onerror = (ev) => {
-      ev.preventDefault?.();
-      const err = new Error(`the MedSeg worker failed: ${ev.message || "could not start (is pkg/ built?)"}`);
-      for (const p of this._pending.values()) p.reject(err);
-      this._pending.clear();
-    };
-    this._worker = w;
-  }
-
-  _onMessage(msg) {
-    if (msg.event) {
-      if (msg.event === "frame" && this._frameListener) this._frameListener(msg);
-      if (msg.event === "history") {
-        const { canUndo, canRedo, nextUndo, nextRedo } = msg;
-        this.history = { canUndo, canRedo, nextUndo, nextRedo };
-      }
-      this._emit(msg.event, msg);
-      return;
-    }
-    const p = this._pending.get(msg.id);
-    if (!p) return;
-    this._pending.delete(msg.id);
-    if (msg.ok) p.resolve(msg.result);
-    else {
-      // What went wrong, for callers to act on: "bad-input", "no-model", "no-document",
-      // "no-prompt", "too-large", "busy" or "engine" (null for errors of the page itself).
-      const e = Object.assign(new Error(msg.error.message), { kind: msg.error.kind ?? null });
-      e.name = msg.error.name === "Error" ? "MedSegError" : msg.error.name;
-      p.reject(e);
-    }
-  }
-
-  _call(op, args = [], transfer = []) {
-    return new Promise((resolve, reject) => {
-      const id = this._next++;
-      this._pending.set(id, { resolve, reject });
-      this._worker.postMessage({ id, op, args }, transfer);
-    });
-  }
-
-  async _ready() {
-    if (!this._init) await this.init();
-    else await this._init;
-  }
-
-  async _op(op, args = [], transfer = []) {
-    await this._ready();
-    return this._call(op, args, transfer);
-  }
-
-  /**
-   * Starts the worker on a backend, once: another call for the same backend (or naming
-   * none) gets the same start, so a page and the scripts in it share one engine and no
-   * call in flight loses its worker. Naming another backend restarts the engine,
-   * dropping all state; that is refused while calls are pending.
-   * @param {{ backend?: string }} [opts] backend: "auto" (the default), "webgpu" or "cpu"
-   * @returns {Promise<{ backend: "webgpu" | "cpu", notice?: string }>}
-   */
-  init({ backend } = {}) {
-    if (!backend) {
-      const q = typeof location !== "undefined" ? new URLSearchParams(location.search).get("backend") : null;
-      backend = q || "auto";
-    }
-    if (this._started && this._startedBackend === backend) return this._started;
-    if (this._pending.size) {
-      return Promise.reject(this._error(`cannot restart the engine on "${backend}" while ${this._pending.size} call(s) are pending`));
-    }
-    this._start();
-    const p = this._call("init", [{ backend }]).then((r) => {
-      this._backend = r.backend;
-      return r;
-    });
-    this._started = p;
-    this._startedBackend = backend;
-    this._init = p.catch(() => {}); // a failed init is retried by the next call's init
-    p.catch(() => {
-      this._init = null;
-      this._started = null;
-    });
-    return p;
-  }
-
-  /**
-   * Resolves when the engine has started (starting it on the default backend if nothing
-   * has): a page that embeds MedSeg may await it before its first call. Calls made
-   * earlier wait for the start too, and the page's own start does not replace it.
-   */
-  ready() {
-    return this.init();
-  }
-
-  /** "webgpu" or "cpu". */
-  async backend() {
-    await this._ready();
-    return this._backend;
   }
 
   /**
@@ -250,27 +143,6 @@ export class MedSeg extends EventTarget {
     const info = await this._withProgress(onProgress, "model", () => this._op("loadModel", [src, { expect }]));
     this._emit("model", { info, source: typeof src === "string" ? src : ("name" in src && src.name) || null });
     return info;
-  }
-
-  async _withProgress(onProgress, task, fn) {
-    if (!onProgress) return fn();
-    const l = (ev) => ev.detail.task === task && onProgress(ev.detail);
-    this.addEventListener("progress", l);
-    try {
-      return await fn();
-    } finally {
-      this.removeEventListener("progress", l);
-    }
-  }
-
-  _emit(name, detail) {
-    this.dispatchEvent(Object.assign(new Event(name), { detail: { event: name, ...detail } }));
-  }
-
-  _error(message) {
-    const e = new Error(message);
-    e.name = "MedSegError";
-    return e;
   }
 
   /**
@@ -466,11 +338,11 @@ export class MedSeg extends EventTarget {
    */
   async propagate(direction = "both", { range = null, onFrame = null } = {}) {
     await this._ready();
-    this._frameListener = onFrame;
+    const off = onFrame ? this.on("frame", onFrame) : null;
     try {
       return await this._call("propagate", [direction, { range }]);
     } finally {
-      this._frameListener = null;
+      if (off) off();
     }
   }
 
@@ -589,16 +461,6 @@ export class MedSeg extends EventTarget {
   async removeObject(objId) {
     if (!Number.isInteger(objId)) throw this._error("removeObject expects an object id");
     return this.reset(objId);
-  }
-
-  /**
-   * Subscribes to an event ("progress", "frame", "history", ...); `fn` gets its data. Returns
-   * a function that unsubscribes.
-   */
-  on(name, fn) {
-    const l = (ev) => fn(ev.detail);
-    this.addEventListener(name, l);
-    return () => this.removeEventListener(name, l);
   }
 
   /** Keep the logits of every propagated frame for getLogits (parity checks). */

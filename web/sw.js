@@ -32,6 +32,7 @@ const SHELL = [
   'web/app.js',
   'web/style.css',
   'web/medseg.js',
+  'web/engine-client.js',
   'web/files.js',
   'web/clip-decode.js',
   'web/worker.js',
