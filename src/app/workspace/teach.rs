@@ -215,9 +215,6 @@ impl Workspace {
             }
             None => None,
         };
-        let flips = if opts.augment { 4 } else { 1 };
-        let embeddings = train.slices() * flips + val.as_ref().map_or(0, Dataset::slices);
-        check_memory(embeddings, embedding_bytes(&base))?;
         let mut tune = FineTuneConfig::default();
         tune.optimizer.lr = opts.lr;
         let config = RunConfig {
@@ -229,8 +226,10 @@ impl Workspace {
             seed: opts.seed,
             ..RunConfig::default()
         };
+        // Setting up does no work yet; the run's plan says how many embeddings it keeps.
         let run = TrainingRun::new(&base, train, val, config)?;
         let progress = run.progress();
+        check_memory(progress.work.embeddings[1], embedding_bytes(&base))?;
         self.teach.run = Some(run);
         Ok(progress)
     }
@@ -395,8 +394,8 @@ fn read_labels(bytes: &[u8], doc: &Document) -> AppResult<Labels> {
     }
     let labels = if bytes.starts_with(b"\x89PNG") {
         Labels::from_masks(&[decode_rgb(bytes)?])?
-    } else if is_png_zip(bytes) {
-        Labels::from_masks(&read_png_zip(bytes)?)?
+    } else if let Some(masks) = png_zip_masks(bytes)? {
+        Labels::from_masks(&masks)?
     } else {
         let volume = Volume::from_bytes_with_npz_keys(bytes, &["gts", "segs"]).map_err(|e| {
             AppError::bad_input(format!(
@@ -425,22 +424,24 @@ fn read_labels(bytes: &[u8], doc: &Document) -> AppResult<Labels> {
     Ok(labels)
 }
 
-/// A zip whose entries are PNG images (not a MedSAM `.npz`).
-fn is_png_zip(bytes: &[u8]) -> bool {
-    bytes.starts_with(b"PK")
-        && zip::ZipArchive::new(std::io::Cursor::new(bytes)).is_ok_and(|z| {
-            !z.is_empty()
-                && z.file_names()
-                    .all(|n| n.to_ascii_lowercase().ends_with(".png"))
-        })
-}
-
-/// The PNG masks of a zip, in name order.
-fn read_png_zip(bytes: &[u8]) -> AppResult<Vec<crate::io::image::RgbImage>> {
+/// The PNG masks of a zip whose entries are all PNG images, in name order; `None` for
+/// anything else (a MedSAM `.npz` is a zip too).
+fn png_zip_masks(bytes: &[u8]) -> AppResult<Option<Vec<crate::io::image::RgbImage>>> {
     use std::io::Read;
-    let mut zip = zip::ZipArchive::new(std::io::Cursor::new(bytes))
-        .map_err(|e| AppError::bad_input(format!("not a readable zip: {e}")))?;
+    if !bytes.starts_with(b"PK") {
+        return Ok(None);
+    }
+    let Ok(mut zip) = zip::ZipArchive::new(std::io::Cursor::new(bytes)) else {
+        return Ok(None);
+    };
     let mut names: Vec<String> = zip.file_names().map(str::to_string).collect();
+    if names.is_empty()
+        || !names
+            .iter()
+            .all(|n| n.to_ascii_lowercase().ends_with(".png"))
+    {
+        return Ok(None);
+    }
     names.sort();
     let mut masks = Vec::with_capacity(names.len());
     for n in &names {
@@ -454,7 +455,7 @@ fn read_png_zip(bytes: &[u8]) -> AppResult<Vec<crate::io::image::RgbImage>> {
             .map_err(|e| AppError::bad_input(format!("{n}: {e}")))?;
         masks.push(decode_rgb(&png).map_err(|e| AppError::from(e).context(n))?);
     }
-    Ok(masks)
+    Ok(Some(masks))
 }
 
 fn labels_info(labels: &Labels, name: &str, doc: &Document) -> AppResult<LabelsInfo> {
