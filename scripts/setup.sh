@@ -4,9 +4,9 @@
 # safe to run by hand. Needs a Rust toolchain (rustup) of at least the Cargo.toml
 # rust-version; installs everything else (apt-get runs `apt-get update` once, first).
 #
-# Steps are functions, run in order by main(). What only the browser tests and the
-# JavaScript type check need (chromium, node + the pinned playwright-core and typescript)
-# is skipped with MEDSEG_SKIP_BROWSER_TESTS=1 (scripts/serve.sh does).
+# Steps are functions, run in order by main(). What only the tests and the JavaScript
+# type check need (chromium, node + the pinned playwright-core and typescript, the DICOM
+# oracles) is skipped with MEDSEG_SKIP_BROWSER_TESTS=1 (scripts/serve.sh does).
 set -euo pipefail
 # shellcheck source=scripts/common.sh
 . "$(dirname "${BASH_SOURCE[0]}")/common.sh"
@@ -99,6 +99,41 @@ ensure_node_packages() {
   PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund >&2
 }
 
+# The DICOM oracles of the tests (issue 11): Debian's dcm2niix (geometry) and dicom3tools
+# (dciodvfy, the validator), and a Python venv with pydicom + its codec plug-ins (the
+# decoding oracle), pydicom-data (the conformance corpus the tests read by path) and
+# highdicom (a real Segmentation reader), pinned. The venv is made once and reinstalled
+# only when `pip freeze` lacks a pinned version.
+DICOM_VENV="$HOME/.cache/medseg/dicom-venv"
+DICOM_PY_PINS=(
+  pydicom==3.0.2 pydicom-data==1.0.0 pylibjpeg==2.1.0 pylibjpeg-libjpeg==2.5.0
+  pylibjpeg-openjpeg==2.6.0 pylibjpeg-rle==2.2.0 highdicom==0.28.2 numpy==2.4.6
+)
+ensure_dicom_tools() {
+  if ! have dcm2niix || ! have dciodvfy; then
+    apt_install dcm2niix dicom3tools >&2 || die "could not install dcm2niix and dicom3tools with apt-get"
+  fi
+}
+ensure_dicom_venv() {
+  local py="$DICOM_VENV/bin/python" frozen missing=()
+  if [ ! -x "$py" ]; then
+    have python3 || apt_install python3 >&2 || die "could not install python3 with apt-get"
+    log "python3 -m venv $DICOM_VENV"
+    if ! python3 -m venv "$DICOM_VENV" >&2; then
+      rm -rf "$DICOM_VENV"
+      apt_install python3-venv >&2 || die "could not install python3-venv with apt-get"
+      python3 -m venv "$DICOM_VENV" >&2
+    fi
+  fi
+  frozen=$("$py" -m pip freeze 2>/dev/null || true)
+  for pin in "${DICOM_PY_PINS[@]}"; do
+    grep -qixF "$pin" <<<"$frozen" || missing+=("$pin")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  log "pip install ${missing[*]}"
+  "$py" -m pip install -q --disable-pip-version-check "${DICOM_PY_PINS[@]}" >&2
+}
+
 main() {
   check_rust
   ensure_wasm_target
@@ -108,6 +143,8 @@ main() {
     ensure_chromium
     ensure_node
     ensure_node_packages
+    ensure_dicom_tools
+    ensure_dicom_venv
   fi
   log "done"
 }

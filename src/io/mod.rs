@@ -1,5 +1,6 @@
 //! Reading and writing images, volumes and masks.
 
+pub mod dicom;
 pub mod image;
 pub mod npy;
 pub mod volume;

@@ -281,3 +281,38 @@ pub fn iou(a: &[u8], b: &[u8]) -> f64 {
         .count();
     inter as f64 / union.max(1) as f64
 }
+
+/// The Python of the DICOM oracle venv (pydicom, pydicom-data, highdicom) that
+/// scripts/setup.sh makes; a test that needs it fails, naming the fix, when it is missing.
+pub fn dicom_python() -> PathBuf {
+    let home = std::env::var_os("HOME").expect("HOME is set");
+    let py = PathBuf::from(home).join(".cache/medseg/dicom-venv/bin/python");
+    assert!(
+        py.exists(),
+        "{} is missing: run scripts/setup.sh (it installs the DICOM oracles)",
+        py.display()
+    );
+    py
+}
+
+/// The DICOM conformance corpus of the oracle venv: (pydicom-data's `data_store/data`,
+/// pydicom's own `data/test_files`).
+pub fn dicom_corpus() -> (PathBuf, PathBuf) {
+    let py = dicom_python();
+    let out = std::process::Command::new(&py)
+        .args([
+            "-c",
+            "import data_store, pydicom, os; \
+             print(os.path.join(os.path.dirname(data_store.__file__), 'data')); \
+             print(os.path.join(os.path.dirname(pydicom.__file__), 'data', 'test_files'))",
+        ])
+        .output()
+        .expect("run the DICOM venv's python");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut lines = text.lines().map(PathBuf::from);
+    let (Some(data), Some(test_files)) = (lines.next(), lines.next()) else {
+        panic!("the DICOM venv did not name its corpus folders: {text}");
+    };
+    (data, test_files)
+}
