@@ -11,6 +11,7 @@
 
 pub mod meta;
 pub mod pixels;
+pub mod source;
 
 #[cfg(target_arch = "wasm32")]
 mod wasm_libc;
@@ -20,6 +21,7 @@ use dicom_object::{DefaultDicomObject, OpenFileOptions};
 use thiserror::Error;
 
 pub use meta::Meta;
+pub use source::{DicomSource, FrameRef};
 
 /// Errors from reading DICOM. Each names what is wrong in words a user can act on.
 #[derive(Debug, Error)]
