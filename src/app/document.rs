@@ -9,6 +9,7 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use crate::app::error::{AppError, AppResult, ErrorKind};
+use crate::io::dicom::DicomSource;
 use crate::io::image::RgbImage;
 use crate::io::volume::{DataType, NiftiGeometry, SourceFormat, Volume};
 use crate::io::window::{WindowLevel, WindowPreset, is_hounsfield, value_range};
@@ -64,6 +65,26 @@ pub struct Document {
     /// luma, made when first needed.
     grey: OnceCell<Arc<[u8]>>,
     volume: Option<OpenVolume>,
+    /// The DICOM series it was opened from: what a Segmentation refers to.
+    dicom: Option<Arc<DicomSource>>,
+    /// What the user should know about how the file was read (uneven slices, …).
+    notices: Vec<String>,
+    /// The file's own display window (DICOM's first Window Center/Width).
+    file_window: Option<WindowLevel>,
+}
+
+/// What the page shows about a DICOM source: nothing that identifies the patient.
+#[derive(Clone, Debug, Serialize)]
+pub struct DicomInfo {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub modality: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub series_number: Option<i64>,
+    /// Time between a cine's frames, ms.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub frame_time_ms: Option<f64>,
 }
 
 /// What a caller is told about the open document.
@@ -83,9 +104,18 @@ pub struct DocInfo {
     /// The range of a volume's values and whether they are Hounsfield units.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub values: Option<ValueRange>,
-    /// `nii`, `nii.gz` or `npz`, for volumes.
+    /// `nii`, `nii.gz`, `npz` or `dicom`, for volumes.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub format: Option<&'static str>,
+    /// The DICOM series, when opened from one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dicom: Option<DicomInfo>,
+    /// The file's own display window (level = DICOM's Window Center), to show it with first.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file_window: Option<WindowLevel>,
+    /// What the user should know about how the file was read.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notices: Vec<String>,
 }
 
 impl Document {
@@ -126,6 +156,9 @@ impl Document {
             frames,
             grey: OnceCell::new(),
             volume: None,
+            dicom: None,
+            notices: Vec::new(),
+            file_window: None,
         })
     }
 
@@ -166,7 +199,29 @@ impl Document {
                 values,
                 mr_display: OnceCell::new(),
             }),
+            dicom: None,
+            notices: Vec::new(),
+            file_window: None,
         })
+    }
+
+    /// The same document, known to come from the DICOM series `source`, with what the
+    /// reader noticed and the file's own display window.
+    pub fn with_dicom(
+        mut self,
+        source: DicomSource,
+        notices: Vec<String>,
+        file_window: Option<WindowLevel>,
+    ) -> Self {
+        self.dicom = Some(Arc::new(source));
+        self.notices = notices;
+        self.file_window = file_window;
+        self
+    }
+
+    /// The DICOM series the document was opened from.
+    pub fn dicom(&self) -> Option<&DicomSource> {
+        self.dicom.as_deref()
     }
 
     /// The same volume under another window (`None`: automatic).
@@ -174,7 +229,11 @@ impl Document {
         let v = self.volume.as_ref().ok_or_else(|| {
             AppError::bad_input("windowing applies to volumes; the open file is not one")
         })?;
-        Self::volume_windowed(self.name.clone(), v.volume.clone(), window)
+        let mut doc = Self::volume_windowed(self.name.clone(), v.volume.clone(), window)?;
+        doc.dicom = self.dicom.clone();
+        doc.notices = self.notices.clone();
+        doc.file_window = self.file_window;
+        Ok(doc)
     }
 
     pub fn kind(&self) -> DocKind {
@@ -330,7 +389,16 @@ impl Document {
                 SourceFormat::Nifti => "nii",
                 SourceFormat::NiftiGz => "nii.gz",
                 SourceFormat::Npz => "npz",
+                SourceFormat::Dicom => "dicom",
             }),
+            dicom: self.dicom.as_ref().map(|d| DicomInfo {
+                modality: d.modality.clone(),
+                description: d.series_description.clone(),
+                series_number: d.series_number,
+                frame_time_ms: d.frame_time_ms,
+            }),
+            file_window: self.file_window,
+            notices: self.notices.clone(),
         }
     }
 }

@@ -3,6 +3,7 @@
 //! that one input and one prompt give one mask whichever face is used.
 //!
 //! - [`document`]: the open image, clip or volume, and its window.
+//! - [`dicom`]: DICOM files, folders and zips into series, and a series into a document.
 //! - [`prompts`]: prompts per (object, frame) and their one rule.
 //! - [`history`]: undo and redo, one action (prompt, propagation, reset) at a time.
 //! - [`propagation`]: plans and runs that follow a structure through frames.
@@ -16,6 +17,7 @@
 
 pub mod bench;
 pub mod confidence;
+pub mod dicom;
 pub mod document;
 pub mod error;
 pub mod history;

@@ -162,6 +162,8 @@ pub enum SourceFormat {
     Nifti,
     NiftiGz,
     Npz,
+    /// A DICOM series or multi-frame file (`crate::io::dicom::series`).
+    Dicom,
 }
 
 /// The NIfTI-1 header fields that place a volume in space: what a mask written for this

@@ -20,7 +20,7 @@ use thiserror::Error;
 pub struct UnknownWindow(pub String);
 
 /// A window given by its level (centre) and width, in the image's units (HU for CT).
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
 pub struct WindowLevel {
     pub level: f64,
     pub width: f64,

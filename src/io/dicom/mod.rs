@@ -11,6 +11,7 @@
 
 pub mod meta;
 pub mod pixels;
+pub mod series;
 pub mod source;
 
 #[cfg(target_arch = "wasm32")]
@@ -47,6 +48,8 @@ pub enum DicomError {
     Unsupported(String),
     #[error("could not decode frame {frame}: {why}")]
     Decode { frame: usize, why: String },
+    #[error("the series cannot be opened as one: {0}")]
+    Inconsistent(String),
     #[error("too large: {0}")]
     TooLarge(String),
 }
