@@ -219,6 +219,11 @@ impl Document {
         self
     }
 
+    /// The volume's values as read (a volume document only).
+    pub fn source_volume(&self) -> Option<&Volume> {
+        self.volume.as_ref().map(|v| &*v.volume)
+    }
+
     /// The DICOM series the document was opened from.
     pub fn dicom(&self) -> Option<&DicomSource> {
         self.dicom.as_deref()

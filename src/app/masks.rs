@@ -1,6 +1,6 @@
 //! The masks made so far, per object and frame (run-length encoded), and the exports
 //! that read them: a NIfTI label map with the document's geometry, one PNG per frame,
-//! a zip of those PNGs. While a journal is open the store notes what each (object,
+//! a zip of those PNGs, a DICOM Segmentation of a DICOM source. While a journal is open the store notes what each (object,
 //! frame) held before its first change, so that an action can be undone and redone
 //! (`app::history`) from those snapshots instead of by running the model again.
 
@@ -8,7 +8,8 @@ use std::collections::BTreeMap;
 use std::rc::Rc;
 
 use crate::app::document::Document;
-use crate::app::error::{AppError, AppResult};
+use crate::app::error::{AppError, AppResult, ErrorKind};
+use crate::io::dicom::seg::{SegOptions, Segment, write_seg};
 use crate::io::image::encode_mask_png;
 use crate::io::volume::write_nifti_mask;
 use crate::session::mask_store::RleMask;
@@ -273,6 +274,81 @@ impl MaskStore {
             zip.write_all(&png).map_err(|e| zip_err(&e))?;
         }
         Ok(zip.finish().map_err(|e| zip_err(&e))?.into_inner())
+    }
+}
+
+/// How one object appears in a DICOM Segmentation.
+#[derive(Clone, Debug, serde::Deserialize)]
+pub struct SegmentStyle {
+    pub obj: ObjectId,
+    pub label: String,
+    /// sRGB.
+    pub colour: [u8; 3],
+}
+
+/// What a DICOM Segmentation export needs besides the masks: each object's label and
+/// colour (an object not listed is "Object N" in [`DEFAULT_SEGMENT_COLOURS`]) and when it
+/// is made (DA "YYYYMMDD", TM "HHMMSS": the caller's clock, as wasm32 has none).
+#[derive(Clone, Debug, serde::Deserialize)]
+pub struct SegRequest {
+    #[serde(default)]
+    pub segments: Vec<SegmentStyle>,
+    pub date: String,
+    pub time: String,
+}
+
+/// Colours of objects whose caller names none (the CLI): distinct on grey images.
+pub const DEFAULT_SEGMENT_COLOURS: [[u8; 3]; 6] = [
+    [230, 25, 75],
+    [60, 180, 75],
+    [0, 130, 200],
+    [245, 130, 48],
+    [145, 30, 180],
+    [70, 240, 240],
+];
+
+impl MaskStore {
+    /// The masks as a binary DICOM Segmentation of the document's DICOM source: one
+    /// segment per object (`obj`: that one only) that has a mask, in id order.
+    pub fn export_dicom_seg(
+        &self,
+        doc: &Document,
+        obj: Option<ObjectId>,
+        request: &SegRequest,
+        algorithm: &str,
+    ) -> AppResult<Vec<u8>> {
+        let source = doc.dicom().ok_or_else(|| {
+            AppError::bad_input(
+                "a DICOM Segmentation refers to its DICOM source; the open file is not DICOM \
+                 (export NIfTI or PNG instead)",
+            )
+        })?;
+        let mut segments = Vec::new();
+        for (&id, frames) in &self.masks {
+            if obj.is_some_and(|o| o != id) || frames.values().all(|m| m.area() == 0) {
+                continue;
+            }
+            let style = request.segments.iter().find(|s| s.obj == id);
+            let masks = (0..doc.len())
+                .map(|f| frames.get(&f).filter(|m| m.area() > 0).map(|m| m.decode()))
+                .collect();
+            segments.push(Segment {
+                label: style.map_or_else(|| format!("Object {id}"), |s| s.label.clone()),
+                colour: style.map_or(
+                    DEFAULT_SEGMENT_COLOURS[(id as usize - 1) % DEFAULT_SEGMENT_COLOURS.len()],
+                    |s| s.colour,
+                ),
+                masks,
+            });
+        }
+        if segments.is_empty() {
+            return Err(AppError::new(
+                ErrorKind::NoPrompt,
+                "there are no masks to export: segment something first",
+            ));
+        }
+        let options = SegOptions::new(algorithm, &request.date, &request.time);
+        Ok(write_seg(source, &segments, &options)?)
     }
 }
 

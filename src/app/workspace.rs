@@ -12,7 +12,7 @@ use crate::app::confidence::{self, LowConfidence};
 use crate::app::document::{DocInfo, DocKind, Document};
 use crate::app::error::{AppError, AppResult, ErrorKind};
 use crate::app::history::{Action, History, HistoryState, PromptChange, Restored};
-use crate::app::masks::MaskStore;
+use crate::app::masks::{MaskStore, SegRequest};
 use crate::app::model::{LoadedModel, ModelInfo, ModelKind, no_model};
 use crate::app::prompts::{PromptEntry, PromptStore, check_prompt};
 use crate::app::propagation::{
@@ -792,6 +792,18 @@ impl Workspace {
     /// One frame's mask as a PNG ([`MaskStore::export_png`]).
     pub fn export_png(&self, frame: usize, obj: Option<ObjectId>) -> AppResult<Vec<u8>> {
         self.masks.export_png(&*self.doc()?, frame, obj)
+    }
+
+    /// The masks as a DICOM Segmentation of the open DICOM document
+    /// ([`MaskStore::export_dicom_seg`]), naming the loaded model as the algorithm.
+    pub fn export_dicom_seg(
+        &self,
+        obj: Option<ObjectId>,
+        request: &SegRequest,
+    ) -> AppResult<Vec<u8>> {
+        let algorithm = self.model().map_or("MedSeg", |m| m.kind().name());
+        self.masks
+            .export_dicom_seg(&*self.doc()?, obj, request, algorithm)
     }
 
     /// Every frame's mask as PNG in a zip ([`MaskStore::export_png_zip`]).

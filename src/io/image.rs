@@ -76,19 +76,41 @@ fn check_size(w: u32, h: u32) -> Result<(), ImageError> {
 /// Encodes a binary mask (`0` / non-zero, row-major) as a greyscale PNG with 255 = object.
 pub fn encode_mask_png(mask: &[u8], width: usize, height: usize) -> Result<Vec<u8>, ImageError> {
     let pixels: Vec<u8> = mask.iter().map(|&m| if m != 0 { 255 } else { 0 }).collect();
+    encode_png(
+        &pixels,
+        width,
+        height,
+        image::ExtendedColorType::L8,
+        "mask.png",
+    )
+}
+
+/// Encodes an RGB image as a PNG.
+pub fn encode_rgb_png(image: &RgbImage) -> Result<Vec<u8>, ImageError> {
+    encode_png(
+        &image.data,
+        image.width,
+        image.height,
+        image::ExtendedColorType::Rgb8,
+        "frame.png",
+    )
+}
+
+fn encode_png(
+    pixels: &[u8],
+    width: usize,
+    height: usize,
+    color: image::ExtendedColorType,
+    what: &str,
+) -> Result<Vec<u8>, ImageError> {
     let mut out = Vec::new();
     let encoder = image::codecs::png::PngEncoder::new(&mut out);
-    image::ImageEncoder::write_image(
-        encoder,
-        &pixels,
-        width as u32,
-        height as u32,
-        image::ExtendedColorType::L8,
-    )
-    .map_err(|e| ImageError::Write {
-        path: "mask.png".into(),
-        reason: e.to_string(),
-    })?;
+    image::ImageEncoder::write_image(encoder, pixels, width as u32, height as u32, color).map_err(
+        |e| ImageError::Write {
+            path: what.into(),
+            reason: e.to_string(),
+        },
+    )?;
     Ok(out)
 }
 

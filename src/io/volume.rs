@@ -692,16 +692,7 @@ fn decode_elements(raw: &[u8], dtype: DataType, big: bool) -> Vec<f32> {
 /// the volume the geometry came from. Little-endian, `vox_offset` 352, no scaling
 /// (`scl_slope` 1, `scl_inter` 0).
 pub fn write_nifti_mask(geometry: &NiftiGeometry, mask: &[u8]) -> Result<Vec<u8>, VolumeError> {
-    let raw = write_nifti_mask_uncompressed(geometry, mask)?;
-    let mut enc = flate2::write::GzEncoder::new(
-        Vec::with_capacity(raw.len() / 8),
-        flate2::Compression::default(),
-    );
-    use std::io::Write;
-    // Writing into a Vec cannot fail.
-    enc.write_all(&raw)
-        .and_then(|_| enc.finish())
-        .map_err(|e| VolumeError::Gzip(e.to_string()))
+    gzip(&write_nifti_mask_uncompressed(geometry, mask)?)
 }
 
 /// As [`write_nifti_mask`], uncompressed (`.nii`).
@@ -709,12 +700,67 @@ pub fn write_nifti_mask_uncompressed(
     geometry: &NiftiGeometry,
     mask: &[u8],
 ) -> Result<Vec<u8>, VolumeError> {
+    write_nifti(geometry, DataType::U8, mask, "MedSeg mask")
+}
+
+/// Writes a volume's values as a gzipped NIfTI-1 with its geometry: int16 or uint16 when
+/// it was read as such (CT in HU, MR), else float32 (integers in other types would not
+/// survive a narrower type; f32 is what the values are held in).
+pub fn write_nifti_volume(volume: &Volume) -> Result<Vec<u8>, VolumeError> {
+    let (dtype, raw): (DataType, Vec<u8>) = match volume.dtype {
+        DataType::I16 => (
+            DataType::I16,
+            volume
+                .data
+                .iter()
+                .flat_map(|&v| (v as i16).to_le_bytes())
+                .collect(),
+        ),
+        DataType::U16 => (
+            DataType::U16,
+            volume
+                .data
+                .iter()
+                .flat_map(|&v| (v as u16).to_le_bytes())
+                .collect(),
+        ),
+        DataType::U8 | DataType::Bool => {
+            (DataType::U8, volume.data.iter().map(|&v| v as u8).collect())
+        }
+        _ => (
+            DataType::F32,
+            volume.data.iter().flat_map(|&v| v.to_le_bytes()).collect(),
+        ),
+    };
+    gzip(&write_nifti(&volume.geometry, dtype, &raw, "MedSeg")?)
+}
+
+fn gzip(raw: &[u8]) -> Result<Vec<u8>, VolumeError> {
+    let mut enc = flate2::write::GzEncoder::new(
+        Vec::with_capacity(raw.len() / 8),
+        flate2::Compression::default(),
+    );
+    use std::io::Write;
+    // Writing into a Vec cannot fail.
+    enc.write_all(raw)
+        .and_then(|_| enc.finish())
+        .map_err(|e| VolumeError::Gzip(e.to_string()))
+}
+
+/// A NIfTI-1 single file: the header of `geometry` and `dtype`, then `data` (that type's
+/// little-endian elements, `nx * ny * nz` of them).
+fn write_nifti(
+    geometry: &NiftiGeometry,
+    dtype: DataType,
+    data: &[u8],
+    descrip: &str,
+) -> Result<Vec<u8>, VolumeError> {
     let [nx, ny, nz] = geometry.dims;
-    let expected = check_voxel_count(&geometry.dims)?;
-    if mask.len() != expected {
+    let voxels = check_voxel_count(&geometry.dims)?;
+    if data.len() != voxels * dtype.size() {
         return Err(VolumeError::MaskLength {
-            got: mask.len(),
-            expected,
+            got: data.len() / dtype.size(),
+            expected: voxels,
             dims: geometry.dims,
         });
     }
@@ -738,8 +784,8 @@ pub fn write_nifti_mask_uncompressed(
     for (n, d) in dim.iter().enumerate() {
         put_i16(&mut h, 40 + 2 * n, *d);
     }
-    put_i16(&mut h, 70, DataType::U8.nifti_code());
-    put_i16(&mut h, 72, 8); // bitpix
+    put_i16(&mut h, 70, dtype.nifti_code());
+    put_i16(&mut h, 72, 8 * dtype.size() as i16); // bitpix
     for (n, p) in geometry.pixdim.iter().enumerate() {
         put_f32(&mut h, 76 + 4 * n, *p);
     }
@@ -747,7 +793,7 @@ pub fn write_nifti_mask_uncompressed(
     put_f32(&mut h, 112, 1.0); // scl_slope
     put_f32(&mut h, 116, 0.0); // scl_inter
     h[123] = geometry.xyzt_units;
-    let descrip = b"MedSeg mask";
+    let descrip = &descrip.as_bytes()[..descrip.len().min(79)];
     h[148..148 + descrip.len()].copy_from_slice(descrip);
     put_i16(&mut h, 252, geometry.qform_code);
     put_i16(&mut h, 254, geometry.sform_code);
@@ -762,7 +808,8 @@ pub fn write_nifti_mask_uncompressed(
     }
     h[344..348].copy_from_slice(b"n+1\0");
     // Bytes 348..352: extension flag 0 (no extensions).
-    h.extend_from_slice(mask);
+    h.reserve(data.len());
+    h.extend_from_slice(data);
     Ok(h)
 }
 

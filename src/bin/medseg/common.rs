@@ -3,7 +3,8 @@
 
 use std::path::{Path, PathBuf};
 
-use medseg::app::{LoadedModel, ModelInfo, Workspace};
+use medseg::app::dicom::{DicomImport, DicomOpening};
+use medseg::app::{Document, LoadedModel, ModelInfo, Workspace};
 use medseg::model::config::Sam2Preset;
 use medseg::weights::TensorStore;
 
@@ -59,4 +60,126 @@ impl ModelArgs {
         ws.set_model(model);
         Ok((ws, info))
     }
+}
+
+/// Whether `path` is DICOM input: a Part 10 file, a zip without `.npy` entries (a MedSAM
+/// `.npz` is a zip too), or a folder holding a Part 10 file anywhere below it.
+pub fn is_dicom_input(path: &Path) -> CliResult<bool> {
+    if path.is_dir() {
+        return Ok(files_below(path)?.iter().any(|f| starts_like_dicom(f)));
+    }
+    let bytes = read_file(path)?;
+    if medseg::io::dicom::is_part10(&bytes) {
+        return Ok(true);
+    }
+    let zip = bytes.starts_with(b"PK\x03\x04");
+    Ok(zip
+        && zip::ZipArchive::new(std::io::Cursor::new(&bytes))
+            .is_ok_and(|z| !z.file_names().any(|n| n.ends_with(".npy"))))
+}
+
+fn starts_like_dicom(path: &Path) -> bool {
+    use std::io::Read;
+    let mut head = [0u8; 132];
+    std::fs::File::open(path)
+        .and_then(|mut f| f.read_exact(&mut head))
+        .is_ok_and(|_| medseg::io::dicom::is_part10(&head))
+}
+
+/// Every file below `dir`, in path order.
+fn files_below(dir: &Path) -> CliResult<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        let entries =
+            std::fs::read_dir(&d).map_err(|e| format!("cannot read {}: {e}", d.display()))?;
+        for entry in entries {
+            let path = entry
+                .map_err(|e| format!("cannot read {}: {e}", d.display()))?
+                .path();
+            if path.is_dir() {
+                todo.push(path);
+            } else {
+                out.push(path);
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Opens DICOM input (a file, a zip, or a folder: its files that are not DICOM are
+/// skipped with a note) as the page does, the series `series` (a Series Instance UID)
+/// when it holds several.
+pub fn open_dicom(path: &Path, series: Option<&str>) -> CliResult<Document> {
+    let name = path.display().to_string();
+    let mut import = DicomImport::new();
+    if path.is_dir() {
+        for file in files_below(path)? {
+            let shown = file.display().to_string();
+            if !starts_like_dicom(&file) {
+                import.skip(&shown, "not a DICOM file");
+                continue;
+            }
+            import
+                .add(&shown, &read_file(&file)?)
+                .map_err(|e| e.to_string())?;
+        }
+    } else {
+        import
+            .add(&name, &read_file(path)?)
+            .map_err(|e| e.to_string())?;
+    }
+    let doc = match import.open(&name, series).map_err(|e| e.to_string())? {
+        DicomOpening::Opened(doc) => doc,
+        DicomOpening::ChooseSeries(list) => {
+            let rows: Vec<String> = list
+                .iter()
+                .map(|s| {
+                    format!(
+                        "  {}  {} {:?}: {} frame(s) of {}×{}, a {:?}",
+                        s.uid,
+                        s.modality.as_deref().unwrap_or("?"),
+                        s.description.as_deref().unwrap_or(""),
+                        s.frames,
+                        s.columns,
+                        s.rows,
+                        s.kind
+                    )
+                })
+                .collect();
+            return Err(format!(
+                "{name} holds {} series; choose one with --series UID:\n{}",
+                list.len(),
+                rows.join("\n")
+            ));
+        }
+    };
+    for notice in &doc.info().notices {
+        eprintln!("note: {notice}");
+    }
+    Ok(doc)
+}
+
+/// The system clock as DICOM DA ("YYYYMMDD") and TM ("HHMMSS"), in UTC (std knows no
+/// local time zone).
+pub fn utc_date_time() -> (String, String) {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let (days, rest) = ((secs / 86_400) as i64, secs % 86_400);
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (
+        format!("{year:04}{month:02}{day:02}"),
+        format!("{:02}{:02}{:02}", rest / 3600, rest % 3600 / 60, rest % 60),
+    )
 }

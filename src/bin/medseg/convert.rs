@@ -1,4 +1,5 @@
-//! `medseg convert`: an official checkpoint to safetensors that records its architecture.
+//! `medseg convert`: an official checkpoint to safetensors that records its architecture,
+//! or DICOM (a series folder or zip, a multi-frame file) to NIfTI or to PNG frames.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -9,16 +10,26 @@ use medseg::model::detect_architecture;
 use medseg::weights::HostTensor;
 use medseg::weights::safetensors_io::{StoredPrecision, write};
 
-use crate::common::{CliResult, preset, read_weights, write_file};
+use medseg::app::DocKind;
+use medseg::io::image::encode_rgb_png;
+use medseg::io::volume::write_nifti_volume;
+
+use crate::common::{CliResult, is_dicom_input, open_dicom, preset, read_weights, write_file};
 
 /// Convert an official PyTorch checkpoint (LiteMedSAM .pth, MedSAM2 .pt) or a safetensors
-/// file to safetensors with the architecture in its metadata.
+/// file to safetensors with the architecture in its metadata; or DICOM input (a series
+/// folder or zip, a multi-frame file) to NIfTI (`OUT.nii.gz`: a volume, with the affine
+/// from the DICOM geometry) or to a folder of PNG frames (`OUT/`, ending in a slash: a cine
+/// or an image).
 #[derive(clap::Args)]
 pub struct Args {
-    /// The checkpoint to read.
+    /// The checkpoint, or DICOM file / folder / zip, to read.
     input: PathBuf,
-    /// The .safetensors file to write.
+    /// The .safetensors file, .nii.gz file or folder/ to write.
     output: PathBuf,
+    /// The DICOM series to convert (Series Instance UID) when the input holds several.
+    #[arg(long)]
+    series: Option<String>,
     /// Store float16 (half the size).
     #[arg(long)]
     half: bool,
@@ -28,6 +39,9 @@ pub struct Args {
 }
 
 pub fn run(a: Args) -> CliResult {
+    if is_dicom_input(&a.input)? {
+        return convert_dicom(&a);
+    }
     let input = a.input.display().to_string();
     let store = read_weights(&a.input)?;
     let arch = detect_architecture(&store, a.config).map_err(|e| format!("{input}: {e}"))?;
@@ -54,5 +68,60 @@ pub fn run(a: Args) -> CliResult {
         tensors.len(),
         bytes.len() as f64 / 1e6
     );
+    Ok(())
+}
+
+fn convert_dicom(a: &Args) -> CliResult {
+    let doc = open_dicom(&a.input, a.series.as_deref())?;
+    let to_folder = a.output.as_os_str().to_string_lossy().ends_with('/');
+    let info = doc.info();
+    match (doc.source_volume(), to_folder) {
+        (Some(volume), false) => {
+            let bytes = write_nifti_volume(volume).map_err(|e| e.to_string())?;
+            write_file(&a.output, &bytes)?;
+            let [x, y, z] = volume.spacing;
+            println!(
+                "wrote {}: {}×{}×{} voxels of {x:.3}×{y:.3}×{z:.3} mm",
+                a.output.display(),
+                info.width,
+                info.height,
+                info.frames
+            );
+        }
+        (None, true) => {
+            std::fs::create_dir_all(&a.output)
+                .map_err(|e| format!("cannot create {}: {e}", a.output.display()))?;
+            for k in 0..doc.len() {
+                let frame = doc.frame_rgb(k).map_err(|e| e.to_string())?;
+                let png = encode_rgb_png(&frame).map_err(|e| e.to_string())?;
+                write_file(&a.output.join(format!("frame_{k:05}.png")), &png)?;
+            }
+            println!(
+                "wrote {} PNG frames of {}×{} to {}",
+                doc.len(),
+                info.width,
+                info.height,
+                a.output.display()
+            );
+        }
+        (Some(_), true) => {
+            return Err(format!(
+                "{} is a volume: convert it to a .nii.gz (an output without the trailing slash)",
+                a.input.display()
+            ));
+        }
+        (None, false) => {
+            let what = if doc.kind() == DocKind::Clip {
+                "a cine"
+            } else {
+                "an image"
+            };
+            return Err(format!(
+                "{} is {what}: convert it to a folder of PNG frames (an output ending in a slash, e.g. {}/)",
+                a.input.display(),
+                a.output.display()
+            ));
+        }
+    }
     Ok(())
 }

@@ -12,20 +12,28 @@ use medseg::io::window::WindowPreset;
 use medseg::predictor::ImagePrompt;
 use medseg::session::frames::FolderFrames;
 
-use crate::common::{CliResult, ModelArgs, numbers, read_file, write_file};
+use crate::common::{
+    CliResult, ModelArgs, is_dicom_input, numbers, open_dicom, read_file, utc_date_time, write_file,
+};
+use medseg::app::masks::SegRequest;
 
-/// Follow a structure through a volume (NIfTI .nii/.nii.gz or MedSAM .npz) or a folder of
-/// PNG/JPEG frames from a box on frame/slice K. MedSAM2 weights track with SAM 2 memory
-/// (volumes: MedSAM2's two-pass recipe), LiteMedSAM weights with the walk that prompts
-/// each slice with the box of its neighbour's mask. Volumes give a NIfTI mask with the input's geometry, frame folders a folder
-/// of PNG masks (mask_00000.png, ...).
+/// Follow a structure through a volume (NIfTI .nii/.nii.gz, MedSAM .npz, a DICOM series
+/// folder or zip, an enhanced multi-frame DICOM), a clip (a multi-frame DICOM cine) or a
+/// folder of PNG/JPEG frames from a box on frame/slice K. MedSAM2 weights track with SAM 2
+/// memory (volumes: MedSAM2's two-pass recipe), LiteMedSAM weights with the walk that
+/// prompts each slice with the box of its neighbour's mask. Volumes give a NIfTI mask with
+/// the input's geometry, clips a folder of PNG masks (mask_00000.png, ...); DICOM input
+/// gives a DICOM Segmentation when --out ends in .dcm.
 #[derive(clap::Args)]
 pub struct Args {
     #[command(flatten)]
     model: ModelArgs,
-    /// A volume file or a folder of frames.
+    /// A volume file, a DICOM file, folder or zip, or a folder of frames.
     #[arg(long)]
     input: PathBuf,
+    /// The DICOM series to open (Series Instance UID) when the input holds several.
+    #[arg(long)]
+    series: Option<String>,
     /// The frame (slice) the box is on.
     #[arg(long)]
     frame: usize,
@@ -46,14 +54,27 @@ pub struct Args {
     /// as the browser does).
     #[arg(long, default_value = "auto")]
     window: String,
-    /// The mask to write: a .nii.gz for volumes, a folder for frames.
+    /// The mask to write: a .nii.gz for volumes, a folder for frames, a .dcm (DICOM
+    /// Segmentation) for DICOM input.
     #[arg(long)]
     out: PathBuf,
 }
 
 pub fn run(a: Args) -> CliResult {
     let window = WindowPreset::parse(&a.window).map_err(|e| format!("--window: {e}"))?;
-    let doc = open_input(&a.input, window)?;
+    let doc = open_input(&a.input, window, a.series.as_deref())?;
+    let seg_out = a
+        .out
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("dcm"));
+    if seg_out && doc.dicom().is_none() {
+        return Err(format!(
+            "--out {}: a DICOM Segmentation refers to its DICOM source; {} is not DICOM \
+             (write a .nii.gz or a folder instead)",
+            a.out.display(),
+            a.input.display()
+        ));
+    }
     let depth = doc.len();
     if a.frame >= depth {
         return Err(format!(
@@ -113,7 +134,18 @@ pub fn run(a: Args) -> CliResult {
         .into_iter()
         .filter(|&f| ws.masks().get(a.obj, f).is_some_and(|m| m.area() > 0))
         .count();
-    if kind == DocKind::Volume {
+    if seg_out {
+        let (date, time) = utc_date_time();
+        let request = SegRequest {
+            segments: Vec::new(),
+            date,
+            time,
+        };
+        let seg = ws
+            .export_dicom_seg(None, &request)
+            .map_err(|e| e.to_string())?;
+        write_file(&a.out, &seg)?;
+    } else if kind == DocKind::Volume {
         write_file(&a.out, &ws.export_nifti(None).map_err(|e| e.to_string())?)?;
     } else {
         std::fs::create_dir_all(&a.out)
@@ -132,9 +164,21 @@ pub fn run(a: Args) -> CliResult {
     Ok(())
 }
 
-/// A folder of frames (decoded as the model reaches them) or a volume file.
-fn open_input(path: &std::path::Path, window: Option<WindowPreset>) -> CliResult<Document> {
+/// DICOM input (with `window` for a volume), a folder of frames (decoded as the model
+/// reaches them) or a volume file.
+fn open_input(
+    path: &std::path::Path,
+    window: Option<WindowPreset>,
+    series: Option<&str>,
+) -> CliResult<Document> {
     let name = path.display().to_string();
+    if is_dicom_input(path)? {
+        let doc = open_dicom(path, series)?;
+        return match (doc.kind(), window) {
+            (DocKind::Volume, Some(_)) => doc.rewindowed(window).map_err(|e| e.to_string()),
+            _ => Ok(doc),
+        };
+    }
     let doc = if path.is_dir() {
         let frames = FolderFrames::open(path).map_err(|e| e.to_string())?;
         Document::clip_from_source(name, Arc::new(frames))

@@ -242,7 +242,7 @@ fn normal(o: &[f64; 6]) -> Result<[f64; 3], DicomError> {
         r[0] * c[1] - r[1] * c[0],
     ];
     let len = dot(n, n).sqrt();
-    if !(len > 1e-6) || !len.is_finite() {
+    if len.is_nan() || len <= 1e-6 || !len.is_finite() {
         return Err(DicomError::BadAttribute {
             name: "Image Orientation (Patient)",
             why: format!("{o:?} has parallel row and column directions"),
@@ -420,7 +420,7 @@ fn volume(members: &[&DicomFile]) -> Result<Opened, DicomError> {
     let frames = slices
         .iter()
         .map(|s| {
-            let multi = image_meta(s.file).map_or(false, |i| i.frames > 1);
+            let multi = image_meta(s.file).is_ok_and(|i| i.frames > 1);
             frame_ref(
                 s.file,
                 multi.then_some(s.frame as u32 + 1),

@@ -1,0 +1,213 @@
+//! DICOM series folders against dcm2niix, the geometry oracle: `medseg convert FOLDER
+//! OUT.nii.gz` must give the same voxels at the same places. MedSeg keeps DICOM's row
+//! order where dcm2niix flips the rows (both with the affine to match), so the test maps
+//! each of our voxels through our affine and the inverse of dcm2niix's: the map must be a
+//! signed permutation of the axes with whole-voxel offsets (the grids coincide to 1e-3 mm),
+//! and every voxel must hold the same value.
+//!
+//! Also the series rules through the CLI: two series in one folder need `--series`, a
+//! folder with a non-DICOM file opens with a note, two slices at one place are refused.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::{dicom_corpus, dicom_python, medseg, medseg_ok};
+use medseg::io::volume::Volume;
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir =
+        std::env::temp_dir().join(format!("medseg-dicom-series-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
+}
+
+fn synthetic_series(dir: &Path, count: usize, spacing: f64) {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/dicom/make_ct_series.py");
+    let out = Command::new(dicom_python())
+        .arg(script)
+        .arg(dir)
+        .arg(count.to_string())
+        .arg(spacing.to_string())
+        .output()
+        .expect("run make_ct_series.py");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn dcm2niix(input: &Path, out_dir: &Path) -> Volume {
+    let out = Command::new("dcm2niix")
+        .args(["-z", "y", "-f", "ref", "-o"])
+        .arg(out_dir)
+        .arg(input)
+        .output()
+        .expect("dcm2niix is installed by scripts/setup.sh");
+    assert!(
+        out.status.success(),
+        "dcm2niix: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let bytes = std::fs::read(out_dir.join("ref.nii.gz")).expect("dcm2niix wrote ref.nii.gz");
+    Volume::from_bytes(&bytes).expect("read dcm2niix's NIfTI")
+}
+
+fn ours(input: &Path, out_dir: &Path) -> Volume {
+    let out = out_dir.join("medseg.nii.gz");
+    medseg_ok(&["convert", input.to_str().unwrap(), out.to_str().unwrap()]);
+    Volume::from_bytes(&std::fs::read(&out).unwrap()).expect("read our NIfTI")
+}
+
+fn invert(a: &[[f64; 4]; 4]) -> [[f64; 4]; 4] {
+    // The affine's 3×3 part by its adjugate, then the translation.
+    let m = |r: usize, c: usize| a[r][c];
+    let det = m(0, 0) * (m(1, 1) * m(2, 2) - m(1, 2) * m(2, 1))
+        - m(0, 1) * (m(1, 0) * m(2, 2) - m(1, 2) * m(2, 0))
+        + m(0, 2) * (m(1, 0) * m(2, 1) - m(1, 1) * m(2, 0));
+    assert!(det.abs() > 1e-9, "singular affine {a:?}");
+    let mut inv = [[0.0; 4]; 4];
+    for r in 0..3 {
+        for c in 0..3 {
+            let (r1, r2) = ((c + 1) % 3, (c + 2) % 3);
+            let (c1, c2) = ((r + 1) % 3, (r + 2) % 3);
+            inv[r][c] = (m(r1, c1) * m(r2, c2) - m(r1, c2) * m(r2, c1)) / det;
+        }
+    }
+    for r in 0..3 {
+        inv[r][3] = -(0..3).map(|c| inv[r][c] * a[c][3]).sum::<f64>();
+    }
+    inv[3][3] = 1.0;
+    inv
+}
+
+fn apply(a: &[[f64; 4]; 4], p: [f64; 3]) -> [f64; 3] {
+    [0, 1, 2].map(|r| a[r][0] * p[0] + a[r][1] * p[1] + a[r][2] * p[2] + a[r][3])
+}
+
+/// Checks that `got` holds `want`'s voxels at `want`'s places; returns the worst
+/// distance (mm) between a voxel centre of ours and the matching one of dcm2niix.
+fn same_voxels_same_places(got: &Volume, want: &Volume) -> f64 {
+    let (a_got, a_want) = (got.geometry.affine(), want.geometry.affine());
+    let to_want = invert(&a_want);
+    let [nx, ny, nz] = got.dims;
+    let mut sorted_want = want.dims;
+    let mut sorted_got = got.dims;
+    sorted_want.sort();
+    sorted_got.sort();
+    assert_eq!(
+        sorted_got, sorted_want,
+        "the same grid size (in some axis order)"
+    );
+    let mut worst_mm = 0f64;
+    let mut compared = 0usize;
+    for k in 0..nz {
+        for j in 0..ny {
+            for i in 0..nx {
+                let world = apply(&a_got, [i as f64, j as f64, k as f64]);
+                let idx = apply(&to_want, world);
+                let rounded = idx.map(f64::round);
+                let back = apply(&a_want, rounded);
+                let mm = (0..3)
+                    .map(|a| (back[a] - world[a]).powi(2))
+                    .sum::<f64>()
+                    .sqrt();
+                worst_mm = worst_mm.max(mm);
+                let [wi, wj, wk] = rounded;
+                assert!(
+                    (0.0..want.dims[0] as f64).contains(&wi)
+                        && (0.0..want.dims[1] as f64).contains(&wj)
+                        && (0.0..want.dims[2] as f64).contains(&wk),
+                    "our voxel ({i},{j},{k}) lies outside dcm2niix's grid ({idx:?})"
+                );
+                let w = want.get(wk as usize, wj as usize, wi as usize);
+                let g = got.get(k, j, i);
+                assert_eq!(g, w, "voxel ({i},{j},{k}) = dcm2niix ({wi},{wj},{wk})");
+                compared += 1;
+            }
+        }
+    }
+    assert_eq!(compared, want.len());
+    worst_mm
+}
+
+#[test]
+fn a_ct_series_folder_converts_to_dcm2niix_voxels_and_affine() {
+    let (_, test_files) = dicom_corpus();
+    let synthetic = temp_dir("synthetic");
+    let series = synthetic.join("series");
+    synthetic_series(&series, 24, 2.5);
+    let real = test_files.join("dicomdirtests/98892001/CT5N");
+    for (name, input) in [
+        ("oblique synthetic CT", series.as_path()),
+        ("CT5N", real.as_path()),
+    ] {
+        let out = temp_dir(&format!("out-{}", name.len()));
+        let want = dcm2niix(input, &out);
+        let got = ours(input, &out);
+        let worst = same_voxels_same_places(&got, &want);
+        println!(
+            "{name}: {:?} voxels equal dcm2niix's; worst voxel-centre distance {worst:.2e} mm; \
+             spacing {:?} vs {:?}",
+            got.dims, got.spacing, want.spacing
+        );
+        assert!(worst <= 1e-3, "{name}: voxel centres differ by {worst} mm");
+        let _ = std::fs::remove_dir_all(&out);
+    }
+    let _ = std::fs::remove_dir_all(&synthetic);
+}
+
+#[test]
+fn series_rules_through_the_cli() {
+    let dir = temp_dir("rules");
+    let mixed = dir.join("mixed");
+    synthetic_series(&mixed.join("a"), 6, 2.0);
+    synthetic_series(&mixed.join("b"), 4, 3.0);
+    std::fs::write(mixed.join("README.txt"), "not DICOM").unwrap();
+    let out = dir.join("o.nii.gz");
+    let (o, m) = (out.to_str().unwrap(), mixed.to_str().unwrap());
+
+    // Two series: a clear list, nothing written.
+    let r = medseg(&["convert", m, o]);
+    let err = String::from_utf8_lossy(&r.stderr);
+    assert!(!r.status.success());
+    assert!(
+        err.contains("holds 2 series") && err.contains("--series"),
+        "{err}"
+    );
+    assert!(!out.exists());
+
+    // Choosing one: the other series and the text file are skipped with a note.
+    let uid_line = err
+        .lines()
+        .find(|l| l.contains(": 4 frame(s)"))
+        .expect("the 4-slice series is listed");
+    let uid = uid_line.split_whitespace().next().unwrap();
+    let r = medseg_ok(&["convert", m, o, "--series", uid]);
+    let note = String::from_utf8_lossy(&r.stderr);
+    assert!(note.contains("README.txt: not a DICOM file"), "{note}");
+    let v = Volume::from_bytes(&std::fs::read(&out).unwrap()).unwrap();
+    assert_eq!(v.dims[2], 4);
+    assert!((v.spacing[2] - 3.0).abs() < 1e-4, "{:?}", v.spacing);
+
+    // A duplicate slice (the same file twice under two names) is refused.
+    let dup = dir.join("dup");
+    synthetic_series(&dup, 3, 2.0);
+    let first = std::fs::read_dir(&dup)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    std::fs::copy(&first, dup.join("copy")).unwrap();
+    let r = medseg(&["convert", dup.to_str().unwrap(), o]);
+    let err = String::from_utf8_lossy(&r.stderr);
+    assert!(
+        !r.status.success() && err.contains("same position"),
+        "{err}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
