@@ -42,6 +42,18 @@ rm -rf pkg.partial
 names=(--remove-name-section)
 [ "${MEDSEG_WASM_NAMES:-0}" = 1 ] && names=()
 wasm-bindgen --target web "${names[@]}" --out-dir pkg.partial --out-name medseg "$wasm"
+# The module may import only what wasm-bindgen's JS provides. A C function a Rust crate
+# declares and nothing defines (openjp2's malloc & co., see src/io/dicom/wasm_libc.rs)
+# becomes an "env" import that no browser can satisfy: refuse it here, by name (where
+# node is installed: scripts/serve.sh may run without it; the browser tests always have it).
+env_imports=""
+if have node; then
+  env_imports=$(node -e '
+    const m = new WebAssembly.Module(require("fs").readFileSync(process.argv[1]));
+    console.log(WebAssembly.Module.imports(m).filter((i) => i.module === "env").map((i) => i.name).join(" "));
+  ' pkg.partial/medseg_bg.wasm)
+fi
+[ -z "$env_imports" ] || die "pkg.partial/medseg_bg.wasm imports undefined C functions from \"env\": $env_imports"
 rm -rf pkg
 mv pkg.partial pkg
 log "pkg/medseg_bg.wasm: $(wc -c <pkg/medseg_bg.wasm | tr -d ' ') bytes ($PROFILE)" \
