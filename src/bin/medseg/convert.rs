@@ -116,10 +116,14 @@ fn convert_dicom(a: &Args) -> CliResult {
             } else {
                 "an image"
             };
+            let stem = a.output.to_string_lossy();
+            let stem = stem
+                .trim_end_matches(".gz")
+                .trim_end_matches(".nii")
+                .to_string();
             return Err(format!(
-                "{} is {what}: convert it to a folder of PNG frames (an output ending in a slash, e.g. {}/)",
-                a.input.display(),
-                a.output.display()
+                "{} is {what}: convert it to a folder of PNG frames (an output ending in a slash, e.g. {stem}/)",
+                a.input.display()
             ));
         }
     }

@@ -1,6 +1,8 @@
 //! DICOM files into series, and a series into what MedSeg opens: a volume (a CT/MR series
 //! of slices, or an enhanced multi-frame file with a plane position per frame), a clip
-//! (a multi-frame cine: ultrasound, angiography, endoscopy) or an image (one 2-D frame).
+//! (a multi-frame cine: ultrasound, angiography, endoscopy) or an image (one 2-D frame:
+//! radiographs, stills; but one CT/MR/PET slice opens as a one-slice volume, so that its
+//! values and the CT windows stay).
 //!
 //! Volumes are assembled as dcm2niix and SimpleITK do: slices sorted along the slice
 //! normal (the cross product of Image Orientation's row and column directions) by their
@@ -121,6 +123,9 @@ pub fn group(files: &[DicomFile]) -> Vec<(SeriesInfo, Vec<usize>)> {
         .collect()
 }
 
+/// Modalities whose single slices open as one-slice volumes (their values, e.g. HU, kept).
+const SLICE_MODALITIES: &[&str] = &["CT", "MR", "PT", "NM"];
+
 /// Modalities whose multi-frame files are cines (frames in time), whatever their geometry.
 const CINE_MODALITIES: &[&str] = &["US", "XA", "RF", "ES", "XC", "GM", "IVUS", "OCT"];
 
@@ -135,26 +140,33 @@ fn kind_of(files: &[DicomFile], idx: &[usize]) -> SeriesKind {
         .as_deref()
         .is_some_and(|m| CINE_MODALITIES.contains(&m));
     let grey = image.samples_per_pixel == 1 && image.photometric.starts_with("MONOCHROME");
+    let placed = image.orientation.is_some() && image.positions.len() == image.frames;
     if idx.len() == 1 {
         if image.frames == 1 {
-            SeriesKind::Image
-        } else if !cine
-            && grey
-            && image.orientation.is_some()
-            && image.positions.len() == image.frames
-        {
+            // One CT/MR/PET slice keeps its values (HU windows); other stills are images.
+            let tomographic = first
+                .meta
+                .modality
+                .as_deref()
+                .is_some_and(|m| SLICE_MODALITIES.contains(&m));
+            if tomographic && grey && placed {
+                SeriesKind::Volume
+            } else {
+                SeriesKind::Image
+            }
+        } else if !cine && grey && placed {
             SeriesKind::Volume
         } else {
             SeriesKind::Clip
         }
     } else {
-        let placed =
+        let every_slice_placed =
             idx.iter().all(|&n| {
                 files[n].meta.image.as_ref().is_some_and(|i| {
                     i.frames == 1 && i.orientation.is_some() && i.positions.len() == 1
                 })
             });
-        if placed && grey && !cine {
+        if every_slice_placed && grey && !cine {
             SeriesKind::Volume
         } else {
             SeriesKind::Clip
