@@ -344,13 +344,21 @@ fn required_uint(obj: &Object, tag: Tag, name: &'static str) -> Result<usize, Di
 }
 
 /// A numeric attribute's values (DS, FD, FL, IS …); `None` when absent, empty or not numbers.
+/// An element of VR UN (explicit VR files that did not know the attribute) holds the
+/// raw bytes: decimal strings are read from their text.
 pub(crate) fn floats(obj: &Object, tag: Tag) -> Option<Vec<f64>> {
-    let v = obj
-        .element_opt(tag)
-        .ok()
-        .flatten()?
-        .to_multi_float64()
-        .ok()?;
+    let e = obj.element_opt(tag).ok().flatten()?;
+    let v = if e.vr() == dicom_core::VR::UN {
+        let bytes = e.value().to_bytes().ok()?;
+        let text = std::str::from_utf8(&bytes).ok()?;
+        text.trim_matches(|c: char| c == '\0' || c.is_whitespace())
+            .split('\\')
+            .map(|s| s.trim().parse::<f64>())
+            .collect::<Result<Vec<f64>, _>>()
+            .ok()?
+    } else {
+        e.to_multi_float64().ok()?
+    };
     (!v.is_empty()).then_some(v)
 }
 
