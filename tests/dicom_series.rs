@@ -211,3 +211,70 @@ fn series_rules_through_the_cli() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `medseg track` on a DICOM cine writes a Segmentation (`--out .dcm`) that highdicom
+/// reads back with the same masks as the PNG folder the same run writes otherwise, and
+/// that dciodvfy finds no error in.
+#[test]
+fn track_on_a_dicom_cine_writes_a_seg_with_the_png_masks() {
+    let (_, test_files) = dicom_corpus();
+    let cine = test_files.join("examples_ybr_color.dcm");
+    let dir = temp_dir("track");
+    let (seg, pngs) = (dir.join("mask.dcm"), dir.join("masks"));
+    let model = common::lite_medsam_checkpoint();
+    for out in [&seg, &pngs] {
+        medseg_ok(&[
+            "track",
+            "--model",
+            model.to_str().unwrap(),
+            "--input",
+            cine.to_str().unwrap(),
+            "--frame",
+            "10",
+            "--box",
+            "100,80,200,160",
+            "--range",
+            "9,11",
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+    }
+    let check = r#"
+import sys, numpy as np, highdicom as hd, pydicom
+from PIL import Image
+seg = hd.seg.segread(sys.argv[1])
+src = pydicom.dcmread(sys.argv[2], stop_before_pixels=True)
+assert [s.SegmentLabel for s in seg.SegmentSequence] == ["Object 1"], seg.SegmentSequence
+px = seg.get_pixels_by_source_frame(source_sop_instance_uid=src.SOPInstanceUID,
+    source_frame_numbers=list(range(1, int(src.NumberOfFrames) + 1)), ignore_spatial_locations=True,
+    assert_missing_frames_are_empty=True)
+for f in range(int(src.NumberOfFrames)):
+    png = np.array(Image.open(f"{sys.argv[3]}/mask_{f:05d}.png")) > 0
+    assert (px[f, :, :, 0] > 0).tolist() == png.tolist(), f"frame {f} differs"
+print("frames with a mask:", [f for f in range(px.shape[0]) if px[f].any()])
+"#;
+    let out = Command::new(dicom_python())
+        .args(["-c", check])
+        .arg(&seg)
+        .arg(&cine)
+        .arg(&pngs)
+        .output()
+        .expect("run highdicom");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("[9, 10, 11]"), "{text}");
+    let v = Command::new("dciodvfy")
+        .arg(&seg)
+        .output()
+        .expect("dciodvfy");
+    let report = String::from_utf8_lossy(&v.stderr);
+    assert!(
+        v.status.success() && !report.lines().any(|l| l.starts_with("Error")),
+        "{report}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
