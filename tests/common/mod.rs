@@ -308,7 +308,11 @@ pub fn dicom_corpus() -> (PathBuf, PathBuf) {
         ])
         .output()
         .expect("run the DICOM venv's python");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8_lossy(&out.stdout);
     let mut lines = text.lines().map(PathBuf::from);
     let (Some(data), Some(test_files)) = (lines.next(), lines.next()) else {
