@@ -11,6 +11,7 @@
 
 pub mod meta;
 pub mod pixels;
+pub mod seg;
 pub mod series;
 pub mod source;
 
@@ -52,6 +53,26 @@ pub enum DicomError {
     Inconsistent(String),
     #[error("too large: {0}")]
     TooLarge(String),
+    #[error("no masks to export: every mask is empty")]
+    NoMasks,
+    #[error("segment {segment} has {got} masks, the document has {expected} frames")]
+    MaskFrames {
+        segment: usize,
+        got: usize,
+        expected: usize,
+    },
+    #[error(
+        "segment {segment}, frame {frame}: the mask has {got} pixels, the image {rows}×{columns}"
+    )]
+    MaskSize {
+        segment: usize,
+        frame: usize,
+        got: usize,
+        rows: usize,
+        columns: usize,
+    },
+    #[error("could not write the DICOM file: {0}")]
+    Write(String),
 }
 
 /// One DICOM file, parsed: what MedSeg reads from its header ([`Meta`]) and the data
