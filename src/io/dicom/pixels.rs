@@ -1,7 +1,8 @@
 //! A DICOM file's frames decoded to values.
 //!
-//! dicom-rs decodes the compressed frames (JPEG, JPEG 2000); everything else is done here,
-//! checked against the header first: the native layouts (bits allocated 1/8/16/32, either
+//! dicom-rs decodes the compressed frames (JPEG, JPEG 2000), pure_jpegls the one-component
+//! JPEG-LS frames (lossless and near-lossless); everything else is done here, checked
+//! against the header first: the native layouts (bits allocated 1/8/16/32, either
 //! byte order, planar configuration, YBR_FULL_422's subsampled buffer), RLE Lossless (any
 //! bits allocated), which fragments make a frame, and the sample → value steps.
 //! The conventions follow pydicom 3's `pixel_array` (the oracle of `tests/dicom_decode.rs`):
@@ -9,15 +10,16 @@
 //! - Grey: the stored value (masked to Bits Stored, sign-extended when Pixel Representation
 //!   is 1), MONOCHROME1 inverted as `(2^bits_stored − 1) − v` (`−1 − v` when signed), then
 //!   the Modality LUT when there is one, else `v × slope + intercept` with the frame's
-//!   rescale.
+//!   rescale. JPEG-LS samples are read at the codestream's precision (at most Bits
+//!   Stored), sign-extended from it when Pixel Representation is 1.
 //! - Colour (RGB bytes): 8-bit samples as they are; wider samples `v >> (bits_stored − 8)`;
 //!   YBR_FULL / YBR_FULL_422 to RGB with pydicom's `convert_color_space` formula; JPEG and
 //!   JPEG 2000 frames come out of their codec as RGB (YBR_ICT/RCT included); PALETTE COLOR
 //!   through the red/green/blue tables (plain or segmented), each entry
 //!   `>> (descriptor bits − 8)`.
 //!
-//! A transfer syntax without a pure-Rust codec (JPEG-LS, 12-bit JPEG, MPEG, HEVC, HTJ2K …)
-//! is a named error, never a guess.
+//! A transfer syntax without a pure-Rust codec (colour JPEG-LS, 12-bit JPEG, MPEG, HEVC,
+//! HTJ2K …) is a named error, never a guess.
 
 use std::borrow::Cow;
 
@@ -78,6 +80,8 @@ const JPEG_LOSSLESS: &str = "1.2.840.10008.1.2.4.57";
 const JPEG_LOSSLESS_SV1: &str = "1.2.840.10008.1.2.4.70";
 const J2K_LOSSLESS: &str = "1.2.840.10008.1.2.4.90";
 const J2K: &str = "1.2.840.10008.1.2.4.91";
+const JPEG_LS_LOSSLESS: &str = "1.2.840.10008.1.2.4.80";
+const JPEG_LS_NEAR_LOSSLESS: &str = "1.2.840.10008.1.2.4.81";
 
 /// How the Pixel Data is stored.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -90,6 +94,8 @@ enum Encoding {
     Jpeg,
     /// JPEG 2000 through dicom-rs (openjp2).
     J2k,
+    /// JPEG-LS (lossless, near-lossless), one component, through pure_jpegls.
+    JpegLs,
 }
 
 impl Encoding {
@@ -100,6 +106,7 @@ impl Encoding {
             RLE_LOSSLESS => Encoding::Rle,
             JPEG_BASELINE | JPEG_EXTENDED | JPEG_LOSSLESS | JPEG_LOSSLESS_SV1 => Encoding::Jpeg,
             J2K_LOSSLESS | J2K => Encoding::J2k,
+            JPEG_LS_LOSSLESS | JPEG_LS_NEAR_LOSSLESS => Encoding::JpegLs,
             _ => {
                 return Err(DicomError::UnsupportedTransferSyntax {
                     uid: uid.to_string(),
@@ -119,8 +126,6 @@ fn transfer_syntax_name(uid: &str) -> &'static str {
     match uid {
         "" => "none given",
         "1.2.840.10008.1.2.1.98" => "Encapsulated Uncompressed Explicit VR Little Endian",
-        "1.2.840.10008.1.2.4.80" => "JPEG-LS Lossless",
-        "1.2.840.10008.1.2.4.81" => "JPEG-LS Near-Lossless",
         "1.2.840.10008.1.2.4.92" => "JPEG 2000 Part 2 Multi-component (Lossless Only)",
         "1.2.840.10008.1.2.4.93" => "JPEG 2000 Part 2 Multi-component",
         "1.2.840.10008.1.2.4.94" | "1.2.840.10008.1.2.4.95" => "JPIP Referenced",
@@ -343,14 +348,21 @@ impl<'a> Plan<'a> {
                 "compressed pixel data with 1 bit allocated".to_string(),
             ));
         }
-        if matches!(encoding, Encoding::Jpeg | Encoding::J2k) && ba == 32 {
+        let codec = match encoding {
+            Encoding::Jpeg => Some("JPEG"),
+            Encoding::J2k => Some("JPEG 2000"),
+            Encoding::JpegLs => Some("JPEG-LS"),
+            Encoding::Native { .. } | Encoding::Rle => None,
+        };
+        if let Some(codec) = codec
+            && ba == 32
+        {
+            return Err(unsupported(format!("{codec} with 32 bits allocated")));
+        }
+        if encoding == Encoding::JpegLs && spp != 1 {
+            // pure_jpegls reads one component (no interleaved scans).
             return Err(unsupported(format!(
-                "{} with 32 bits allocated",
-                if encoding == Encoding::Jpeg {
-                    "JPEG"
-                } else {
-                    "JPEG 2000"
-                }
+                "JPEG-LS with {spp} samples per pixel (the pure-Rust decoder reads one)"
             )));
         }
         let bits = Bits {
@@ -497,6 +509,7 @@ impl<'a> Plan<'a> {
                 }
             }
             Encoding::Jpeg | Encoding::J2k => self.codec_frame(f)?,
+            Encoding::JpegLs => self.jpeg_ls_frame(f)?,
         };
         let need = Stored::needed(stored.width, samples, stored.bit_offset);
         if stored.bytes.len() < need {
@@ -561,7 +574,8 @@ impl<'a> Plan<'a> {
             }
             return Ok(Cow::Owned(out));
         }
-        // No table: a JPEG / JPEG 2000 frame ends in a fragment ending with EOI (FF D9).
+        // No table: a JPEG / JPEG-LS / JPEG 2000 frame ends in a fragment ending with EOI
+        // (FF D9).
         let mut frame = 0usize;
         let mut out = Vec::new();
         for frag in fragments.iter() {
@@ -678,6 +692,53 @@ impl<'a> Plan<'a> {
             planar: false,
             bit_offset: 0,
             bits,
+        })
+    }
+
+    /// A one-component JPEG-LS frame decoded by pure_jpegls, after checking its SOF55
+    /// against the DICOM header.
+    fn jpeg_ls_frame(&self, f: usize) -> Result<Stored<'a>, DicomError> {
+        let img = self.img;
+        let data = self.frame_fragments(f)?;
+        let err = |why: String| DicomError::Decode { frame: f, why };
+        let h = jpeg_ls_header(&data).map_err(|e| err(e.to_string()))?;
+        if (h.width, h.height) != (img.columns, img.rows) || h.components != self.spp {
+            return Err(err(format!(
+                "the JPEG-LS is {}×{} with {} components, the header says {}",
+                h.height,
+                h.width,
+                h.components,
+                frame_shape(img)
+            )));
+        }
+        let ba = u32::from(img.bits_allocated);
+        if !(2..=16).contains(&h.precision) || h.precision > ba {
+            return Err(err(format!(
+                "{}-bit JPEG-LS samples in {ba} bits allocated",
+                h.precision
+            )));
+        }
+        // Both fit u32: the SOF55 dimensions are 16-bit fields.
+        let decoded =
+            jpegls::decode(&data, h.width as u32, h.height as u32).map_err(|e| match e {
+                jpegls::CodecError::Unsupported(what) => unsupported(format!("JPEG-LS {what}")),
+                e => err(format!("JPEG-LS: {e}")),
+            })?;
+        let bytes = decoded.0.iter().flat_map(|v| v.to_le_bytes()).collect();
+        Ok(Stored {
+            bytes: Cow::Owned(bytes),
+            width: 16,
+            big_endian: false,
+            planar: false,
+            bit_offset: 0,
+            // As pydicom: JPEG-LS has no signedness, the value is the codestream's
+            // precision sign-extended when Pixel Representation is 1, then only Bits
+            // Stored of it.
+            bits: Bits {
+                stored: h.precision.min(self.bits.stored),
+                shift: 0,
+                signed: img.signed,
+            },
         })
     }
 
@@ -1066,6 +1127,63 @@ fn j2k_header(data: &[u8]) -> Result<J2kHeader, &'static str> {
         signed: ssiz & 0x80 != 0,
         subsampled: comps.chunks(3).any(|c| c[1] != 1 || c[2] != 1),
     })
+}
+
+/// What MedSeg checks in a JPEG-LS frame's SOF55 before decoding it.
+#[derive(Debug, PartialEq)]
+struct JpegLsHeader {
+    width: usize,
+    height: usize,
+    components: usize,
+    precision: u32,
+}
+
+/// Reads the markers of a JPEG-LS stream up to its first scan (the frame header comes
+/// before it; a SPIFF header is an APP8 segment, skipped as any other).
+fn jpeg_ls_header(data: &[u8]) -> Result<JpegLsHeader, &'static str> {
+    if !data.starts_with(&[0xFF, 0xD8]) {
+        return Err("the frame is not a JPEG-LS stream (no SOI marker)");
+    }
+    let mut header = None;
+    let mut i = 2;
+    loop {
+        let marker = data
+            .get(i..i + 2)
+            .ok_or("the JPEG-LS stream ends before its scan")?;
+        if marker[0] != 0xFF {
+            return Err("bad JPEG-LS marker");
+        }
+        if marker[1] == 0xFF {
+            i += 1; // fill byte
+            continue;
+        }
+        let len = data
+            .get(i + 2..i + 4)
+            .map(|b| usize::from(u16::from_be_bytes([b[0], b[1]])))
+            .ok_or("truncated JPEG-LS marker")?;
+        let seg = data
+            .get(i + 4..i + 2 + len)
+            .ok_or("truncated JPEG-LS segment")?;
+        match marker[1] {
+            0xF7 => {
+                let short = "truncated JPEG-LS frame header";
+                let field = |at: usize| seg.get(at..at + 2).ok_or(short);
+                let (height, width) = (field(1)?, field(3)?);
+                header = Some(JpegLsHeader {
+                    precision: u32::from(*seg.first().ok_or(short)?),
+                    height: usize::from(u16::from_be_bytes([height[0], height[1]])),
+                    width: usize::from(u16::from_be_bytes([width[0], width[1]])),
+                    components: usize::from(*seg.get(5).ok_or(short)?),
+                });
+            }
+            0xC0..=0xCF if ![0xC4, 0xC8, 0xCC].contains(&marker[1]) => {
+                return Err("a JPEG frame header (SOFn) in a JPEG-LS stream");
+            }
+            0xDA => return header.ok_or("the JPEG-LS stream has no frame header (SOF55)"),
+            _ => {}
+        }
+        i += 2 + len;
+    }
 }
 
 /// A one-frame data set around `data` for dicom-rs's codecs: MedSeg picks a frame's
@@ -1517,6 +1635,30 @@ mod tests {
             rle_decode(&data, 4, 1, 16, 0),
             Err(DicomError::Decode { .. })
         ));
+    }
+
+    #[test]
+    fn jpeg_ls_header_is_checked_without_panicking() {
+        // SOI, a SPIFF-like APP8, SOF55 (12-bit, 64 rows, 32 columns, 1 component), SOS.
+        let mut jls = vec![0xFF, 0xD8, 0xFF, 0xE8, 0x00, 0x04, 0xAB, 0xCD];
+        jls.extend([0xFF, 0xF7, 0x00, 0x0B, 12, 0, 64, 0, 32, 1, 1, 0x11, 0]);
+        jls.extend([0xFF, 0xDA, 0x00, 0x08, 1, 1, 0, 0, 0, 0]);
+        let want = JpegLsHeader {
+            width: 32,
+            height: 64,
+            components: 1,
+            precision: 12,
+        };
+        assert_eq!(jpeg_ls_header(&jls), Ok(want));
+        for n in 0..jls.len() - 10 {
+            assert!(jpeg_ls_header(&jls[..n]).is_err(), "truncated at {n}");
+        }
+        let mut short_len = jls.clone();
+        short_len[11] = 1; // SOF55 length below its own two bytes
+        assert!(jpeg_ls_header(&short_len).is_err());
+        let mut no_sof = jls.clone();
+        no_sof[9] = 0xE9;
+        assert!(jpeg_ls_header(&no_sof).is_err());
     }
 
     #[test]
