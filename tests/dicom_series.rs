@@ -70,15 +70,15 @@ fn invert(a: &[[f64; 4]; 4]) -> [[f64; 4]; 4] {
         + m(0, 2) * (m(1, 0) * m(2, 1) - m(1, 1) * m(2, 0));
     assert!(det.abs() > 1e-9, "singular affine {a:?}");
     let mut inv = [[0.0; 4]; 4];
-    for r in 0..3 {
-        for c in 0..3 {
+    for (r, row) in inv.iter_mut().enumerate().take(3) {
+        let (c1, c2) = ((r + 1) % 3, (r + 2) % 3);
+        for (c, v) in row.iter_mut().enumerate().take(3) {
             let (r1, r2) = ((c + 1) % 3, (c + 2) % 3);
-            let (c1, c2) = ((r + 1) % 3, (r + 2) % 3);
-            inv[r][c] = (m(r1, c1) * m(r2, c2) - m(r1, c2) * m(r2, c1)) / det;
+            *v = (m(r1, c1) * m(r2, c2) - m(r1, c2) * m(r2, c1)) / det;
         }
     }
-    for r in 0..3 {
-        inv[r][3] = -(0..3).map(|c| inv[r][c] * a[c][3]).sum::<f64>();
+    for row in inv.iter_mut().take(3) {
+        row[3] = -(0..3).map(|c| row[c] * a[c][3]).sum::<f64>();
     }
     inv[3][3] = 1.0;
     inv
