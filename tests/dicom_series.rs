@@ -278,3 +278,62 @@ print("frames with a mask:", [f for f in range(px.shape[0]) if px[f].any()])
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A zip of a series with other files in it opens the series with a note; a zip with no
+/// DICOM in it, a DICOM without pixel data and a truncated file are errors naming why.
+#[test]
+fn zips_and_bad_files_are_named() {
+    use std::io::Write;
+    let (_, test_files) = dicom_corpus();
+    let dir = temp_dir("zips");
+    let series = dir.join("series");
+    synthetic_series(&series, 5, 2.0);
+    let zip_of = |name: &str, entries: &[(String, Vec<u8>)]| {
+        let path = dir.join(name);
+        let mut zip = zip::ZipWriter::new(std::fs::File::create(&path).unwrap());
+        for (n, bytes) in entries {
+            zip.start_file(n.as_str(), zip::write::SimpleFileOptions::default())
+                .unwrap();
+            zip.write_all(bytes).unwrap();
+        }
+        zip.finish().unwrap();
+        path
+    };
+    let mut entries: Vec<(String, Vec<u8>)> = std::fs::read_dir(&series)
+        .unwrap()
+        .map(|e| {
+            let p = e.unwrap().path();
+            (
+                format!("ct/{}", p.file_name().unwrap().to_string_lossy()),
+                std::fs::read(&p).unwrap(),
+            )
+        })
+        .collect();
+    entries.push(("ct/notes.txt".into(), b"not DICOM".to_vec()));
+    let good = zip_of("series.zip", &entries);
+    let out = dir.join("o.nii.gz");
+    let r = medseg_ok(&["convert", good.to_str().unwrap(), out.to_str().unwrap()]);
+    let note = String::from_utf8_lossy(&r.stderr);
+    assert!(note.contains("ct/notes.txt: not a DICOM file"), "{note}");
+    let v = Volume::from_bytes(&std::fs::read(&out).unwrap()).unwrap();
+    assert_eq!(v.dims, [128, 128, 5]);
+
+    let none = zip_of("none.zip", &[("a.txt".into(), b"hello".to_vec())]);
+    let rtplan = test_files.join("rtplan.dcm");
+    let truncated = test_files.join("MR_truncated.dcm");
+    for (input, expected) in [
+        (none.as_path(), "the zip holds no DICOM file (skipped: "),
+        (rtplan.as_path(), "no pixel data"),
+        (truncated.as_path(), "MR_truncated.dcm: "),
+    ] {
+        let r = medseg(&["convert", input.to_str().unwrap(), out.to_str().unwrap()]);
+        let err = String::from_utf8_lossy(&r.stderr);
+        assert!(
+            !r.status.success() && err.contains(expected),
+            "{}: {err}",
+            input.display()
+        );
+        println!("{}: {}", input.display(), err.trim());
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -89,17 +89,28 @@ impl DicomImport {
             ));
         }
         let before = self.files.len();
+        // What is unpacked is counted too: an entry may unpack to more than it claims.
+        let mut budget = MAX_ZIP_BYTES;
         for n in 0..zip.len() {
-            let mut entry = zip.by_index(n).map_err(|e| bad(&e))?;
+            let entry = zip.by_index(n).map_err(|e| bad(&e))?;
             if entry.is_dir() {
                 continue;
             }
             let entry_name = format!("{name}/{}", entry.name());
-            let mut data = Vec::with_capacity(entry.size().min(MAX_ZIP_BYTES) as usize);
-            if let Err(e) = entry.read_to_end(&mut data) {
+            let mut data = Vec::new();
+            if let Err(e) = entry.take(budget + 1).read_to_end(&mut data) {
                 self.skip(&entry_name, &format!("could not unpack: {e}"));
                 continue;
             }
+            budget = budget.checked_sub(data.len() as u64).ok_or_else(|| {
+                AppError::new(
+                    ErrorKind::TooLarge,
+                    format!(
+                        "{name}: unpacks to more than {:.1} GB, the most MedSeg opens here",
+                        MAX_ZIP_BYTES as f64 / 1e9
+                    ),
+                )
+            })?;
             if !is_part10(&data) {
                 self.skip(&entry_name, "not a DICOM file");
                 continue;
@@ -159,14 +170,14 @@ impl DicomImport {
                 let why = if self.files.is_empty() {
                     "no DICOM file".to_string()
                 } else {
-                    let kinds: Vec<String> = self
+                    let mut kinds: Vec<String> = self
                         .files
                         .iter()
-                        .take(3)
-                        .map(|f| f.meta.sop_class_uid.clone())
+                        .map(|f| crate::io::dicom::meta::what_it_is(&f.meta))
                         .collect();
+                    kinds.dedup();
                     format!(
-                        "no DICOM image: the files have no pixel data (SOP classes {})",
+                        "no DICOM image: the files have no pixel data ({})",
                         kinds.join(", ")
                     )
                 };

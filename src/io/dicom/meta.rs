@@ -366,3 +366,24 @@ pub(crate) fn floats(obj: &Object, tag: Tag) -> Option<Vec<f64>> {
 pub(crate) fn first_item(obj: &Object, tag: Tag) -> Option<&Object> {
     obj.element_opt(tag).ok().flatten()?.items()?.first()
 }
+
+/// A SOP class's name for messages ("RT Plan Storage"), or its UID when unknown.
+pub fn sop_class_name(uid: &str) -> String {
+    use dicom_core::dictionary::UidDictionary;
+    dicom_dictionary_std::sop_class::StandardSopClassDictionary
+        .by_uid(uid)
+        .map_or_else(|| uid.to_string(), |e| e.name.to_string())
+}
+
+/// What a data set is, for a message: "an RT Plan Storage (RTPLAN) object".
+pub fn what_it_is(meta: &Meta) -> String {
+    let class = if meta.sop_class_uid.is_empty() {
+        "data set".to_string()
+    } else {
+        sop_class_name(&meta.sop_class_uid)
+    };
+    match meta.modality.as_deref() {
+        Some(m) => format!("{class} ({m}) object"),
+        None => format!("{class} object"),
+    }
+}

@@ -311,7 +311,7 @@ impl<'a> Plan<'a> {
             .meta
             .image
             .as_ref()
-            .ok_or_else(|| DicomError::NoPixelData(what_it_is(&file.meta)))?;
+            .ok_or_else(|| DicomError::NoPixelData(super::meta::what_it_is(&file.meta)))?;
         let encoding = Encoding::of(&file.meta.transfer_syntax)?;
 
         let voxels = img.rows as u128 * img.columns as u128 * img.frames as u128;
@@ -1540,18 +1540,6 @@ fn frame_shape(img: &ImageMeta) -> String {
 }
 
 /// What a file without pixel data is, for the error: its modality and SOP class.
-fn what_it_is(meta: &super::Meta) -> String {
-    let kind = meta
-        .modality
-        .as_deref()
-        .map_or_else(|| "data set".to_string(), |m| format!("{m} object"));
-    if meta.sop_class_uid.is_empty() {
-        kind
-    } else {
-        format!("{kind} of SOP class {}", meta.sop_class_uid)
-    }
-}
-
 fn unsupported(what: String) -> DicomError {
     DicomError::Unsupported(what)
 }

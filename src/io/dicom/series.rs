@@ -196,7 +196,7 @@ fn image_meta(f: &DicomFile) -> Result<&ImageMeta, DicomError> {
     f.meta
         .image
         .as_ref()
-        .ok_or_else(|| DicomError::NoPixelData(f.meta.sop_class_uid.clone()))
+        .ok_or_else(|| DicomError::NoPixelData(super::meta::what_it_is(&f.meta)))
 }
 
 fn check_same_size(members: &[&DicomFile]) -> Result<(), DicomError> {
