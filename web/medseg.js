@@ -11,11 +11,26 @@
 //   await medseg.ready()            // the engine has started (calls made earlier wait too)
 //   await medseg.backend()          // "webgpu" | "cpu"
 //   await medseg.loadModel(urlOrFile, { expect: "lite-medsam" | "sam2", onProgress })
-//   await medseg.openFile(file, { window, maxFrames, maxSide, fps, onProgress })
+//   await medseg.openFile(file, { window, maxFrames, maxSide, fps, onProgress, name, series })
 //                                   // image (PNG/JPEG/WebP), clip (MP4/WebM/...), volume
-//                                   // (.nii, .nii.gz, .npz) → {kind: "image" | "clip" |
-//                                   // "volume", name, frames, width, height, [spacing, window]}
+//                                   // (.nii, .nii.gz, .npz), DICOM → {kind: "image" | "clip" |
+//                                   // "volume", name, frames, width, height, [spacing, window,
+//                                   // format, dicom, file_window, notices]}
 //                                   // (an array of images opens as one "clip")
+// DICOM: a .dcm file (or one without extension that has "DICM" at byte 128), several (a
+// folder's files: an array or FileList), or a .zip of them. The files are grouped into
+// series; a CT/MR series opens as a "volume", a multi-frame cine (US, XA, endoscopy) as a
+// "clip", one 2-D frame as an "image". Files of an array that are not DICOM (and DICOMDIR)
+// are skipped, with a line in `notices`; a single file that is not DICOM is an error.
+// `info.format` is "dicom" (volumes) and `info.dicom` is {modality, description,
+// series_number, frame_time_ms} (no patient name or ID ever leaves the engine);
+// `info.file_window` {level, width} is the file's first Window Center/Width (a display
+// window: the model's input window stays the automatic one).
+// Several series and no `series` option: openFile rejects with an Error of kind
+// "choose-series" whose `series` lists them: [{uid, modality, description, number, files,
+// frames, rows, columns, kind}]. Call openFile again with the same files and {series: uid}
+// (the engine kept them: nothing is read again). opts.onProgress sees {task: "dicom",
+// stage: "read", loaded, total} per file.
 //   await medseg.openFrames([{width, height, data}], name)   // frames in memory, RGBA
 //                                   // or grey (width × height bytes), as one "clip"
 //   await medseg.frameCount()
@@ -57,6 +72,10 @@
 //                          { resegment })   // the model's input window → info
 //   await medseg.exportNifti(objId?) → Blob (.nii.gz);  await medseg.exportPng(frame, objId?) → Blob
 //   await medseg.exportPngZip(objId?) → Blob (zip of mask_00000.png, ...)
+//   await medseg.exportDicomSeg(objId?, { segments: {[objId]: {label, color: "#rrggbb"}} })
+//                                   // → Blob (application/dicom): a DICOM Segmentation of the
+//                                   // masks over the DICOM series the document came from,
+//                                   // one segment per object (label "Object N" unless named)
 //   await medseg.reset(objId?);  await medseg.removeObject(objId)
 //   medseg.on("progress" | "frame" | "notice" | "history" | ..., fn) → unsubscribe
 // Events (medseg.on(name, fn) or addEventListener, data in event.detail):
@@ -75,8 +94,8 @@
 //   "window" {window, info}, "reset" {obj}, "undo" and "redo" (undo()'s result): after each
 //   successful call, whoever made it (a page can mirror calls that scripts or tests make
 //   through window.medseg)
-//   "history" {canUndo, canRedo, nextUndo, nextRedo}   after each call that may change what
-//              can be undone (open, prompt, propagate, reset, undo, redo)
+//   "history" {canUndo, canRedo, nextUndo, nextRedo, op, ok}   after each call that may change
+//              what can be undone (open, prompt, propagate, reset, undo, redo), done (ok) or failed
 // Undo and redo put back the prompts and masks an action changed as they were, without
 // running the model (a propagation's masks come back bit for bit). Actions are
 // {kind: "prompt", obj, frame, box (bool), points (count)} | {kind: "propagation",
@@ -87,11 +106,11 @@
 // A volume slice k is shown with x = voxel index i (columns) and y = voxel index j (rows);
 // its mask is row-major (row j, column i), like imgs[k][y][x] of a MedSAM .npz.
 
-import { fileKind, magicKind, unsupportedFileText } from "./files.js";
+import { fileKind, magicKind, unsupportedFileText, isDicomDir, MAGIC_BYTES } from "./files.js";
 import { decodeClip } from "./clip-decode.js";
 import { EngineClient } from "./engine-client.js";
 
-export { fileKind, magicKind, unsupportedFileText, SUPPORTED_FILES } from "./files.js";
+export { fileKind, magicKind, unsupportedFileText, isDicomDir, SUPPORTED_FILES, MAGIC_BYTES } from "./files.js";
 
 /** A File, or a Blob that carries a file name. @typedef {Blob & { name?: string }} NamedBlob */
 
@@ -103,8 +122,10 @@ export const DEFAULT_MODEL_URL = new URL(`../${DEFAULT_MODEL_PATH}`, import.meta
 
 /**
  * openFile's options: the CT window of a volume, the limits of a clip, progress of its decoding.
+ * `name`: the document's name (several files: default the first's folder or name);
+ * `series`: the UID of the DICOM series to open when the files hold several.
  * @typedef {{ window?: string, maxFrames?: number, maxSide?: number, fps?: number,
- *   onProgress?: (progress: object) => void, name?: string }} OpenOptions
+ *   onProgress?: (progress: object) => void, name?: string, series?: string }} OpenOptions
  */
 
 /** Limits for clips decoded in the page (each can be overridden per openFile call). */
@@ -118,6 +139,8 @@ export class MedSeg extends EngineClient {
      * @type {{ canUndo: boolean, canRedo: boolean, nextUndo: object | null, nextRedo: object | null }}
      */
     this.history = { canUndo: false, canRedo: false, nextUndo: null, nextRedo: null };
+    /** The files of the last DICOM opening that asked for a series (the engine keeps them). @type {Blob[] | null} */
+    this._dicomPending = null;
     this.on("history", ({ canUndo, canRedo, nextUndo, nextRedo }) => {
       this.history = { canUndo, canRedo, nextUndo, nextRedo };
     });
@@ -125,6 +148,7 @@ export class MedSeg extends EngineClient {
 
   _onRestart() {
     this.history = { canUndo: false, canRedo: false, nextUndo: null, nextRedo: null }; // a new engine has none
+    this._dicomPending = null;
   }
 
   /**
@@ -171,21 +195,33 @@ export class MedSeg extends EngineClient {
     if (!(file instanceof Blob)) throw this._error("openFile expects a File or Blob");
     const name = file.name || "file";
     if (file.size === 0) throw this._error(`${name}: the file is empty`);
-    const head = new Uint8Array(await file.slice(0, 16).arrayBuffer());
-    let kind = fileKind(name, file.type || "");
-    if (kind === "model") kind = null; // weights go to loadModel: go by the bytes
-    const sniffed = magicKind(head);
-    if (sniffed === "video" && kind !== "video") kind = "video";
-    if (!kind) kind = sniffed;
+    const kind = await this._kindOf(file, name);
     if (!kind) throw this._error(`${name}: ${unsupportedFileText(name)}.`);
+    if (kind === "dicom") return this._openDicom([file], opts);
     if (kind === "volume") return this._op("openVolume", [file, name, { window: opts.window || "" }]);
     if (kind === "image") return this._op("openImage", [file, name]);
     return this._openVideo(file, name, opts);
   }
 
   /**
+   * What a file is, by its name and its first bytes: "image", "video", "volume", "dicom" or null.
+   * @param {Blob} file
+   * @param {string} name
+   */
+  async _kindOf(file, name) {
+    let kind = fileKind(name, file.type || "");
+    if (kind === "model") kind = null; // weights go to loadModel: go by the bytes
+    const head = new Uint8Array(await file.slice(0, MAGIC_BYTES).arrayBuffer());
+    const sniffed = magicKind(head);
+    if (sniffed === "video" && kind !== "video") kind = "video";
+    if (sniffed === "dicom") kind = "dicom";
+    return kind || sniffed;
+  }
+
+  /**
    * Opens several images (PNG/JPEG/WebP, decoded in the worker) as the frames of one
-   * clip, in the order given (sort by name first for a folder of frames).
+   * clip, in the order given (sort by name first for a folder of frames); or, when any
+   * of them is DICOM (or a .zip), the DICOM files among them (see openFile).
    */
   async openFiles(files, opts = {}) {
     const info = await this._openFiles(files, opts);
@@ -197,9 +233,19 @@ export class MedSeg extends EngineClient {
    * @param {NamedBlob[]} files
    * @param {{ name?: string }} [opts]
    */
-  async _openFiles(files, { name } = {}) {
+  async _openFiles(files, opts = {}) {
+    const { name } = opts;
     if (!files.length) throw this._error("openFiles: no files");
-    if (files.length === 1) return this._openFile(files[0]);
+    if (files.length === 1) return this._openFile(files[0], opts);
+    for (const f of files) if (!(f instanceof Blob)) throw this._error("openFiles expects Files or Blobs");
+    // DICOM when any file is: by name, else (files without extension) by its bytes.
+    for (const f of files) {
+      const n = f.name || "";
+      const byName = fileKind(n);
+      if (byName === "dicom" || isDicomDir(n) || (!byName && (await this._kindOf(f, n)) === "dicom")) {
+        return this._openDicom(files, opts);
+      }
+    }
     await this._ready();
     await this._call("beginClip", [name || files[0].name || "frames"]);
     for (const f of files) {
@@ -208,6 +254,62 @@ export class MedSeg extends EngineClient {
       await this._call("pushFrameImage", [f, f.name || "frame"]);
     }
     return this._call("finishClip");
+  }
+
+  /**
+   * Reads DICOM files (or zips of them) into the engine one at a time, then opens the
+   * series (`opts.series`, or the only one). Several files: those that are not DICOM
+   * are skipped with a notice. Several series and none chosen: rejects with kind
+   * "choose-series" and `series`; the engine keeps the files for the call that chooses.
+   * @param {NamedBlob[]} files
+   * @param {OpenOptions} opts
+   */
+  async _openDicom(files, { name, series, onProgress } = {}) {
+    await this._ready();
+    const pathOf = (/** @type {NamedBlob} */ f) => (/** @type {any} */ (f).webkitRelativePath || f.name || "file");
+    const docName = name || dicomName(files.map(pathOf));
+    const kept = series && this._dicomPending && sameFiles(this._dicomPending, files);
+    this._dicomPending = null;
+    if (!kept) {
+      const lenient = files.length > 1;
+      const total = files.length;
+      const report = (loaded) => {
+        const p = { task: "dicom", stage: "read", loaded, total, fraction: total ? loaded / total : 1 };
+        this._emit("progress", p);
+        if (onProgress) onProgress(p);
+      };
+      await this._call("beginDicom");
+      for (const [i, f] of files.entries()) {
+        report(i);
+        const fname = pathOf(f);
+        let why = null;
+        if (isDicomDir(fname)) why = "a DICOMDIR (the folder's index, not an image; the files it lists are read instead)";
+        else if (f.size === 0) why = "the file is empty";
+        if (why && !lenient) throw this._error(`${fname}: ${why}`);
+        if (why) {
+          await this._call("skipDicom", [fname, why]);
+          continue;
+        }
+        const buf = await f.arrayBuffer();
+        await this._call("pushDicom", [buf, fname, lenient], [buf]);
+      }
+      report(total);
+    }
+    if (onProgress) onProgress({ task: "dicom", stage: "decode", loaded: 0, total: 1, fraction: 0 });
+    let res;
+    try {
+      res = await this._call("finishDicom", [docName, series || null]);
+    } catch (err) {
+      // The engine keeps the files: another series may still be chosen without reading them again.
+      if (series) this._dicomPending = files;
+      throw err;
+    }
+    if (res && Array.isArray(res.choose)) {
+      this._dicomPending = files;
+      const list = res.choose.map((s) => `${s.modality ?? "?"} ${s.description ?? "(no description)"} (${s.frames} frame${s.frames === 1 ? "" : "s"})`).join("; ");
+      throw Object.assign(this._error(`${docName}: ${res.choose.length} series in the files, choose one: ${list}`), { kind: "choose-series", series: res.choose });
+    }
+    return res;
   }
 
   /**
@@ -478,6 +580,25 @@ export class MedSeg extends EngineClient {
     return new Blob([b], { type: "application/gzip" });
   }
 
+  /**
+   * The masks as a DICOM Segmentation (SEG) over the DICOM series the open document came
+   * from: one segment per object (all, or `objId`), labelled and coloured from
+   * `segments` ({[objId]: {label, color: "#rrggbb"}}; default "Object N" in grey). Objects
+   * without a mask pixel are left out of the frames. Fails for a document not opened
+   * from DICOM, or without any mask.
+   * @param {number | null} [objId]
+   * @param {{ segments?: Record<number, { label?: string, color?: string }> }} [opts]
+   */
+  async exportDicomSeg(objId, { segments = {} } = {}) {
+    const ids = objId == null ? await this.objects() : [objId];
+    const list = ids.map((id) => {
+      const s = segments[id] ?? {};
+      return { obj: id, label: s.label || `Object ${id}`, colour: hexColour(s.color) };
+    });
+    const b = await this._op("exportDicomSeg", [objId ?? null, list, dicomNow(new Date())]);
+    return new Blob([b], { type: "application/dicom" });
+  }
+
   /** Every frame's mask as PNG (mask_00000.png, ...) in a zip Blob. */
   async exportPngZip(objId) {
     const b = await this._op("exportPngZip", [objId ?? null]);
@@ -494,6 +615,38 @@ export class MedSeg extends EngineClient {
   async bench({ iters = 3 } = {}) {
     return this._op("bench", [iters]);
   }
+}
+
+/** The name of a DICOM document from its files' paths: their common folder, else the first file's name. */
+function dicomName(paths) {
+  const dirs = paths.map((p) => p.split("/").slice(0, -1));
+  let common = dirs[0] ?? [];
+  for (const d of dirs) {
+    let n = 0;
+    while (n < common.length && n < d.length && common[n] === d[n]) n++;
+    common = common.slice(0, n);
+  }
+  if (common.length) return common[common.length - 1];
+  return paths[0] ?? "dicom";
+}
+
+/** Whether two lists hold the same files in the same order. */
+function sameFiles(a, b) {
+  return a.length === b.length && a.every((f, i) => f === b[i]);
+}
+
+/** "#rrggbb" → [r, g, b] (grey for anything else). */
+function hexColour(c) {
+  const m = typeof c === "string" && /^#?([0-9a-f]{6})$/i.exec(c.trim());
+  if (!m) return [128, 128, 128];
+  const v = parseInt(m[1], 16);
+  return [(v >> 16) & 255, (v >> 8) & 255, v & 255];
+}
+
+/** A date as DICOM's DA (YYYYMMDD) and TM (HHMMSS), in local time. */
+function dicomNow(d) {
+  const p = (n, w = 2) => String(n).padStart(w, "0");
+  return { date: `${p(d.getFullYear(), 4)}${p(d.getMonth() + 1)}${p(d.getDate())}`, time: `${p(d.getHours())}${p(d.getMinutes())}${p(d.getSeconds())}` };
 }
 
 export const medseg = new MedSeg();

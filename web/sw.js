@@ -38,6 +38,7 @@ const SHELL = [
   'web/worker.js',
   'web/page/busy.js',
   'web/page/cache.js',
+  'web/page/dicom.js',
   'web/page/documents.js',
   'web/page/engine.js',
   'web/page/export.js',

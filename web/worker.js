@@ -5,8 +5,9 @@
 //   worker → page  {id, ok: true, result}           its answer (buffers transferred)
 //                  {id, ok: false, error: {name, message}}
 //                  {event: "progress" | "frame" | "notice" | "finetune", ...}   unsolicited
-//                  {event: "history", canUndo, canRedo, nextUndo, nextRedo}   after each
-//                  request that may change what can be undone (HISTORY_OPS), done or failed
+//                  {event: "history", canUndo, canRedo, nextUndo, nextRedo, op, ok}   after
+//                  each request that may change what can be undone (HISTORY_OPS), done or
+//                  failed (ok: whether it succeeded)
 //
 // Frames and masks cross as transferable ArrayBuffers. Nothing here reaches the network
 // except fetches of same-origin URLs that the page names (the model).
@@ -31,10 +32,10 @@ function locked(fn) {
   return run;
 }
 
-const READS = new Set(["info", "frameCount", "getFrame", "getFrameValues", "getMask", "getLogits", "objects", "maskFrames", "backend", "architecture", "exportNifti", "exportPng", "exportPngZip", "history", "teachState", "engineMemory"]);
+const READS = new Set(["info", "frameCount", "getFrame", "getFrameValues", "getMask", "getLogits", "objects", "maskFrames", "backend", "architecture", "exportNifti", "exportPng", "exportPngZip", "exportDicomSeg", "history", "teachState", "engineMemory"]);
 // Requests after which the worker says what can be undone and redone now (the "history"
 // event), so that a page enables its Undo and Redo from the engine's state.
-const HISTORY_OPS = new Set(["openVolume", "openImage", "finishClip", "addPrompt", "undo", "redo", "propagate", "reset", "setWindow"]);
+const HISTORY_OPS = new Set(["openVolume", "openImage", "finishClip", "finishDicom", "addPrompt", "undo", "redo", "propagate", "reset", "setWindow"]);
 
 const post = (msg, transfer = []) => self.postMessage(msg, transfer);
 const event = (name, data, transfer = []) => post({ event: name, ...data }, transfer);
@@ -163,6 +164,38 @@ const ops = {
   async pushFrameImage(src, name) {
     const bytes = await bytesOf(src, name);
     return need().push_frame_image(bytes, name);
+  },
+
+  // DICOM: files pushed one at a time (their buffers transferred), then the series opened.
+  beginDicom() {
+    need().begin_dicom();
+    return null;
+  },
+
+  pushDicom(buf, name, lenient = false) {
+    return need().push_dicom(new Uint8Array(buf), String(name), !!lenient);
+  },
+
+  skipDicom(name, why) {
+    need().skip_dicom(String(name), String(why));
+    return null;
+  },
+
+  // → the document's info, or {choose: [series...]} (the files stay for the next call).
+  finishDicom(name, series = null) {
+    return need().finish_dicom(String(name), series ?? undefined);
+  },
+
+  cancelDicom() {
+    need().cancel_dicom();
+    return null;
+  },
+
+  // `segments`: [{obj, label, colour: [r, g, b]}]; `now`: {date: "YYYYMMDD", time: "HHMMSS"}
+  // (the page's clock: the engine has none).
+  exportDicomSeg(obj, segments, now) {
+    const b = need().export_dicom_seg(obj ?? undefined, { segments, date: now.date, time: now.time });
+    return { result: b, transfer: [b.buffer] };
   },
 
   keepLogits(on) {
@@ -381,6 +414,7 @@ function median(v) {
 }
 
 async function handle({ id, op, args = [] }) {
+  let ok = false;
   try {
     const fn = ops[op];
     if (!fn) fail(`unknown operation ${op}`);
@@ -391,13 +425,14 @@ async function handle({ id, op, args = [] }) {
       out = out.result;
     }
     post({ id, ok: true, result: out }, transfer);
+    ok = true;
   } catch (e) {
     const message = e instanceof Error ? e.message : String(e);
     post({ id, ok: false, error: { name: (e && e.name) || "Error", message, kind: (e && e.kind) || null } });
   }
   if (session && HISTORY_OPS.has(op)) {
     // After the answer, and caught, so that it can fail neither the request nor the queue.
-    await locked(() => event("history", session.history())).catch((e) => console.error("MedSeg: reading the undo history failed", e));
+    await locked(() => event("history", { ...session.history(), op, ok })).catch((e) => console.error("MedSeg: reading the undo history failed", e));
   }
 }
 

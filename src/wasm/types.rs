@@ -7,6 +7,7 @@ use wasm_bindgen::JsValue;
 use crate::app::document::DisplayWindow;
 use crate::app::prompts::point_label;
 use crate::app::{AppError, AppResult, ErrorKind};
+use crate::io::dicom::series::SeriesInfo;
 use crate::io::window::{WindowLevel, WindowPreset};
 use crate::predictor::ImagePrompt;
 
@@ -66,6 +67,12 @@ impl DisplayWindowArg {
             }
         })
     }
+}
+
+/// Several DICOM series and none chosen: the user picks one by its `uid`.
+#[derive(Serialize)]
+pub struct ChooseSeries {
+    pub choose: Vec<SeriesInfo>,
 }
 
 /// Any serialisable result as a JavaScript value (plain objects and arrays).

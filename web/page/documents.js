@@ -1,5 +1,6 @@
-// Documents: opening a file (file picker, drag and drop), showing it, CT window presets.
-import { medseg, fileKind, unsupportedFileText } from '../medseg.js';
+// Documents: opening a file, several, a folder or a DICOM series (file pickers, drag and
+// drop), showing it, CT window presets.
+import { medseg, fileKind, magicKind, unsupportedFileText, isDicomDir, MAGIC_BYTES } from '../medseg.js';
 import { el, errorText, fmtBytes, fmtValue, plural } from '../ui/dom.js';
 import { ui, messages, state, ask } from './state.js';
 import { frameCache, maskCache } from './cache.js';
@@ -9,14 +10,51 @@ import { loadModelFile } from './model.js';
 import { addObject } from './objects.js';
 import { exportMasks } from './export.js';
 import { mayReplaceDocument } from './unsaved.js';
+import { droppedFiles, chooseSeries, filePath } from './dicom.js';
 
-async function openDocument(file) {
-  if (!state.inited) {
-    messages.error(`Cannot open ${file.name}`, 'the engine is not running (see the notice above)');
+/** What a file is for the page: by its name (strictly), else by its first bytes (DICOM without extension). */
+async function pageKind(file) {
+  const kind = fileKind(file.name, '', { strict: true });
+  if (kind || file.size < MAGIC_BYTES) return kind;
+  return magicKind(new Uint8Array(await file.slice(0, MAGIC_BYTES).arrayBuffer())) === 'dicom' ? 'dicom' : null;
+}
+
+/** Whether some of `files` are DICOM (by name, DICOMDIR, or bytes): then they open as a DICOM series. */
+async function anyDicom(files) {
+  for (const f of files) {
+    if (isDicomDir(f.name)) return true;
+    const byName = fileKind(f.name, '', { strict: true });
+    if (byName === 'dicom' || (!byName && (await pageKind(f)) === 'dicom')) return true;
+  }
+  return false;
+}
+
+/**
+ * Opens what the user picked or dropped: one file, or several (a folder's files, in path
+ * order; `name` the folder's). DICOM files open as one series (the user picks it when
+ * there are several); several files of other kinds open the first.
+ * @param {File[]} files
+ * @param {{ name?: string }} [opts]
+ */
+async function openDocuments(files, { name } = {}) {
+  if (!files.length) {
+    messages.warn(`Nothing to open${name ? `: ${name} holds no file` : ''}.`);
     return;
   }
-  // Strict: the page opens only the types it promises (it asks to convert other clips).
-  const kind = fileKind(file.name, '', { strict: true });
+  const label = name || (files.length === 1 ? files[0].name : `${files.length} files`);
+  if (!state.inited) {
+    messages.error(`Cannot open ${label}`, 'the engine is not running (see the notice above)');
+    return;
+  }
+  if (files.length > 1 || name) {
+    if (await anyDicom(files)) return openDicom(files, label);
+    if (files.length > 1) messages.info(`Opening the first of the ${files.length} files (${files[0].name}).`);
+  }
+  return openDocument(files[0]);
+}
+
+async function openDocument(file) {
+  const kind = await pageKind(file);
   if (kind === 'model') return loadModelFile(file);
   if (!kind) {
     messages.error(`Cannot open ${file.name}`, `${unsupportedFileText(file.name)}.`);
@@ -26,25 +64,71 @@ async function openDocument(file) {
     messages.error(`Cannot open ${file.name}`, 'the file is empty (0 bytes)');
     return;
   }
+  if (kind === 'dicom') return openDicom([file], file.name);
   if (!(await mayReplaceDocument(file.name, exportMasks))) {
     messages.info(`Kept ${state.doc?.name}; ${file.name} was not opened.`);
     return;
   }
-  await withBusy('open', `open ${file.name}`, async () => {
-    state.taskTitle = `Opening ${file.name}`;
+  await openWithBusy(file.name, (onProgress) => medseg.openFile(file, { onProgress }));
+}
+
+/**
+ * Opens DICOM files as one document (`label`: the folder's name, or the file's); when
+ * they hold several series, asks which and opens that one (the engine keeps the files:
+ * they are not read again).
+ * @param {File[]} files
+ * @param {string} label
+ */
+async function openDicom(files, label) {
+  if (!(await mayReplaceDocument(label, exportMasks))) {
+    messages.info(`Kept ${state.doc?.name}; ${label} was not opened.`);
+    return;
+  }
+  const name = files.length > 1 ? label : undefined;
+  let choice = await openWithBusy(label, (onProgress) => medseg.openFile(files, { name, onProgress }));
+  while (choice) {
+    const uid = await chooseSeries(label, choice);
+    if (!uid) {
+      messages.info(`No series opened${state.doc ? `; still showing ${state.doc.name}` : ''}.`);
+      return;
+    }
+    choice = await openWithBusy(label, (onProgress) => medseg.openFile(files, { name, series: uid, onProgress }));
+  }
+}
+
+/**
+ * Runs an opening under the busy state with its progress; messages its outcome. Answers
+ * the series to choose from when the files hold several (kind "choose-series"), else null.
+ * @param {string} label
+ * @param {(onProgress: (p: any) => void) => Promise<any>} open
+ */
+async function openWithBusy(label, open) {
+  /** @type {any[] | null} */
+  let choose = null;
+  await withBusy('open', `open ${label}`, async () => {
+    state.taskTitle = `Opening ${label}`;
     setTask(`${state.taskTitle}…`, null);
     const t0 = performance.now();
+    const onProgress = (p) => {
+      if (p?.task !== 'dicom') return;
+      if (p.stage === 'read') setTask(p.total > 1 ? `Reading ${p.loaded} of ${p.total} files…` : `Reading ${label}…`, p.total ? p.loaded / p.total : null);
+      else setTask(`Decoding ${label}…`, null);
+    };
     try {
       // The "open" event has shown it (showOpened below).
-      await medseg.openFile(file);
+      await open(onProgress);
       const secs = ((performance.now() - t0) / 1000).toFixed(1);
-      messages.ok(`Opened ${file.name}: ${describeDoc(state.doc)} (${secs} s).`);
+      messages.ok(`Opened ${state.doc.name}: ${describeDoc(state.doc)} (${secs} s).`);
       // An error about an earlier file is no longer what the user needs to see.
       messages.notice('last-error', 'error', null);
       if (state.doc.notice) messages.warn(state.doc.notice);
     } catch (err) {
+      if (err?.kind === 'choose-series' && Array.isArray(err.series)) {
+        choose = err.series;
+        return;
+      }
       // The engine's message names the file already ("scan.png: not a PNG ...").
-      messages.error(errorText(err).startsWith(`${file.name}:`) ? 'Could not open' : `Could not open ${file.name}`, err);
+      messages.error(errorText(err).startsWith(`${label}:`) ? 'Could not open' : `Could not open ${label}`, err);
       if (state.doc) messages.info(`Still showing ${state.doc.name}; its masks are kept.`);
     } finally {
       clearTask();
@@ -52,6 +136,7 @@ async function openDocument(file) {
   });
   updateControls();
   scheduleRender();
+  return choose;
 }
 
 /**
@@ -70,6 +155,8 @@ export function showDocument(info, { name, size }) {
     height: info.height,
     spacing: info.spacing,
     values: info.values ?? null,
+    dicom: info.dicom ?? null, // {modality, description, series_number, frame_time_ms}: nothing about the patient
+    fileWindow: info.file_window ?? null, // the DICOM file's own window {level, width}
     notice: noticeText(info),
     name,
     size,
@@ -85,6 +172,15 @@ export function showDocument(info, { name, size }) {
   showWindow(info.window ?? '');
   // The CT presets are offered only for values in Hounsfield units.
   for (const o of ui.windowSelect.options) o.disabled = o.dataset.hu !== undefined && !hounsfield();
+  // A DICOM volume is shown first through the file's own window (the model's input stays automatic).
+  const fw = state.doc.fileWindow;
+  ui.fileWindowOption.hidden = !fw;
+  ui.fileWindowOption.disabled = !fw;
+  ui.fileWindowOption.textContent = fw ? `File (W${fmtValue(fw.width)} L${fmtValue(fw.level)})` : "File's window";
+  if (fw && state.doc.kind === 'volume') setDisplayWindow('file');
+  // A DICOM cine's overlay video plays at its own pace (Frame Time).
+  const ms = info.dicom?.frame_time_ms;
+  if (Number.isFinite(ms) && ms > 0) ui.videoFps.value = String(Math.min(60, Math.max(1, Math.round(1000 / ms))));
   setupScrubber();
   state.frame = -1;
   setFrame(state.doc.kind === 'volume' ? Math.floor((frameCount - 1) / 2) : 0);
@@ -144,6 +240,13 @@ function showFileInfo() {
     ['size', `${d.width} × ${d.height}${d.kind === 'volume' ? ` × ${d.frameCount}` : ''} px`],
   ];
   if (d.kind === 'clip') rows.push(['frames', String(d.frameCount)]);
+  if (d.dicom) {
+    // What the series is; never who the patient is (the engine does not send it).
+    rows.push(['modality', d.dicom.modality || '—']);
+    if (d.dicom.description) rows.push(['series', d.dicom.description]);
+    const ms = d.dicom.frame_time_ms;
+    if (Number.isFinite(ms) && ms > 0) rows.push(['frame time', `${fmtValue(ms)} ms (${(1000 / ms).toFixed(1)} fps)`]);
+  }
   if (Array.isArray(d.spacing) && d.spacing.length) {
     rows.push(['spacing', `${d.spacing.map((v) => Number(v).toFixed(2)).join(' × ')} mm`]);
   }
@@ -160,8 +263,20 @@ ui.openFile.addEventListener('click', () => {
 });
 
 ui.fileInput.addEventListener('change', () => {
-  const file = ui.fileInput.files?.[0];
-  if (file) openDocument(file);
+  const files = [...(ui.fileInput.files ?? [])];
+  if (files.length) openDocuments(files);
+});
+
+ui.openFolder.addEventListener('click', () => {
+  ui.folderInput.value = '';
+  ui.folderInput.click();
+});
+
+// A folder (webkitdirectory): every file under it, with its path; opened as DICOM.
+ui.folderInput.addEventListener('change', () => {
+  const files = [...(ui.folderInput.files ?? [])].sort((a, b) => filePath(a).localeCompare(filePath(b), undefined, { numeric: true }));
+  if (!files.length) return;
+  openDocuments(files, { name: filePath(files[0]).split('/')[0] || 'folder' });
 });
 
 // Drag and drop anywhere on the page.
@@ -187,10 +302,11 @@ window.addEventListener('drop', (e) => {
   e.preventDefault();
   dragDepth = 0;
   document.body.classList.remove('dragging');
-  const files = [...(e.dataTransfer.files ?? [])];
-  if (!files.length) return;
-  if (files.length > 1) messages.info(`Opening the first of the ${files.length} dropped files (${files[0].name}).`);
-  openDocument(files[0]);
+  // The folders' entries must be taken during the event; they are read after it.
+  const dropped = droppedFiles(e.dataTransfer);
+  dropped
+    .then(({ files, name }) => (files.length || name ? openDocuments(files, { name: name ?? undefined }) : undefined))
+    .catch((err) => messages.error('Reading the dropped files', err));
 });
 
 // ---------------------------------------------------------------------------------------
@@ -214,10 +330,18 @@ function hounsfield() {
   return state.doc?.values?.hounsfield !== false;
 }
 
-/** Shows the slices through display window `preset` ('' = the model's input); instant. */
+/** Shows the slices through display window `preset` ('' = the model's input; 'file' = the DICOM file's own); instant. */
 function setDisplayWindow(preset) {
   if (!state.doc || state.doc.kind !== 'volume') return;
   if (preset === 'custom') return setCustomWindow(customStart());
+  if (preset === 'file' && state.doc.fileWindow) {
+    state.displayWindow = { ...state.doc.fileWindow };
+    ui.windowSelect.value = 'file';
+    ui.customWindow.hidden = true;
+    frameCache.clear();
+    scheduleRender();
+    return;
+  }
   const usable = WINDOWS.includes(preset) && !(HU_WINDOWS.has(preset) && !hounsfield());
   const shown = usable ? preset : '';
   state.displayWindow = shown;
@@ -231,6 +355,7 @@ function setDisplayWindow(preset) {
 function customStart() {
   const ct = { soft: [400, 40], lung: [1500, -600], bone: [1800, 400], brain: [80, 40] }[String(state.displayWindow)];
   if (ct) return { width: ct[0], level: ct[1] };
+  if (typeof state.displayWindow === 'object') return { ...state.displayWindow };
   const v = state.doc?.values;
   if (!v || !(v.max > v.min)) return { width: 256, level: 127.5 };
   return { width: v.max - v.min, level: (v.max + v.min) / 2 };
@@ -257,8 +382,9 @@ for (const input of [ui.windowWidth, ui.windowLevel]) {
 
 /** The next display window (W): the presets that fit the volume's values, in turn. */
 export function nextDisplayWindow() {
-  const fit = WINDOWS.filter((w) => !(HU_WINDOWS.has(w) && !hounsfield()));
-  setDisplayWindow(fit[(fit.indexOf(String(state.displayWindow)) + 1) % fit.length]);
+  const fit = [...(state.doc?.fileWindow ? ['file'] : []), ...WINDOWS.filter((w) => !(HU_WINDOWS.has(w) && !hounsfield()))];
+  const now = ui.windowSelect.value === 'file' ? 'file' : String(state.displayWindow);
+  setDisplayWindow(fit[(fit.indexOf(now) + 1) % fit.length]);
 }
 
 /** The engine now segments the volume through `preset` (a "window" event). */

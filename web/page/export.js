@@ -1,4 +1,4 @@
-// Export: NIfTI masks, a zip of PNG masks, the overlay video.
+// Export: NIfTI masks, a zip of PNG masks, the overlay video, a DICOM SEG (documents opened from DICOM).
 import { medseg } from '../medseg.js';
 import { clamp, fmtBytes, baseName, downloadBlob } from '../ui/dom.js';
 import { recordOverlayVideo } from '../ui/video-export.js';
@@ -48,6 +48,14 @@ ui.exportNifti.addEventListener('click', () => exportMasks());
 ui.exportPng.addEventListener('click', () => exportMasks());
 
 ui.exportVideo.addEventListener('click', () => exportVideo());
+ui.exportSeg.addEventListener('click', () => exportDicomSeg());
+
+/** Saves the masks as a DICOM SEG over the series the document came from: one segment per object, its name and colour. */
+function exportDicomSeg() {
+  if (!state.doc?.dicom) return false;
+  const segments = Object.fromEntries(state.objects.filter((o) => o.inEngine).map((o) => [o.id, { label: o.name, color: o.color }]));
+  return exportBlob('DICOM SEG', () => medseg.exportDicomSeg(null, { segments }), `${baseName(state.doc.name)}-seg.dcm`);
+}
 
 async function exportVideo() {
   const doc = state.doc;

@@ -17,6 +17,9 @@ export const ui = {
   dropZone: $('drop-zone'),
   openFile: $('open-file', HTMLButtonElement),
   fileInput: $('file-input', HTMLInputElement),
+  openFolder: $('open-folder', HTMLButtonElement),
+  folderInput: $('folder-input', HTMLInputElement),
+  fileWindowOption: $('file-window-option', HTMLOptionElement),
   fileInfo: $('file-info', HTMLDListElement),
   windowRow: $('window-row'),
   windowSelect: $('window-select', HTMLSelectElement),
@@ -57,6 +60,7 @@ export const ui = {
   exportNifti: $('export-nifti', HTMLButtonElement),
   exportPng: $('export-png', HTMLButtonElement),
   exportVideo: $('export-video', HTMLButtonElement),
+  exportSeg: $('export-seg', HTMLButtonElement),
   videoFps: $('video-fps', HTMLInputElement),
   openLabels: $('open-labels', HTMLButtonElement),
   labelsInput: $('labels-input', HTMLInputElement),
@@ -78,6 +82,9 @@ export const ui = {
 export const messages = new Messages($('messages'), $('notices'));
 
 const dialog = $('dialog', HTMLDialogElement);
+
+/** The page's one modal dialog (web/ui/dialog.js asks its questions in it). */
+export const dialogElement = dialog;
 
 /**
  * Asks the user (a modal dialog, web/ui/dialog.js); answers the value of the button chosen.
@@ -119,7 +126,7 @@ export const state = {
   model: null, // {architecture, imageSize, name, label}
   modelKey: '', // the picker value of the loaded model
   modelShown: '', // its description in the header
-  doc: null, // {kind, frameCount, width, height, spacing, notice, name, size}
+  doc: null, // {kind, frameCount, width, height, spacing, values, dicom, fileWindow, notice, name, size}
   docGen: 0, // bumped whenever the document (or its display window) changes
   frame: 0,
   tool: 'box',

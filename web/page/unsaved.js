@@ -14,7 +14,10 @@ function hasMasks() {
 
 // The worker sends "history" after every call that may change masks (a prompt, a
 // propagation, an undo, a reset, a window), whoever made it, once the page has shown it.
-medseg.on('history', () => {
+// A call that failed (a file that could not be opened) changed nothing: an export made
+// before it still counts.
+medseg.on('history', ({ ok }) => {
+  if (ok === false) return;
   unsaved = hasMasks();
   document.body.dataset.unsaved = String(unsaved);
 });

@@ -195,6 +195,7 @@ export function updateControls() {
 
   ui.modelSelect.disabled = !ready || !idle;
   ui.openFile.disabled = !ready || !idle;
+  ui.openFolder.disabled = !ready || !idle;
   viewer.setEnabled(promptOk);
   // Only what the loaded model can do is offered; the tools card says once why points are not.
   const pointsOk = !boxOnlyModel();
@@ -229,6 +230,9 @@ export function updateControls() {
   ui.exportPng.hidden = !!doc && doc.kind === 'volume';
   ui.exportVideo.hidden = !!doc && doc.kind !== 'clip';
   ui.videoFps.parentElement.hidden = ui.exportVideo.hidden;
+  // A DICOM SEG refers to the series the document came from: only for DICOM documents.
+  ui.exportSeg.hidden = !doc?.dicom;
+  ui.exportSeg.disabled = !exportOk || !doc?.dicom;
 
   ui.windowRow.hidden = !doc || doc.kind !== 'volume';
   // The display window changes any time; the model's input only between tasks.
