@@ -340,3 +340,17 @@ export function firstObjectMasked(page, frame) {
     { timeout: 300000, what: "the box's mask" },
   );
 }
+
+/** The DICOM oracle's venv (scripts/setup.sh): pydicom, highdicom and the corpus of test files. */
+export const DICOM_VENV = path.join(os.homedir(), ".cache/medseg/dicom-venv");
+export const DICOM_PYTHON = path.join(DICOM_VENV, "bin/python");
+/** Its site-packages (lib/python3.N/site-packages), or null without the venv. */
+export const DICOM_SITE = (() => {
+  const lib = path.join(DICOM_VENV, "lib");
+  if (!fs.existsSync(lib)) return null;
+  const py = fs.readdirSync(lib).find((d) => /^python3/.test(d));
+  return py ? path.join(lib, py, "site-packages") : null;
+})();
+/** pydicom's own test files, and the pydicom-data store (the larger ones). */
+export const DICOM_TEST_FILES = DICOM_SITE && path.join(DICOM_SITE, "pydicom/data/test_files");
+export const DICOM_DATA_STORE = DICOM_SITE && path.join(DICOM_SITE, "data_store/data");
