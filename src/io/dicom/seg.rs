@@ -17,8 +17,8 @@
 //!   no backslash or control characters); the colour as Recommended Display CIELab Value
 //!   (sRGB → CIE XYZ (D65) → L*a*b*, the conversion of highdicom and PixelMed); Segment
 //!   Algorithm Type and Name from [`SegOptions`]. MedSeg does not know what a segment
-//!   is, so every segment gets the generic codes 3D Slicer gives a new segment:
-//!   category SCT 85756007 "Tissue", type SCT 85756007 "Tissue" (CID 7150 / CID 7151).
+//!   is, so every segment gets the generic pair 3D Slicer gives a new segment:
+//!   category SCT 85756007 "Tissue", type SCT 85756007 "Tissue"; the label names it.
 //! - Geometry: when the source has a Frame of Reference, an orientation, a pixel spacing
 //!   and a position for every frame (a CT/MR volume), the SEG is in the same Frame of
 //!   Reference with Plane Orientation and Pixel Measures (Pixel Spacing, Slice Thickness,
@@ -30,7 +30,8 @@
 //!   Image references — the Frame of Reference is copied only if the source has one, and
 //!   the dimensions are Referenced Segment Number then Temporal Position Index (the frame
 //!   of the clip, 1-based, in Frame Content). No Frame of Reference is ever made up: a
-//!   new one would claim a patient space nobody measured.
+//!   new one would claim a patient space nobody measured. (Patient Orientation is then
+//!   present and empty, Type 2C.)
 //! - Each frame's Derivation Image Sequence names its source (SOP class and instance,
 //!   Referenced Frame Number for a multi-frame source), with purpose DCM 121322 "Source
 //!   image for image processing operation", derivation DCM 113076 "Segmentation" and
@@ -45,6 +46,8 @@
 //!   ([`SegOptions::date`], [`SegOptions::time`]): wasm32 has no clock in std.
 //! - Equipment: Manufacturer and Manufacturer's Model Name "MedSeg", Software Versions
 //!   the crate version, Device Serial Number "0" (software has none; Type 1, as dcmqi).
+//! - Segments Overlap YES or NO as the masks are; Lossy Image Compression "00" (the
+//!   SEG's own pixels never were compressed lossily, whatever its source's were).
 //! - Text is written as UTF-8 (Specific Character Set ISO_IR 192) when any is not ASCII.
 
 use dicom_core::value::{C, DataSetSequence};
@@ -108,8 +111,9 @@ pub struct SegOptions {
 }
 
 impl SegOptions {
-    /// The defaults: "MedSeg segmentation", series 300 (a number well above a scanner's
-    /// usual series numbers, as 3D Slicer's exports), label "MEDSEG", SEMIAUTOMATIC.
+    /// The defaults: "MedSeg segmentation", series 300 (well above a scanner's usual
+    /// series numbers, so that viewers list it after the images), label "MEDSEG",
+    /// SEMIAUTOMATIC.
     pub fn new(algorithm_name: &str, date: &str, time: &str) -> Self {
         Self {
             series_description: "MedSeg segmentation".into(),
