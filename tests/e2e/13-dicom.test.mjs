@@ -5,10 +5,12 @@
 //    frames 0..5, "DICOM SEG" downloads <name>-seg.dcm; highdicom reads it back with the
 //    same mask as medseg.getMask on every frame, and dciodvfy finds no error.
 // 2. Bad input through the file input, the cine and its masks kept each time: a DICOM
-//    without pixel data, a truncated file, an unsupported transfer syntax (JPEG-LS), a zip
+//    without pixel data, a truncated file, an unsupported transfer syntax (12-bit JPEG
+//    Extended), a zip
 //    with no DICOM file; a zip with a DICOM file and others opens it and says what it skipped.
 // 3. The representative set decodes as pydicom does: a JPEG 2000 CT (lossless: its
-//    values exact), palette-colour US (single frame and RLE 2-frame), an RLE multi-frame MR.
+//    values exact), palette-colour US (single frame and RLE 2-frame), an RLE multi-frame MR,
+//    a JPEG-LS lossless MR.
 // 4. A folder with two CT series (folder picker): the series picker lists both (modality,
 //    description, slices), chosen with the keyboard; the 5-slice CT opens as a volume through
 //    the file's window (W400 L40) with the HU presets offered, slices in the order of
@@ -264,7 +266,7 @@ test("DICOM: a dropped cine to a SEG, bad input, decoding, a CT folder with two 
     const bad = [
       { file: T("rtplan.dcm"), re: /no pixel data/ },
       { file: T("MR_truncated.dcm"), re: /truncated|corrupt|too short|missing/ },
-      { file: T("MR_small_jpeg_ls_lossless.dcm"), re: /JPEG-LS/ },
+      { file: T("JPGExtended.dcm"), re: /unsupported.*JPEG Extended with 12-bit samples/ },
       { file: zipNone, re: /no DICOM file/ },
     ];
     for (const { file, re } of bad) {
@@ -291,6 +293,7 @@ test("DICOM: a dropped cine to a SEG, bad input, decoding, a CT folder with two 
       { name: "examples_palette.dcm", file: T("examples_palette.dcm"), what: "palette colour US", tolerance: 0 },
       { name: "OBXXXX1A_rle_2frame.dcm", file: S("OBXXXX1A_rle_2frame.dcm"), what: "RLE palette US, 2 frames", tolerance: 0 },
       { name: "emri_small_RLE.dcm", file: S("emri_small_RLE.dcm"), what: "RLE multi-frame MR", tolerance: 0 },
+      { name: "MR_small_jpeg_ls_lossless.dcm", file: T("MR_small_jpeg_ls_lossless.dcm"), what: "JPEG-LS lossless MR", tolerance: 0 },
     ];
     for (const { name, file, what, tolerance } of set) {
       await putFile(page, file, name);
