@@ -108,6 +108,7 @@
 
 import { fileKind, magicKind, unsupportedFileText, isDicomDir, MAGIC_BYTES } from "./files.js";
 import { decodeClip } from "./clip-decode.js";
+import { openDicom, segmentStyles, dicomNow } from "./dicom-open.js";
 import { EngineClient } from "./engine-client.js";
 
 export { fileKind, magicKind, unsupportedFileText, isDicomDir, SUPPORTED_FILES, MAGIC_BYTES } from "./files.js";
@@ -257,59 +258,13 @@ export class MedSeg extends EngineClient {
   }
 
   /**
-   * Reads DICOM files (or zips of them) into the engine one at a time, then opens the
-   * series (`opts.series`, or the only one). Several files: those that are not DICOM
-   * are skipped with a notice. Several series and none chosen: rejects with kind
-   * "choose-series" and `series`; the engine keeps the files for the call that chooses.
+   * Reads DICOM files (or zips of them) into the engine and opens a series
+   * (web/dicom-open.js).
    * @param {NamedBlob[]} files
    * @param {OpenOptions} opts
    */
-  async _openDicom(files, { name, series, onProgress } = {}) {
-    await this._ready();
-    const pathOf = (/** @type {NamedBlob} */ f) => (/** @type {any} */ (f).webkitRelativePath || f.name || "file");
-    const docName = name || dicomName(files.map(pathOf));
-    const kept = series && this._dicomPending && sameFiles(this._dicomPending, files);
-    this._dicomPending = null;
-    if (!kept) {
-      const lenient = files.length > 1;
-      const total = files.length;
-      const report = (loaded) => {
-        const p = { task: "dicom", stage: "read", loaded, total, fraction: total ? loaded / total : 1 };
-        this._emit("progress", p);
-        if (onProgress) onProgress(p);
-      };
-      await this._call("beginDicom");
-      for (const [i, f] of files.entries()) {
-        report(i);
-        const fname = pathOf(f);
-        let why = null;
-        if (isDicomDir(fname)) why = "a DICOMDIR (the folder's index, not an image; the files it lists are read instead)";
-        else if (f.size === 0) why = "the file is empty";
-        if (why && !lenient) throw this._error(`${fname}: ${why}`);
-        if (why) {
-          await this._call("skipDicom", [fname, why]);
-          continue;
-        }
-        const buf = await f.arrayBuffer();
-        await this._call("pushDicom", [buf, fname, lenient], [buf]);
-      }
-      report(total);
-    }
-    if (onProgress) onProgress({ task: "dicom", stage: "decode", loaded: 0, total: 1, fraction: 0 });
-    let res;
-    try {
-      res = await this._call("finishDicom", [docName, series || null]);
-    } catch (err) {
-      // The engine keeps the files: another series may still be chosen without reading them again.
-      if (series) this._dicomPending = files;
-      throw err;
-    }
-    if (res && Array.isArray(res.choose)) {
-      this._dicomPending = files;
-      const list = res.choose.map((s) => `${s.modality ?? "?"} ${s.description ?? "(no description)"} (${s.frames} frame${s.frames === 1 ? "" : "s"})`).join("; ");
-      throw Object.assign(this._error(`${docName}: ${res.choose.length} series in the files, choose one: ${list}`), { kind: "choose-series", series: res.choose });
-    }
-    return res;
+  async _openDicom(files, opts = {}) {
+    return openDicom(this, files, opts);
   }
 
   /**
@@ -583,19 +538,15 @@ export class MedSeg extends EngineClient {
   /**
    * The masks as a DICOM Segmentation (SEG) over the DICOM series the open document came
    * from: one segment per object (all, or `objId`), labelled and coloured from
-   * `segments` ({[objId]: {label, color: "#rrggbb"}}; default "Object N" in grey). Objects
+   * `segments` ({[objId]: {label, color: "#rrggbb"}}; default "Object N" in the engine's
+   * palette). Objects
    * without a mask pixel are left out of the frames. Fails for a document not opened
    * from DICOM, or without any mask.
    * @param {number | null} [objId]
    * @param {{ segments?: Record<number, { label?: string, color?: string }> }} [opts]
    */
   async exportDicomSeg(objId, { segments = {} } = {}) {
-    const ids = objId == null ? await this.objects() : [objId];
-    const list = ids.map((id) => {
-      const s = segments[id] ?? {};
-      return { obj: id, label: s.label || `Object ${id}`, colour: hexColour(s.color) };
-    });
-    const b = await this._op("exportDicomSeg", [objId ?? null, list, dicomNow(new Date())]);
+    const b = await this._op("exportDicomSeg", [objId ?? null, segmentStyles(segments), dicomNow(new Date())]);
     return new Blob([b], { type: "application/dicom" });
   }
 
@@ -615,38 +566,6 @@ export class MedSeg extends EngineClient {
   async bench({ iters = 3 } = {}) {
     return this._op("bench", [iters]);
   }
-}
-
-/** The name of a DICOM document from its files' paths: their common folder, else the first file's name. */
-function dicomName(paths) {
-  const dirs = paths.map((p) => p.split("/").slice(0, -1));
-  let common = dirs[0] ?? [];
-  for (const d of dirs) {
-    let n = 0;
-    while (n < common.length && n < d.length && common[n] === d[n]) n++;
-    common = common.slice(0, n);
-  }
-  if (common.length) return common[common.length - 1];
-  return paths[0] ?? "dicom";
-}
-
-/** Whether two lists hold the same files in the same order. */
-function sameFiles(a, b) {
-  return a.length === b.length && a.every((f, i) => f === b[i]);
-}
-
-/** "#rrggbb" → [r, g, b] (grey for anything else). */
-function hexColour(c) {
-  const m = typeof c === "string" && /^#?([0-9a-f]{6})$/i.exec(c.trim());
-  if (!m) return [128, 128, 128];
-  const v = parseInt(m[1], 16);
-  return [(v >> 16) & 255, (v >> 8) & 255, v & 255];
-}
-
-/** A date as DICOM's DA (YYYYMMDD) and TM (HHMMSS), in local time. */
-function dicomNow(d) {
-  const p = (n, w = 2) => String(n).padStart(w, "0");
-  return { date: `${p(d.getFullYear(), 4)}${p(d.getMonth() + 1)}${p(d.getDate())}`, time: `${p(d.getHours())}${p(d.getMinutes())}${p(d.getSeconds())}` };
 }
 
 export const medseg = new MedSeg();

@@ -33,6 +33,7 @@ const SHELL = [
   'web/style.css',
   'web/medseg.js',
   'web/engine-client.js',
+  'web/dicom-open.js',
   'web/files.js',
   'web/clip-decode.js',
   'web/worker.js',

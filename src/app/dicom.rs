@@ -62,6 +62,23 @@ impl DicomImport {
         Ok(())
     }
 
+    /// Adds a file of a folder, a drop or a pick of several: one that is not DICOM or
+    /// cannot be read is skipped with a note (the opened document's notices list it)
+    /// instead of failing the others.
+    pub fn add_among_others(&mut self, name: &str, bytes: &[u8]) {
+        if !is_zip(bytes) && !is_part10(bytes) {
+            self.skip(name, "not a DICOM file");
+        } else if let Err(e) = self.add(name, bytes) {
+            // The message names the file already ("a.dcm: ..."): keep only the why.
+            let why = e
+                .message
+                .strip_prefix(&format!("{name}: "))
+                .unwrap_or(&e.message)
+                .to_string();
+            self.skip(name, &why);
+        }
+    }
+
     /// Notes a file of a folder or drop that was not taken ("name: why").
     pub fn skip(&mut self, name: &str, why: &str) {
         self.skipped.push(format!("{name}: {why}"));

@@ -277,13 +277,15 @@ impl MaskStore {
     }
 }
 
-/// How one object appears in a DICOM Segmentation.
+/// How one object appears in a DICOM Segmentation: its label and colour (sRGB), each
+/// "Object N" / [`DEFAULT_SEGMENT_COLOURS`] when not given.
 #[derive(Clone, Debug, serde::Deserialize)]
 pub struct SegmentStyle {
     pub obj: ObjectId,
-    pub label: String,
-    /// sRGB.
-    pub colour: [u8; 3],
+    #[serde(default)]
+    pub label: Option<String>,
+    #[serde(default)]
+    pub colour: Option<[u8; 3]>,
 }
 
 /// What a DICOM Segmentation export needs besides the masks: each object's label and
@@ -333,10 +335,12 @@ impl MaskStore {
                 .map(|f| frames.get(&f).filter(|m| m.area() > 0).map(|m| m.decode()))
                 .collect();
             segments.push(Segment {
-                label: style.map_or_else(|| format!("Object {id}"), |s| s.label.clone()),
-                colour: style.map_or(
-                    DEFAULT_SEGMENT_COLOURS[(id as usize - 1) % DEFAULT_SEGMENT_COLOURS.len()],
-                    |s| s.colour,
+                label: style
+                    .and_then(|s| s.label.clone())
+                    .unwrap_or_else(|| format!("Object {id}")),
+                colour: style.and_then(|s| s.colour).unwrap_or(
+                    DEFAULT_SEGMENT_COLOURS
+                        [(id as usize).saturating_sub(1) % DEFAULT_SEGMENT_COLOURS.len()],
                 ),
                 masks,
             });

@@ -15,6 +15,7 @@
 // never overlaps calls (web/worker.js).
 #![allow(clippy::await_holding_refcell_ref)]
 
+mod dicom;
 mod types;
 
 use std::cell::RefCell;
@@ -26,13 +27,11 @@ use wasm_bindgen_futures::future_to_promise;
 
 use crate::Device;
 use crate::app::bench::bench_model;
-use crate::app::dicom::{DicomImport, DicomOpening};
+use crate::app::dicom::DicomImport;
 use crate::app::document::{ClipBuilder, Document, rgb_from_pixels};
-use crate::app::masks::SegRequest;
 use crate::app::prompts::object_id;
 use crate::app::workspace::{ModelChoice, TeachOptions};
 use crate::app::{AppError, AppResult, Directions, ModelKind, Workspace};
-use crate::io::dicom::is_part10;
 use crate::io::image::decode_rgb;
 use crate::io::volume::Volume;
 use crate::io::window::WindowPreset;
@@ -236,77 +235,6 @@ impl Session {
         let clip = self.clip.borrow_mut().take();
         let clip = js(clip.ok_or_else(|| AppError::bad_input("no clip was begun")))?;
         self.open(js(clip.finish())?)
-    }
-
-    /// Starts gathering DICOM files (a folder's, several picked, a `.zip`): they follow
-    /// with [`Session::push_dicom`], then [`Session::finish_dicom`]. Forgets files
-    /// gathered before.
-    pub fn begin_dicom(&self) {
-        *self.dicom.borrow_mut() = Some(DicomImport::new());
-    }
-
-    /// Adds a DICOM file or a `.zip` of them; returns the number of DICOM files gathered.
-    /// With `lenient` (a file of a folder or of several), a file that is not DICOM or
-    /// cannot be read is skipped with a note (the opened document's notices list it);
-    /// without, it is an error.
-    pub fn push_dicom(&self, bytes: &[u8], name: String, lenient: bool) -> Result<u32, JsValue> {
-        let mut import = self.dicom.borrow_mut();
-        let import = js(import.as_mut().ok_or_else(|| {
-            AppError::bad_input("no DICOM import was begun (call beginDicom first)")
-        }))?;
-        let zip = bytes.starts_with(b"PK\x03\x04");
-        if lenient && !zip && !is_part10(bytes) {
-            import.skip(&name, "not a DICOM file");
-        } else if let Err(e) = import.add(&name, bytes) {
-            if !lenient {
-                return Err(js_error(&e));
-            }
-            // The message names the file already ("a.dcm: ..."): keep only the why.
-            let why = e
-                .message
-                .strip_prefix(&format!("{name}: "))
-                .unwrap_or(&e.message);
-            import.skip(&name, why);
-        }
-        Ok(import.len() as u32)
-    }
-
-    /// Notes a file that was not pushed ("DICOMDIR: a directory, not an image").
-    pub fn skip_dicom(&self, name: String, why: String) -> Result<(), JsValue> {
-        let mut import = self.dicom.borrow_mut();
-        let import = js(import
-            .as_mut()
-            .ok_or_else(|| AppError::bad_input("no DICOM import was begun")))?;
-        import.skip(&name, &why);
-        Ok(())
-    }
-
-    /// Opens the series `series` (its UID) of the gathered files, or the only one, as the
-    /// document `name` → its info. With several series and none chosen → `{choose:
-    /// [{uid, modality, description, number, files, frames, rows, columns, kind}]}`, and
-    /// the files stay gathered for the next call. On failure the open document stays.
-    pub fn finish_dicom(&self, name: String, series: Option<String>) -> Result<JsValue, JsValue> {
-        let opening = {
-            let import = self.dicom.borrow();
-            let import = js(import
-                .as_ref()
-                .ok_or_else(|| AppError::bad_input("no DICOM import was begun")))?;
-            let uid = series.as_deref().map(str::trim).filter(|s| !s.is_empty());
-            js(import.open(&name, uid))?
-        };
-        match opening {
-            DicomOpening::ChooseSeries(list) => to_js(&types::ChooseSeries { choose: list }),
-            DicomOpening::Opened(doc) => {
-                let info = self.open(doc)?;
-                *self.dicom.borrow_mut() = None;
-                Ok(info)
-            }
-        }
-    }
-
-    /// Forgets the gathered DICOM files.
-    pub fn cancel_dicom(&self) {
-        *self.dicom.borrow_mut() = None;
     }
 
     /// `{kind, name, frames, width, height, [spacing, window, format]}`, or undefined.
@@ -570,18 +498,6 @@ impl Session {
             .try_borrow()
             .map_err(busy)?
             .export_png(frame as usize, obj))
-    }
-
-    /// The masks as a DICOM Segmentation of the document's DICOM source (`obj`: that
-    /// object only). `request`: `{segments: [{obj, label, colour: [r, g, b]}], date:
-    /// "YYYYMMDD", time: "HHMMSS"}` (the caller's clock: wasm32 has none).
-    pub fn export_dicom_seg(&self, obj: Option<u32>, request: JsValue) -> Result<Vec<u8>, JsValue> {
-        let request: SegRequest = from_js(request, "DICOM SEG export")?;
-        js(self
-            .ws
-            .try_borrow()
-            .map_err(busy)?
-            .export_dicom_seg(obj, &request))
     }
 
     /// Every frame's mask as PNG (`mask_00000.png`, ...) in a zip.

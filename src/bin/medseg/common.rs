@@ -117,13 +117,12 @@ pub fn open_dicom(path: &Path, series: Option<&str>) -> CliResult<Document> {
     if path.is_dir() {
         for file in files_below(path)? {
             let shown = file.display().to_string();
-            if !starts_like_dicom(&file) {
+            if starts_like_dicom(&file) {
+                import.add_among_others(&shown, &read_file(&file)?);
+            } else {
+                // Not read whole: a folder may hold large files of other kinds.
                 import.skip(&shown, "not a DICOM file");
-                continue;
             }
-            import
-                .add(&shown, &read_file(&file)?)
-                .map_err(|e| e.to_string())?;
         }
     } else {
         import
