@@ -13,9 +13,16 @@
 //   shared CT case with its label file (MEDSEG_BENCH_FT_EPOCHS, default 3; flips on, no
 //   hold-out, as BENCHMARKS.md's native run): ms per embedding, per epoch, and the
 //   engine's wasm memory after each case (its peak: wasm memory never shrinks).
+//   "dicom" in MEDSEG_BENCH_MODELS (CPU backend, no model): openFile of a 120-frame
+//   640×480 JPEG Baseline YBR_FULL_422 ultrasound cine (pydicom-data's
+//   color3d_jpeg_baseline.dcm), and of a CT series folder (MEDSEG_BENCH_CT_SLICES, default
+//   300, slices of 512×512 made by tests/dicom/make_ct_series.py) until its middle slice is
+//   ready to draw (getFrame through the display window, as the page draws it): ms, and the
+//   engine's wasm memory before and after (its growth: the peak the opening needed).
 import path from "node:path";
 import fs from "node:fs";
-import { launch, openPage, putFile, SHARED, DATA_URL_PATH, LITE_URL, openCtVolume, openFrameFolder } from "./lib.mjs";
+import { execFileSync } from "node:child_process";
+import { launch, openPage, putFile, SHARED, DATA_URL_PATH, LITE_URL, openCtVolume, openFrameFolder, OUT, DICOM_PYTHON, DICOM_DATA_STORE } from "./lib.mjs";
 
 const iters = Number(process.env.MEDSEG_BENCH_ITERS || 3);
 const backends = (process.env.MEDSEG_BENCH_BACKENDS || "webgpu,cpu").split(",");
@@ -39,6 +46,10 @@ for (const backend of backends) {
     }
     if (model === "finetune") {
       if (backend === "cpu") await benchFinetune();
+      continue;
+    }
+    if (model === "dicom") {
+      if (backend === "cpu") await benchDicom();
       continue;
     }
     stage(`${backend} / ${model}`);
@@ -150,12 +161,67 @@ async function benchFinetune() {
   }
 }
 
+/** DICOM opening in the page (CPU backend, no model): a cine and a CT series folder. */
+async function benchDicom() {
+  const slices = Number(process.env.MEDSEG_BENCH_CT_SLICES || 300);
+  // The series is served from the test data folder (fetched into Files in the page, not
+  // timed), so that hundreds of MB need not cross the DevTools protocol.
+  const folder = path.join(OUT, "e2e-data", `bench-ct-${slices}`);
+  if (!fs.existsSync(path.join(folder, "IM0000"))) {
+    stage(`writing a ${slices}-slice 512×512 CT series`);
+    fs.rmSync(folder, { recursive: true, force: true });
+    execFileSync(DICOM_PYTHON, [path.join(path.dirname(new URL(import.meta.url).pathname), "../dicom/make_ct_series.py"), folder, String(slices), "1.0", "512"]);
+  }
+  const names = fs.readdirSync(folder).sort();
+  const cine = path.join(DICOM_DATA_STORE ?? "", "color3d_jpeg_baseline.dcm");
+  const { context, close } = await launch();
+  try {
+    const { page } = await openPage(context, "?backend=cpu&model=none");
+    for (let run = 0; run < iters; run++) {
+      stage(`cine ${run + 1}/${iters}`);
+      await putFile(page, cine, "cine.dcm");
+      const c = await page.evaluate(async () => {
+        const before = await window.medseg.engineMemory();
+        const t0 = performance.now();
+        const info = await window.medseg.openFile(window.__files["cine.dcm"]);
+        const ms = performance.now() - t0;
+        return { ms, info: `${info.kind} ${info.frames}×${info.width}×${info.height}`, before, after: await window.medseg.engineMemory() };
+      });
+      rows.push({ backend: "cpu", model: "DICOM cine", dicom: true, ...c });
+      console.log(JSON.stringify(rows.at(-1)));
+      stage(`CT series ${run + 1}/${iters}`);
+      const s = await page.evaluate(
+        async ([base, list]) => {
+          const files = await Promise.all(list.map(async (n) => new File([await (await fetch(`${base}/${n}`)).arrayBuffer()], n)));
+          const before = await window.medseg.engineMemory();
+          const t0 = performance.now();
+          const info = await window.medseg.openFile(files, { name: "ct-series" });
+          const mid = Math.floor(info.frames / 2);
+          await window.medseg.getFrame(mid, { window: "soft" });
+          const ms = performance.now() - t0;
+          return { ms, info: `${info.kind} ${info.width}×${info.height}×${info.frames}`, before, after: await window.medseg.engineMemory() };
+        },
+        [`${DATA_URL_PATH}/bench-ct-${slices}`, names],
+      );
+      rows.push({ backend: "cpu", model: `DICOM CT series (${slices} files)`, dicom: true, ...s });
+      console.log(JSON.stringify(rows.at(-1)));
+    }
+  } finally {
+    await close();
+  }
+}
+
 const f = (v) => (v == null ? "-" : v.toFixed(0).padStart(8));
 console.log(`\nbrowser benchmark, headless Chromium (${iters} runs after a warm-up; ms)`);
 console.log("backend  model                              load  enc(1st)  encoder  decoder box→mask  prepared  propagation/frame");
 for (const r of rows) {
   if (r.skipped) {
     console.log(`${r.backend.padEnd(8)} ${r.model.padEnd(32)} skipped: ${r.skipped}`);
+    continue;
+  }
+  if (r.dicom) {
+    const mb = (b) => (b / 2 ** 20).toFixed(0);
+    console.log(`${r.backend.padEnd(8)} ${r.model.padEnd(32)} ${r.info}: open ${r.ms.toFixed(0)} ms, engine memory ${mb(r.before)} → ${mb(r.after)} MB`);
     continue;
   }
   if (r.finetune) {
