@@ -1,5 +1,5 @@
 //! DICOM Segmentation writing (`medseg::io::dicom::seg`) against real readers: SEGs of
-//! real sources from the conformance corpus — a CT series (5 slices, the geometry path),
+//! real sources from the conformance corpus, as MedSeg opens them (`DicomImport`) — a CT series (5 slices, the geometry path),
 //! the same series without positions, an ultrasound cine (30 frames, no Frame of
 //! Reference) — with two segments of known masks each, read back by highdicom
 //! (tests/dicom/seg_check.py: masks per source frame equal ours on every frame, labels,
@@ -11,8 +11,11 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use std::collections::HashMap;
+
+use medseg::app::dicom::{DicomImport, DicomOpening};
 use medseg::io::dicom::seg::{SegOptions, Segment, write_seg};
-use medseg::io::dicom::{DicomFile, DicomSource, FrameRef};
+use medseg::io::dicom::{DicomFile, DicomSource};
 
 /// A scratch folder for one case's files, emptied first.
 fn scratch(name: &str) -> PathBuf {
@@ -27,82 +30,30 @@ fn read(path: &Path) -> DicomFile {
     DicomFile::read(&bytes).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
-/// A `DicomSource` of single-frame slices sorted along the slice normal, as the series
-/// assembly does (minimally: these files share orientation and size).
-fn volume_source(paths: &[PathBuf]) -> (DicomSource, Vec<PathBuf>) {
-    let mut files: Vec<(PathBuf, DicomFile)> = paths.iter().map(|p| (p.clone(), read(p))).collect();
-    let o = files[0].1.meta.image.as_ref().unwrap().orientation.unwrap();
-    let normal = [
-        o[1] * o[5] - o[2] * o[4],
-        o[2] * o[3] - o[0] * o[5],
-        o[0] * o[4] - o[1] * o[3],
-    ];
-    let along = |f: &DicomFile| {
-        let p = f.meta.image.as_ref().unwrap().positions[0];
-        p[0] * normal[0] + p[1] * normal[1] + p[2] * normal[2]
-    };
-    files.sort_by(|a, b| along(&a.1).total_cmp(&along(&b.1)));
-    let step = along(&files[1].1) - along(&files[0].1);
-    let first = &files[0].1.meta;
-    let image = first.image.as_ref().unwrap();
-    let source = DicomSource {
-        study_instance_uid: first.study_instance_uid.clone().unwrap(),
-        series_instance_uid: first.series_instance_uid.clone().unwrap(),
-        frame_of_reference_uid: first.frame_of_reference_uid.clone(),
-        modality: first.modality.clone(),
-        series_description: first.series_description.clone(),
-        series_number: first.series_number,
-        patient: first.patient.clone(),
-        rows: image.rows,
-        columns: image.columns,
-        frames: files
-            .iter()
-            .map(|(_, f)| FrameRef {
-                sop_class_uid: f.meta.sop_class_uid.clone(),
-                sop_instance_uid: f.meta.sop_instance_uid.clone(),
-                frame_number: None,
-                position: Some(f.meta.image.as_ref().unwrap().positions[0]),
-            })
-            .collect(),
-        orientation: image.orientation,
-        pixel_spacing: image.pixel_spacing,
-        slice_thickness: image.slice_thickness,
-        spacing_between_slices: Some(step.abs()),
-        frame_time_ms: None,
-    };
-    (source, files.into_iter().map(|(p, _)| p).collect())
-}
-
-/// A `DicomSource` of every frame of one multi-frame file (with each frame's position
-/// when the file has them: an enhanced CT/MR).
-fn multiframe_source(path: &Path) -> DicomSource {
-    let file = read(path);
-    let m = &file.meta;
-    let image = m.image.as_ref().unwrap();
-    DicomSource {
-        study_instance_uid: m.study_instance_uid.clone().unwrap(),
-        series_instance_uid: m.series_instance_uid.clone().unwrap(),
-        frame_of_reference_uid: m.frame_of_reference_uid.clone(),
-        modality: m.modality.clone(),
-        series_description: m.series_description.clone(),
-        series_number: m.series_number,
-        patient: m.patient.clone(),
-        rows: image.rows,
-        columns: image.columns,
-        frames: (0..image.frames)
-            .map(|i| FrameRef {
-                sop_class_uid: m.sop_class_uid.clone(),
-                sop_instance_uid: m.sop_instance_uid.clone(),
-                frame_number: Some(i as u32 + 1),
-                position: (image.positions.len() == image.frames).then(|| image.positions[i]),
-            })
-            .collect(),
-        orientation: image.orientation,
-        pixel_spacing: image.pixel_spacing,
-        slice_thickness: image.slice_thickness,
-        spacing_between_slices: image.spacing_between_slices,
-        frame_time_ms: image.frame_time_ms,
+/// The `DicomSource` MedSeg makes of these files (the series assembly: slices sorted
+/// along the normal, a multi-frame file's frames in order), and the files in the order
+/// its frames refer to them.
+fn product_source(paths: &[PathBuf]) -> (DicomSource, Vec<PathBuf>) {
+    let mut import = DicomImport::new();
+    let mut path_of = HashMap::new();
+    for p in paths {
+        let bytes = std::fs::read(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+        import
+            .add(&p.display().to_string(), &bytes)
+            .expect("a DICOM file");
+        path_of.insert(read(p).meta.sop_instance_uid, p.clone());
     }
+    let Ok(DicomOpening::Opened(doc)) = import.open("test", None) else {
+        panic!("the files open as one document");
+    };
+    let source = doc.dicom().expect("opened from DICOM").clone();
+    let mut sorted: Vec<PathBuf> = source
+        .frames
+        .iter()
+        .map(|f| path_of[&f.sop_instance_uid].clone())
+        .collect();
+    sorted.dedup();
+    (source, sorted)
 }
 
 fn rectangle(rows: usize, cols: usize, r: (usize, usize), c: (usize, usize)) -> Vec<u8> {
@@ -263,14 +214,14 @@ fn ct_series() -> Vec<PathBuf> {
 
 #[test]
 fn ct_series_seg_has_plane_positions_and_reads_back() {
-    let (source, sorted) = volume_source(&ct_series());
+    let (source, sorted) = product_source(&ct_series());
     assert!(source.frame_of_reference_uid.is_some());
     check("ct", &source, &sorted, "instances", true);
 }
 
 #[test]
 fn ct_series_without_positions_is_pixel_aligned() {
-    let (mut source, sorted) = volume_source(&ct_series());
+    let (mut source, sorted) = product_source(&ct_series());
     for f in &mut source.frames {
         f.position = None;
     }
@@ -281,7 +232,7 @@ fn ct_series_without_positions_is_pixel_aligned() {
 fn ultrasound_cine_seg_references_frames() {
     let (_, test_files) = common::dicom_corpus();
     let path = test_files.join("examples_ybr_color.dcm");
-    let source = multiframe_source(&path);
+    let (source, _) = product_source(std::slice::from_ref(&path));
     assert_eq!(source.frames.len(), 30);
     assert!(source.frame_of_reference_uid.is_none());
     check("cine", &source, &[path], "frames", false);
@@ -291,7 +242,7 @@ fn ultrasound_cine_seg_references_frames() {
 fn enhanced_ct_seg_has_positions_and_frame_numbers() {
     let (data, _) = common::dicom_corpus();
     let path = data.join("eCT_Supplemental.dcm");
-    let source = multiframe_source(&path);
+    let (source, _) = product_source(std::slice::from_ref(&path));
     assert_eq!(source.frames.len(), 2);
     assert!(source.frames.iter().all(|f| f.position.is_some()));
     // Two frames: the second segment has no mask on either (it stays in the Segment

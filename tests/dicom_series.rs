@@ -322,7 +322,7 @@ fn zips_and_bad_files_are_named() {
     let rtplan = test_files.join("rtplan.dcm");
     let truncated = test_files.join("MR_truncated.dcm");
     for (input, expected) in [
-        (none.as_path(), "the zip holds no DICOM file (skipped: "),
+        (none.as_path(), "nor does the zip hold a DICOM file"),
         (rtplan.as_path(), "no pixel data"),
         (truncated.as_path(), "MR_truncated.dcm: "),
     ] {

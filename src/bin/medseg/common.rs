@@ -62,9 +62,11 @@ impl ModelArgs {
     }
 }
 
-/// Whether `path` is DICOM input: a Part 10 file, a zip without `.npy` entries (a MedSAM
-/// `.npz` is a zip too), or a folder holding a Part 10 file anywhere below it.
+/// Whether `path` is DICOM input: a Part 10 file, a zip with a Part 10 file in it (a
+/// MedSAM `.npz` and a PyTorch checkpoint are zips too), or a folder holding a Part 10
+/// file anywhere below it.
 pub fn is_dicom_input(path: &Path) -> CliResult<bool> {
+    use std::io::Read;
     if path.is_dir() {
         return Ok(files_below(path)?.iter().any(|f| starts_like_dicom(f)));
     }
@@ -72,10 +74,22 @@ pub fn is_dicom_input(path: &Path) -> CliResult<bool> {
     if medseg::io::dicom::is_part10(&bytes) {
         return Ok(true);
     }
-    let zip = bytes.starts_with(b"PK\x03\x04");
-    Ok(zip
-        && zip::ZipArchive::new(std::io::Cursor::new(&bytes))
-            .is_ok_and(|z| !z.file_names().any(|n| n.ends_with(".npy"))))
+    if !bytes.starts_with(b"PK\x03\x04") {
+        return Ok(false);
+    }
+    let Ok(mut zip) = zip::ZipArchive::new(std::io::Cursor::new(&bytes)) else {
+        return Ok(false);
+    };
+    for n in 0..zip.len() {
+        let mut head = Vec::with_capacity(132);
+        if let Ok(entry) = zip.by_index(n)
+            && entry.take(132).read_to_end(&mut head).is_ok()
+            && medseg::io::dicom::is_part10(&head)
+        {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 fn starts_like_dicom(path: &Path) -> bool {

@@ -43,7 +43,20 @@ pub fn run(a: Args) -> CliResult {
         return convert_dicom(&a);
     }
     let input = a.input.display().to_string();
-    let store = read_weights(&a.input)?;
+    let store = read_weights(&a.input).map_err(|e| {
+        // A zip may have been meant as DICOM: say that it is not that either.
+        let zip = std::fs::File::open(&a.input)
+            .and_then(|mut f| {
+                let mut magic = [0u8; 4];
+                std::io::Read::read_exact(&mut f, &mut magic).map(|_| magic)
+            })
+            .is_ok_and(|m| &m == b"PK\x03\x04");
+        if zip {
+            format!("{e}; nor does the zip hold a DICOM file")
+        } else {
+            e
+        }
+    })?;
     let arch = detect_architecture(&store, a.config).map_err(|e| format!("{input}: {e}"))?;
     // Training-only buffers (BatchNorm step counters) carry nothing for inference.
     let tensors: BTreeMap<String, HostTensor> = store
