@@ -337,3 +337,86 @@ fn zips_and_bad_files_are_named() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A label map made on dcm2niix's conversion of a series (its rows run the other way)
+/// lies on the series as MedSeg opens it once its axes are matched through the affines:
+/// labels drawn from the image's own values land on the same voxels. `medseg finetune`
+/// then takes the series folder with those labels.
+#[test]
+fn labels_from_dcm2niix_align_with_the_dicom_series() {
+    use medseg::app::dicom::{DicomImport, DicomOpening};
+    use medseg::app::training::Labels;
+    use medseg::io::volume::write_nifti_mask;
+
+    let dir = temp_dir("labels");
+    let series = dir.join("series");
+    synthetic_series(&series, 6, 2.0);
+    let reference = dcm2niix(&series, &dir);
+    // Labels from dcm2niix's voxels: 1 where the value is high, on slices 2 and 3 only.
+    let [nx, ny, _] = reference.dims;
+    let mut label_data = vec![0u8; reference.len()];
+    let slices = 2 * nx * ny..4 * nx * ny;
+    for (label, &value) in label_data[slices.clone()]
+        .iter_mut()
+        .zip(&reference.data[slices])
+    {
+        *label = u8::from(value > 200.0);
+    }
+    let label_bytes = write_nifti_mask(&reference.geometry, &label_data).unwrap();
+    let label_path = dir.join("labels.nii.gz");
+    std::fs::write(&label_path, &label_bytes).unwrap();
+
+    let mut import = DicomImport::new();
+    for entry in std::fs::read_dir(&series).unwrap() {
+        let p = entry.unwrap().path();
+        import
+            .add(&p.display().to_string(), &std::fs::read(&p).unwrap())
+            .unwrap();
+    }
+    let Ok(DicomOpening::Opened(doc)) = import.open("series", None) else {
+        panic!("the series opens");
+    };
+    let volume = doc.source_volume().expect("a volume");
+    let labels =
+        Labels::from_volume_over(&Volume::from_bytes(&label_bytes).unwrap(), &doc).unwrap();
+    let plane = volume.width() * volume.height();
+    let frame = |k: usize| &labels.values()[k * plane..(k + 1) * plane];
+    let marked: Vec<usize> = (0..volume.depth())
+        .filter(|&k| frame(k).iter().any(|&v| v != 0))
+        .collect();
+    assert_eq!(marked.len(), 2, "two labelled slices");
+    for &k in &marked {
+        let expected: Vec<u16> = volume
+            .slice(k)
+            .iter()
+            .map(|&v| u16::from(v > 200.0))
+            .collect();
+        assert_eq!(
+            frame(k),
+            expected.as_slice(),
+            "slice {k}: labels on the same voxels"
+        );
+    }
+
+    let out = dir.join("tuned.safetensors");
+    let model = common::lite_medsam_checkpoint();
+    let train = format!("{}:{}", series.display(), label_path.display());
+    let r = medseg_ok(&[
+        "finetune",
+        "--model",
+        model.to_str().unwrap(),
+        "--train",
+        &train,
+        "--val-split",
+        "0",
+        "--epochs",
+        "1",
+        "--no-augment",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let log = String::from_utf8_lossy(&r.stderr);
+    assert!(log.contains("2 slices with labels"), "{log}");
+    assert!(out.exists());
+    let _ = std::fs::remove_dir_all(&dir);
+}

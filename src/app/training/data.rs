@@ -16,7 +16,7 @@ use crate::app::document::{DocKind, Document};
 use crate::app::error::{AppError, AppResult};
 use crate::app::model::LoadedModel;
 use crate::io::image::{RgbImage, decode_rgb};
-use crate::io::volume::Volume;
+use crate::io::volume::{NiftiGeometry, Volume};
 use crate::preprocess::{LiteMedSamTransform, Sam2ImageTransform};
 use crate::session::frames::video_model_input;
 
@@ -64,6 +64,45 @@ impl Labels {
             values.push(v as u16);
         }
         Self::new([volume.depth(), volume.height(), volume.width()], values)
+    }
+
+    /// A label volume over the volume document `doc`, in the document's voxel order: a
+    /// label map whose NIfTI affine places it on the document's grid with axes reversed
+    /// (one made on dcm2niix's conversion of a DICOM series, whose rows run the other way
+    /// than MedSeg's) is reordered to match; one without a place in space, or on the same
+    /// grid, is taken as it is.
+    pub fn from_volume_over(volume: &Volume, doc: &Document) -> AppResult<Self> {
+        let flips = doc
+            .source_volume()
+            .and_then(|target| axis_flips(volume, &target.geometry));
+        let labels = Self::from_volume(volume)?;
+        match flips {
+            Some(flip) if flip != [false; 3] => Ok(labels.flipped(flip)),
+            _ => Ok(labels),
+        }
+    }
+
+    /// The same labels with the x (columns), y (rows) and z (frames) axes reversed where
+    /// `flip` says.
+    fn flipped(&self, flip: [bool; 3]) -> Self {
+        let [d, h, w] = self.dims;
+        let mut values = Vec::with_capacity(self.values.len());
+        for k in 0..d {
+            let sk = if flip[2] { d - 1 - k } else { k };
+            for j in 0..h {
+                let sj = if flip[1] { h - 1 - j } else { j };
+                let row = &self.values[(sk * h + sj) * w..(sk * h + sj + 1) * w];
+                if flip[0] {
+                    values.extend(row.iter().rev());
+                } else {
+                    values.extend_from_slice(row);
+                }
+            }
+        }
+        Self {
+            dims: self.dims,
+            values,
+        }
     }
 
     /// Mask images, one per frame, all grey (the value is the label; 0/255 masks give
@@ -381,9 +420,9 @@ impl Dataset {
         let volume = Volume::from_bytes(image).map_err(|e| AppError::from(e).context(name))?;
         let label_volume = Volume::from_bytes_with_npz_keys(labels, &["gts", "segs"])
             .map_err(|e| AppError::from(e).context(format!("{name} (labels)")))?;
-        let labels = Labels::from_volume(&label_volume)
-            .map_err(|e| e.context(format!("{name} (labels)")))?;
         let doc = Document::volume(name, volume, None)?;
+        let labels = Labels::from_volume_over(&label_volume, &doc)
+            .map_err(|e| e.context(format!("{name} (labels)")))?;
         self.add_document(&doc, &labels)
     }
 
@@ -595,6 +634,39 @@ impl Flip {
         }
         out
     }
+}
+
+/// Which axes of `labels` run the other way than those of the grid `target`, when both
+/// NIfTI affines place voxels in space (qform or sform code above 0), the grids have the
+/// same size, and reversing those axes lays every corner voxel of one on the other's
+/// (within a tenth of the smallest voxel); `None` otherwise (no place in space, another
+/// grid: the labels are taken as they are).
+fn axis_flips(labels: &Volume, target: &NiftiGeometry) -> Option<[bool; 3]> {
+    let placed = |g: &NiftiGeometry| g.sform_code > 0 || g.qform_code > 0;
+    if labels.dims != target.dims || !placed(&labels.geometry) || !placed(target) {
+        return None;
+    }
+    let (a, b) = (labels.geometry.affine(), target.affine());
+    let at = |m: &[[f64; 4]; 4], p: [f64; 3]| {
+        [0, 1, 2].map(|r| m[r][0] * p[0] + m[r][1] * p[1] + m[r][2] * p[2] + m[r][3])
+    };
+    let tolerance = 0.1
+        * target
+            .spacing()
+            .iter()
+            .copied()
+            .fold(f64::INFINITY, f64::min);
+    let last = target.dims.map(|n| n.saturating_sub(1) as f64);
+    (0..8u8)
+        .map(|bits| [bits & 1 != 0, bits & 2 != 0, bits & 4 != 0])
+        .find(|flip| {
+            (0..8u8).all(|corner| {
+                let p = [0, 1, 2].map(|ax| if corner >> ax & 1 != 0 { last[ax] } else { 0.0 });
+                let q = [0, 1, 2].map(|ax| if flip[ax] { last[ax] - p[ax] } else { p[ax] });
+                let (x, y) = (at(&a, p), at(&b, q));
+                (0..3).map(|r| (x[r] - y[r]).powi(2)).sum::<f64>().sqrt() <= tolerance
+            })
+        })
 }
 
 #[cfg(test)]

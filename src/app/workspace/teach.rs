@@ -403,7 +403,7 @@ fn read_labels(bytes: &[u8], doc: &Document) -> AppResult<Labels> {
                  PNG masks"
             ))
         })?;
-        Labels::from_volume(&volume)?
+        Labels::from_volume_over(&volume, doc)?
     };
     let [d, h, w] = doc.dims();
     let [ld, lh, lw] = labels.dims();

@@ -9,12 +9,14 @@ use std::time::Instant;
 
 use medseg::app::LoadedModel;
 use medseg::app::training::{
-    AdamWConfig, Dataset, FineTuneConfig, Phase, Progress, RunConfig, TrainingRun, tuned_checkpoint,
+    AdamWConfig, Dataset, FineTuneConfig, Labels, Phase, Progress, RunConfig, TrainingRun,
+    tuned_checkpoint,
 };
 use medseg::io::image::decode_rgb;
+use medseg::io::volume::Volume;
 use medseg::model::config::Sam2Preset;
 
-use crate::common::{CliResult, preset, read_file, write_file};
+use crate::common::{CliResult, is_dicom_input, open_dicom, preset, read_file, write_file};
 
 /// Fine-tune the mask decoder of LiteMedSAM or of SAM 2.1 / MedSAM2 on labelled scans
 /// (image encoder frozen; the official LiteMedSAM recipe, MedSAM2's on its model) and
@@ -241,7 +243,21 @@ fn add_case(data: &mut Dataset, arg: &str) -> CliResult {
             )
         })?;
         let (image, labels) = (Path::new(image), Path::new(labels));
-        if image.is_dir() && labels.is_dir() {
+        if is_dicom_input(image)? {
+            // A DICOM series, cine or image, opened as `track` and the page open it, with
+            // a label volume (NIfTI/npz) or, for a cine, a folder of mask images.
+            let doc = open_dicom(image, None)?;
+            let labels = if labels.is_dir() {
+                Labels::from_masks(&read_folder(labels)?)
+            } else {
+                let volume =
+                    Volume::from_bytes_with_npz_keys(&read_file(labels)?, &["gts", "segs"])
+                        .map_err(|e| format!("{}: {e}", labels.display()))?;
+                Labels::from_volume_over(&volume, &doc)
+            };
+            let labels = labels.map_err(|e| format!("{arg} (labels): {e}"))?;
+            data.add_document(&doc, &labels)
+        } else if image.is_dir() && labels.is_dir() {
             let frames = read_folder(image)?;
             let masks = read_folder(labels)?;
             if frames.len() != masks.len() {

@@ -7,7 +7,9 @@ use medseg::app::prompts::point_label;
 use medseg::io::image::{decode_rgb, encode_mask_png};
 use medseg::predictor::ImagePrompt;
 
-use crate::common::{CliResult, ModelArgs, numbers, read_file, write_file};
+use crate::common::{
+    CliResult, ModelArgs, is_dicom_input, numbers, open_dicom, read_file, write_file,
+};
 
 /// Segment one image with a box and/or points (pixel coordinates of the image); writes a
 /// 0/255 PNG mask and, optionally, the mask logits as .npy.
@@ -15,7 +17,7 @@ use crate::common::{CliResult, ModelArgs, numbers, read_file, write_file};
 pub struct Args {
     #[command(flatten)]
     model: ModelArgs,
-    /// PNG, JPEG or WebP image.
+    /// PNG, JPEG or WebP image, or a DICOM image (one frame).
     #[arg(long)]
     image: PathBuf,
     /// Box x0,y0,x1,y1.
@@ -45,12 +47,25 @@ pub fn run(a: Args) -> CliResult {
             .collect::<Result<_, medseg::app::AppError>>()
             .map_err(|e| format!("--point: {e}"))?,
     };
-    let image =
-        decode_rgb(&read_file(&a.image)?).map_err(|e| format!("{}: {e}", a.image.display()))?;
-    let (w, h) = (image.width, image.height);
     let name = a.image.display().to_string();
+    let doc = if is_dicom_input(&a.image)? {
+        // A DICOM image or single slice, opened as the page opens it (a CT slice keeps
+        // its HU and gets the automatic window).
+        let doc = open_dicom(&a.image, None)?;
+        if doc.len() != 1 {
+            return Err(format!(
+                "{name} has {} frames: segment one with `medseg track --frame K --range K,K`",
+                doc.len()
+            ));
+        }
+        doc
+    } else {
+        let image = decode_rgb(&read_file(&a.image)?).map_err(|e| format!("{name}: {e}"))?;
+        Document::image(name, image).map_err(|e| e.to_string())?
+    };
+    let (w, h) = (doc.width(), doc.height());
     let (mut ws, _) = a.model.workspace()?;
-    ws.open(Document::image(name, image).map_err(|e| e.to_string())?);
+    ws.open(doc);
     let out = pollster::block_on(ws.add_prompt(1, 0, &prompt)).map_err(|e| e.to_string())?;
     let mask = ws.masks().get(1, 0).map(|m| m.decode()).unwrap_or_default();
     write_file(
