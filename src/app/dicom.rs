@@ -9,7 +9,7 @@ use crate::app::document::Document;
 use crate::app::error::{AppError, AppResult, ErrorKind};
 use crate::io::dicom::series::{self, Assembled, SeriesInfo};
 use crate::io::dicom::{DicomError, DicomFile, is_part10};
-use crate::io::volume::{MAX_VOXELS, SourceFormat, Volume};
+use crate::io::volume::{MAX_VOXELS, SourceFormat, Volume, is_zip};
 use crate::io::window::WindowLevel;
 
 impl From<DicomError> for AppError {
@@ -267,8 +267,4 @@ impl DicomImport {
         };
         Ok(DicomOpening::Opened(doc))
     }
-}
-
-fn is_zip(b: &[u8]) -> bool {
-    b.len() >= 4 && b[0] == b'P' && b[1] == b'K' && (b[2], b[3]) == (3, 4)
 }

@@ -397,7 +397,9 @@ fn is_gzip(b: &[u8]) -> bool {
     b.len() >= 2 && b[0] == 0x1f && b[1] == 0x8b
 }
 
-fn is_zip(b: &[u8]) -> bool {
+/// Whether `b` starts like a zip archive (a MedSAM `.npz`, a zip of DICOM files or
+/// masks, a PyTorch checkpoint).
+pub fn is_zip(b: &[u8]) -> bool {
     b.len() >= 4 && b[0] == b'P' && b[1] == b'K' && (b[2], b[3]) == (3, 4)
 }
 

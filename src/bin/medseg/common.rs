@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use medseg::app::dicom::{DicomImport, DicomOpening};
 use medseg::app::{Document, LoadedModel, ModelInfo, Workspace};
+use medseg::io::volume::is_zip;
 use medseg::model::config::Sam2Preset;
 use medseg::weights::TensorStore;
 
@@ -64,20 +65,23 @@ impl ModelArgs {
 
 /// Whether `path` is DICOM input: a Part 10 file, a zip with a Part 10 file in it (a
 /// MedSAM `.npz` and a PyTorch checkpoint are zips too), or a folder holding a Part 10
-/// file anywhere below it.
+/// file anywhere below it. Only heads are read: a file may be a large checkpoint or volume.
 pub fn is_dicom_input(path: &Path) -> CliResult<bool> {
     use std::io::Read;
     if path.is_dir() {
         return Ok(files_below(path)?.iter().any(|f| starts_like_dicom(f)));
     }
-    let bytes = read_file(path)?;
-    if medseg::io::dicom::is_part10(&bytes) {
+    let head = file_head(path, 132);
+    if medseg::io::dicom::is_part10(&head) {
         return Ok(true);
     }
-    if !bytes.starts_with(b"PK\x03\x04") {
+    if !is_zip(&head) {
         return Ok(false);
     }
-    let Ok(mut zip) = zip::ZipArchive::new(std::io::Cursor::new(&bytes)) else {
+    // The archive's directory, then the first bytes of each entry.
+    let file =
+        std::fs::File::open(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let Ok(mut zip) = zip::ZipArchive::new(file) else {
         return Ok(false);
     };
     for n in 0..zip.len() {
@@ -93,11 +97,17 @@ pub fn is_dicom_input(path: &Path) -> CliResult<bool> {
 }
 
 fn starts_like_dicom(path: &Path) -> bool {
+    medseg::io::dicom::is_part10(&file_head(path, 132))
+}
+
+/// The first `n` bytes of a file (fewer when it is shorter or unreadable).
+pub fn file_head(path: &Path, n: u64) -> Vec<u8> {
     use std::io::Read;
-    let mut head = [0u8; 132];
-    std::fs::File::open(path)
-        .and_then(|mut f| f.read_exact(&mut head))
-        .is_ok_and(|_| medseg::io::dicom::is_part10(&head))
+    let mut head = Vec::new();
+    if let Ok(f) = std::fs::File::open(path) {
+        let _ = f.take(n).read_to_end(&mut head);
+    }
+    head
 }
 
 /// Every file below `dir`, in path order.

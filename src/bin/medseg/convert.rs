@@ -12,9 +12,11 @@ use medseg::weights::safetensors_io::{StoredPrecision, write};
 
 use medseg::app::DocKind;
 use medseg::io::image::encode_rgb_png;
-use medseg::io::volume::write_nifti_volume;
+use medseg::io::volume::{is_zip, write_nifti_volume};
 
-use crate::common::{CliResult, is_dicom_input, open_dicom, preset, read_weights, write_file};
+use crate::common::{
+    CliResult, file_head, is_dicom_input, open_dicom, preset, read_weights, write_file,
+};
 
 /// Convert an official PyTorch checkpoint (LiteMedSAM .pth, MedSAM2 .pt) or a safetensors
 /// file to safetensors with the architecture in its metadata; or DICOM input (a series
@@ -45,13 +47,7 @@ pub fn run(a: Args) -> CliResult {
     let input = a.input.display().to_string();
     let store = read_weights(&a.input).map_err(|e| {
         // A zip may have been meant as DICOM: say that it is not that either.
-        let zip = std::fs::File::open(&a.input)
-            .and_then(|mut f| {
-                let mut magic = [0u8; 4];
-                std::io::Read::read_exact(&mut f, &mut magic).map(|_| magic)
-            })
-            .is_ok_and(|m| &m == b"PK\x03\x04");
-        if zip {
+        if is_zip(&file_head(&a.input, 4)) {
             format!("{e}; nor does the zip hold a DICOM file")
         } else {
             e

@@ -27,6 +27,7 @@ use super::pixels::{self, Samples};
 use super::{DicomError, DicomFile, DicomSource, FrameRef};
 use crate::io::image::RgbImage;
 use crate::io::volume::{DataType, MAX_VOXELS, NiftiGeometry};
+use crate::io::window::value_range;
 
 /// What a series opens as.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -572,11 +573,7 @@ fn to_grey(values: &[f32], window: Option<(f64, f64)>) -> Vec<u8> {
         // DICOM's linear VOI function: centre c, width w map c − 0.5 − (w − 1)/2 .. to black.
         Some((c, w)) => (c - 0.5 - (w - 1.0) / 2.0, c - 0.5 + (w - 1.0) / 2.0),
         None => {
-            let (lo, hi) = values
-                .iter()
-                .fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &v| {
-                    (lo.min(v), hi.max(v))
-                });
+            let (lo, hi) = value_range(values);
             (lo as f64, hi as f64)
         }
     };
