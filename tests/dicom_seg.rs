@@ -19,10 +19,7 @@ use medseg::io::dicom::{DicomFile, DicomSource};
 
 /// A scratch folder for one case's files, emptied first.
 fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("medseg-dicom-seg-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("create scratch dir");
-    dir
+    common::fresh_dir("dicom-seg", name)
 }
 
 fn read(path: &Path) -> DicomFile {

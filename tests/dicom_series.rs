@@ -17,11 +17,7 @@ use common::{dicom_corpus, dicom_python, medseg, medseg_ok};
 use medseg::io::volume::Volume;
 
 fn temp_dir(name: &str) -> PathBuf {
-    let dir =
-        std::env::temp_dir().join(format!("medseg-dicom-series-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    dir
+    common::fresh_dir("dicom-series", name)
 }
 
 fn synthetic_series(dir: &Path, count: usize, spacing: f64) {

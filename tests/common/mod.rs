@@ -320,3 +320,12 @@ pub fn dicom_corpus() -> (PathBuf, PathBuf) {
     };
     (data, test_files)
 }
+
+/// An empty scratch folder for one test case, named by the test file's `tag`, the case
+/// and this process (emptied first: a folder of an earlier run is not reused as it was).
+pub fn fresh_dir(tag: &str, case: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("medseg-{tag}-{}-{case}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("create a scratch folder");
+    dir
+}
