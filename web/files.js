@@ -82,3 +82,25 @@ export function magicKind(head) {
   if (b.length >= 4 && (new DataView(b.buffer, b.byteOffset).getInt32(0, true) === 348 || new DataView(b.buffer, b.byteOffset).getInt32(0, false) === 348)) return "volume"; // .nii
   return null;
 }
+
+/**
+ * Whether a file is DICOM: by its name, else (no known extension) by "DICM" at byte 128.
+ * @param {Blob & { name?: string }} file
+ */
+export async function isDicomFile(file) {
+  const name = file.name || "";
+  const byName = fileKind(name);
+  if (byName) return byName === "dicom";
+  if (file.size < MAGIC_BYTES) return false;
+  return magicKind(new Uint8Array(await file.slice(0, MAGIC_BYTES).arrayBuffer())) === "dicom";
+}
+
+/**
+ * Whether some of `files` are DICOM (or a DICOMDIR): then they open together as DICOM,
+ * in web/medseg.js and in the page alike.
+ * @param {(Blob & { name?: string })[]} files
+ */
+export async function anyDicom(files) {
+  for (const f of files) if (isDicomDir(f.name || "") || (await isDicomFile(f))) return true;
+  return false;
+}

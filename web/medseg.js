@@ -106,12 +106,12 @@
 // A volume slice k is shown with x = voxel index i (columns) and y = voxel index j (rows);
 // its mask is row-major (row j, column i), like imgs[k][y][x] of a MedSAM .npz.
 
-import { fileKind, magicKind, unsupportedFileText, isDicomDir, MAGIC_BYTES } from "./files.js";
+import { fileKind, magicKind, unsupportedFileText, anyDicom, MAGIC_BYTES } from "./files.js";
 import { decodeClip } from "./clip-decode.js";
 import { openDicom, segmentStyles, dicomNow } from "./dicom-open.js";
 import { EngineClient } from "./engine-client.js";
 
-export { fileKind, magicKind, unsupportedFileText, isDicomDir, SUPPORTED_FILES, MAGIC_BYTES } from "./files.js";
+export { fileKind, magicKind, unsupportedFileText, isDicomDir, isDicomFile, anyDicom, SUPPORTED_FILES, MAGIC_BYTES } from "./files.js";
 
 /** A File, or a Blob that carries a file name. @typedef {Blob & { name?: string }} NamedBlob */
 
@@ -240,13 +240,7 @@ export class MedSeg extends EngineClient {
     if (files.length === 1) return this._openFile(files[0], opts);
     for (const f of files) if (!(f instanceof Blob)) throw this._error("openFiles expects Files or Blobs");
     // DICOM when any file is: by name, else (files without extension) by its bytes.
-    for (const f of files) {
-      const n = f.name || "";
-      const byName = fileKind(n);
-      if (byName === "dicom" || isDicomDir(n) || (!byName && (await this._kindOf(f, n)) === "dicom")) {
-        return this._openDicom(files, opts);
-      }
-    }
+    if (await anyDicom(files)) return this._openDicom(files, opts);
     await this._ready();
     await this._call("beginClip", [name || files[0].name || "frames"]);
     for (const f of files) {

@@ -1,6 +1,6 @@
 // Documents: opening a file, several, a folder or a DICOM series (file pickers, drag and
 // drop), showing it, CT window presets.
-import { medseg, fileKind, magicKind, unsupportedFileText, isDicomDir, MAGIC_BYTES } from '../medseg.js';
+import { medseg, fileKind, unsupportedFileText, isDicomFile, anyDicom } from '../medseg.js';
 import { el, errorText, fmtBytes, fmtValue, plural } from '../ui/dom.js';
 import { ui, messages, state, ask } from './state.js';
 import { frameCache, maskCache } from './cache.js';
@@ -12,21 +12,9 @@ import { exportMasks } from './export.js';
 import { mayReplaceDocument } from './unsaved.js';
 import { droppedFiles, chooseSeries, filePath } from './dicom.js';
 
-/** What a file is for the page: by its name (strictly), else by its first bytes (DICOM without extension). */
+/** What a file is for the page: by its name (strictly), else DICOM by its first bytes. */
 async function pageKind(file) {
-  const kind = fileKind(file.name, '', { strict: true });
-  if (kind || file.size < MAGIC_BYTES) return kind;
-  return magicKind(new Uint8Array(await file.slice(0, MAGIC_BYTES).arrayBuffer())) === 'dicom' ? 'dicom' : null;
-}
-
-/** Whether some of `files` are DICOM (by name, DICOMDIR, or bytes): then they open as a DICOM series. */
-async function anyDicom(files) {
-  for (const f of files) {
-    if (isDicomDir(f.name)) return true;
-    const byName = fileKind(f.name, '', { strict: true });
-    if (byName === 'dicom' || (!byName && (await pageKind(f)) === 'dicom')) return true;
-  }
-  return false;
+  return fileKind(file.name, '', { strict: true }) ?? ((await isDicomFile(file)) ? 'dicom' : null);
 }
 
 /**
