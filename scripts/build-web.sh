@@ -1,13 +1,21 @@
 #!/usr/bin/env bash
-# Builds the browser library into pkg/: the crate for wasm32-unknown-unknown (profile
-# wasm-release of Cargo.toml, or MEDSEG_WASM_PROFILE=dev for a quick debug build), then
-# wasm-bindgen (the pinned CLI that scripts/setup.sh installs) with --target web:
-#   pkg/medseg.js, pkg/medseg_bg.wasm (+ .d.ts).
+# Builds the browser library into pkg/, two modules with one JavaScript API (web/worker.js
+# picks one at run time, by feature detection):
+#   pkg/medseg.js, pkg/medseg_bg.wasm (+ .d.ts): WebGPU (burn's wgpu backend) and the CPU
+#     on one thread; stable Rust, features "wgpu".
+#   pkg/threads/…: the CPU on a pool of Web Workers (rayon, wasm-bindgen-rayon), for pages
+#     that are cross-origin isolated (SharedArrayBuffer); the pinned nightly of
+#     toolchains/wasm-threads/ with `-Z build-std` (the standard library rebuilt with
+#     atomics), features "threads", its own target dir. MEDSEG_WASM_THREADS=0 skips it
+#     (the page then runs the CPU on one thread).
+#   pkg/files.json: every file of pkg/, for the service worker to cache for offline use.
+# Profile wasm-release of Cargo.toml, or MEDSEG_WASM_PROFILE=dev for a quick debug build;
+# then wasm-bindgen (the pinned CLI that scripts/setup.sh installs) with --target web.
 # Code is built with wasm SIMD (simd128: every current browser has it), which burn's CPU
 # backend uses for its element-wise kernels (its matmul uses it either way); set
-# MEDSEG_WASM_SIMD=0 for a module without it.
-# web/worker.js imports pkg/medseg.js. Needs scripts/setup.sh to have run (wasm32 target,
-# wasm-bindgen-cli). CARGO_TARGET_DIR as in scripts/common.sh.
+# MEDSEG_WASM_SIMD=0 for modules without it.
+# Needs scripts/setup.sh to have run (wasm32 target, the nightly, wasm-bindgen-cli).
+# CARGO_TARGET_DIR as in scripts/common.sh.
 set -euo pipefail
 # shellcheck source=scripts/common.sh
 . "$(dirname "${BASH_SOURCE[0]}")/common.sh"
@@ -24,37 +32,86 @@ have wasm-bindgen || die "wasm-bindgen is not installed: run scripts/setup.sh"
 got=$(wasm_bindgen_installed)
 [ "$got" = "$want" ] || die "wasm-bindgen $got does not match the crate's $want: run scripts/setup.sh"
 
-if [ "${MEDSEG_WASM_SIMD:-1}" = 1 ]; then
-  export CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS="${CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS:-} -C target-feature=+simd128"
-fi
+SIMD=()
+[ "${MEDSEG_WASM_SIMD:-1}" = 1 ] && SIMD=(-C target-feature=+simd128)
 
-t0=$(date +%s)
-log "cargo build --lib --profile $PROFILE --target $TARGET"
-cargo build --lib --profile "$PROFILE" --target "$TARGET"
-t1=$(date +%s)
-
-wasm="$OUT_DIR/medseg.wasm"
-[ -f "$wasm" ] || die "no $wasm after the build"
-rm -rf pkg.partial
 # The wasm "name" section (function names for stack traces, ~7.6 MB of ~42 MB) is left
-# out of the shipped module; MEDSEG_WASM_NAMES=1 keeps it for debugging a panic's trace
+# out of the shipped modules; MEDSEG_WASM_NAMES=1 keeps it for debugging a panic's trace
 # (console_error_panic_hook reports the panic message and location either way).
 names=(--remove-name-section)
 [ "${MEDSEG_WASM_NAMES:-0}" = 1 ] && names=()
-wasm-bindgen --target web "${names[@]}" --out-dir pkg.partial --out-name medseg "$wasm"
-# The module may import only what wasm-bindgen's JS provides. A C function a Rust crate
-# declares and nothing defines (openjp2's malloc & co., see src/io/dicom/wasm_libc.rs)
-# becomes an "env" import that no browser can satisfy: refuse it here, by name (where
-# node is installed: scripts/serve.sh may run without it; the browser tests always have it).
-env_imports=""
-if have node; then
-  env_imports=$(node -e '
-    const m = new WebAssembly.Module(require("fs").readFileSync(process.argv[1]));
-    console.log(WebAssembly.Module.imports(m).filter((i) => i.module === "env").map((i) => i.name).join(" "));
-  ' pkg.partial/medseg_bg.wasm)
+
+# bindgen WASM OUT_DIR: wasm-bindgen's JS and module into OUT_DIR. The module may import
+# only what wasm-bindgen's JS provides. A C function a Rust crate declares and nothing
+# defines (openjp2's malloc & co., see src/io/dicom/wasm_libc.rs) becomes an "env" import
+# that no browser can satisfy: refuse it here, by name (where node is installed:
+# scripts/serve.sh may run without it; the browser tests always have it).
+bindgen() {
+  local wasm=$1 out=$2 env_imports=""
+  [ -f "$wasm" ] || die "no $wasm after the build"
+  wasm-bindgen --target web "${names[@]}" --out-dir "$out" --out-name medseg "$wasm"
+  if have node; then
+    env_imports=$(node -e '
+      const m = new WebAssembly.Module(require("fs").readFileSync(process.argv[1]));
+      console.log(WebAssembly.Module.imports(m).filter((i) => i.module === "env").map((i) => i.name).join(" "));
+    ' "$out/medseg_bg.wasm")
+  fi
+  [ -z "$env_imports" ] || die "$out/medseg_bg.wasm imports undefined C functions from \"env\": $env_imports"
+}
+
+rm -rf pkg.partial
+t0=$(date +%s)
+log "cargo build --lib --profile $PROFILE --target $TARGET --features wgpu"
+CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS="${CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS:-} ${SIMD[*]}" \
+  cargo build --lib --profile "$PROFILE" --target "$TARGET" --features wgpu
+t1=$(date +%s)
+bindgen "$OUT_DIR/medseg.wasm" pkg.partial
+t2=$(date +%s)
+timing="single-threaded: cargo $((t1 - t0)) s, wasm-bindgen $((t2 - t1)) s"
+
+if [ "${MEDSEG_WASM_THREADS:-1}" = 1 ]; then
+  nightly=$(threads_toolchain)
+  threads_target="$CARGO_TARGET_DIR/wasm-threads"
+  # Shared memory: atomics and bulk memory in every crate, the standard library included
+  # (build-std); memory imported (threads share it) with a maximum (4 GiB, all wasm32
+  # can address); the TLS symbols and __heap_base exported, which wasm-bindgen's thread
+  # transform reads (nightlies from 2026-05 stop exporting __heap_base on their own).
+  # --allow-undefined: Rust >= 1.96 no longer passes it to wasm-ld, and openjp2 (also a
+  # cdylib) would not link alone; the final module's imports are checked by bindgen().
+  flags=(-C target-feature=+atomics,+bulk-memory,+mutable-globals "${SIMD[@]}"
+    -C link-arg=--shared-memory -C link-arg=--import-memory -C link-arg=--max-memory=4294967296
+    -C link-arg=--export=__wasm_init_tls -C link-arg=--export=__tls_size
+    -C link-arg=--export=__tls_align -C link-arg=--export=__tls_base
+    -C link-arg=--export=__heap_base -C link-arg=--allow-undefined)
+  log "cargo +$nightly build -Z build-std=std,panic_abort --lib --profile $PROFILE --target $TARGET --features threads"
+  # From the toolchain file's folder, so that rustup runs the pinned nightly.
+  (cd toolchains/wasm-threads &&
+    CARGO_TARGET_DIR="$threads_target" CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS="${flags[*]}" \
+      cargo build --manifest-path "$ROOT/Cargo.toml" -Z build-std=std,panic_abort \
+      --lib --profile "$PROFILE" --target "$TARGET" --features threads)
+  t3=$(date +%s)
+  case "$PROFILE" in
+    dev) threads_out="$threads_target/$TARGET/debug" ;;
+    *) threads_out="$threads_target/$TARGET/$PROFILE" ;;
+  esac
+  bindgen "$threads_out/medseg.wasm" pkg.partial/threads
+  timing+="; threaded: cargo $((t3 - t2)) s, wasm-bindgen $(($(date +%s) - t3)) s"
 fi
-[ -z "$env_imports" ] || die "pkg.partial/medseg_bg.wasm imports undefined C functions from \"env\": $env_imports"
+
+# What the service worker caches (paths from the app's root), snippets included: the
+# threaded module's worker helper sits under a hashed folder name.
+(
+  cd pkg.partial
+  sep=""
+  printf '['
+  while IFS= read -r f; do
+    printf '%s"pkg/%s"' "$sep" "${f#./}"
+    sep=","
+  done < <(find . -type f ! -name '*.d.ts' ! -name files.json | sort)
+  printf ']\n'
+) >pkg.partial/files.json
 rm -rf pkg
 mv pkg.partial pkg
-log "pkg/medseg_bg.wasm: $(wc -c <pkg/medseg_bg.wasm | tr -d ' ') bytes ($PROFILE)" \
-  "(cargo $((t1 - t0)) s, wasm-bindgen $(($(date +%s) - t1)) s)"
+log "pkg/medseg_bg.wasm: $(wc -c <pkg/medseg_bg.wasm | tr -d ' ') bytes" \
+  "$( [ -f pkg/threads/medseg_bg.wasm ] && echo "pkg/threads/medseg_bg.wasm: $(wc -c <pkg/threads/medseg_bg.wasm | tr -d ' ') bytes")" \
+  "($PROFILE; $timing)"

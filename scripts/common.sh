@@ -37,6 +37,11 @@ wasm_bindgen_installed() {
   wasm-bindgen --version | awk '{ print $2 }'
 }
 
+# The nightly that builds the threaded browser module (its toolchain file's channel).
+threads_toolchain() {
+  sed -n 's/^channel *= *"\(.*\)".*/\1/p' "$ROOT/toolchains/wasm-threads/rust-toolchain.toml"
+}
+
 # Runs a command as root: directly when we are root, else through non-interactive sudo.
 as_root() {
   if [ "$(id -u)" -eq 0 ]; then

@@ -39,6 +39,21 @@ ensure_wasm_target() {
   rustup target add "$target" >&2
 }
 
+# The pinned nightly (with the standard library's sources) that builds the threaded
+# browser module: toolchains/wasm-threads/rust-toolchain.toml names it.
+ensure_threads_toolchain() {
+  local channel
+  channel=$(threads_toolchain)
+  [ -n "$channel" ] || die "no channel in toolchains/wasm-threads/rust-toolchain.toml"
+  if rustup run "$channel" rustc --version >/dev/null 2>&1 &&
+    [ -d "$(rustup run "$channel" rustc --print sysroot)/lib/rustlib/src/rust/library" ]; then
+    return 0
+  fi
+  have rustup || die "the threaded browser module needs rustup to install $channel"
+  log "rustup toolchain install $channel (rust-src)"
+  rustup toolchain install "$channel" --profile minimal --component rust-src >&2
+}
+
 # The default model (LiteMedSAM): downloaded, checked, and converted when a medseg binary
 # exists (scripts/serve.sh and scripts/test.sh build one and run this again).
 ensure_weights() {
@@ -137,6 +152,7 @@ ensure_dicom_venv() {
 main() {
   check_rust
   ensure_wasm_target
+  ensure_threads_toolchain
   ensure_weights
   ensure_wasm_bindgen_cli
   if [ "${MEDSEG_SKIP_BROWSER_TESTS:-0}" != 1 ]; then

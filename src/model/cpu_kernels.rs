@@ -12,7 +12,7 @@
 //! - depthwise convolution of NHWC maps (TinyViT), vectorised over channels,
 //!   so that TinyViT can stay channels-last instead of transposing around
 //!   every depthwise convolution;
-//! - linear layers (natively): one GEMM into a buffer holding the bias rows,
+//! - linear layers: one GEMM into a buffer holding the bias rows,
 //!   without flex's zero-fill and realignment copy of every matmul output;
 //! - rotary position encoding (memory attention) in place, where burn ops
 //!   took ten passes over strided views plus copies of the repeated tables
@@ -39,17 +39,11 @@ pub(crate) fn on_host<const D: usize>(x: &Tensor<D>) -> bool {
     x.dtype() == DType::F32 && !x.is_autodiff() && x.device() == Device::flex()
 }
 
-/// Runs `f` over `chunk`-sized pieces of `data`, on the rayon pool natively.
+/// Runs `f` over `chunk`-sized pieces of `data`, on the rayon pool (in the
+/// browser: the threaded module's Web Workers, else the calling thread).
 fn for_chunks(data: &mut [f32], chunk: usize, f: impl Fn(usize, &mut [f32]) + Send + Sync) {
-    #[cfg(not(target_arch = "wasm32"))]
-    {
-        use rayon::prelude::*;
-        data.par_chunks_mut(chunk)
-            .enumerate()
-            .for_each(|(i, c)| f(i, c));
-    }
-    #[cfg(target_arch = "wasm32")]
-    data.chunks_mut(chunk)
+    use rayon::prelude::*;
+    data.par_chunks_mut(chunk)
         .enumerate()
         .for_each(|(i, c)| f(i, c));
 }
@@ -86,7 +80,6 @@ fn gelu_recorded<const D: usize>(x: Tensor<D>) -> Tensor<D> {
         .as_mut_slice::<f32>()
         .expect("an f32 tensor reads back as f32");
     let mut slopes = vec![0f32; values.len()];
-    #[cfg(not(target_arch = "wasm32"))]
     {
         use rayon::prelude::*;
         // As `for_chunks`, over both buffers.
@@ -96,8 +89,6 @@ fn gelu_recorded<const D: usize>(x: Tensor<D>) -> Tensor<D> {
             .zip(slopes.par_chunks_mut(CHUNK))
             .for_each(|(v, s)| gelu_and_slope_slice(v, s));
     }
-    #[cfg(target_arch = "wasm32")]
-    gelu_and_slope_slice(values, &mut slopes);
     let slope = Tensor::from_data(TensorData::new(slopes, held.shape()), &device);
     Tensor::<D>::from_data(data, &device) + (x - held) * slope
 }
@@ -139,16 +130,13 @@ macro_rules! simd_dispatch {
 
 /// Multiply-accumulate count from which a [`linear`] GEMM runs on the rayon
 /// pool (flex's threshold for its own matmuls).
-#[cfg(not(target_arch = "wasm32"))]
 const PARALLEL_GEMM: usize = 192 * 192 * 192;
 
 /// `x·weight + bias` for `x` `[rows, d_in]`, `weight` `[d_in, d_out]` (the
-/// transposed view [`crate::model::layers::Linear`] keeps). Native CPU only:
-/// flex's matmul zero-fills its output and then copies it into a freshly
-/// aligned buffer (`FlexTensor::empty`), two single-threaded passes over every
-/// output, and adds the bias in a third; here one GEMM accumulates into a
+/// transposed view [`crate::model::layers::Linear`] keeps). flex's matmul
+/// zero-fills its output and then copies it into a freshly aligned buffer
+/// (`FlexTensor::empty`), two single-threaded passes over every output, and adds the bias in a third; here one GEMM accumulates into a
 /// buffer that starts as the bias rows (LiteMedSAM encoder −14 % at 2 threads).
-#[cfg(not(target_arch = "wasm32"))]
 pub fn linear(x: Tensor<2>, weight: &Tensor<2>, bias: Option<Tensor<1>>) -> Tensor<2> {
     use rayon::prelude::*;
     let [m, k] = x.dims();
@@ -175,27 +163,61 @@ pub fn linear(x: Tensor<2>, weight: &Tensor<2>, bias: Option<Tensor<1>>) -> Tens
                 }
             });
     }
-    let parallelism = if m * n * k >= PARALLEL_GEMM {
-        gemm::Parallelism::Rayon(0)
-    } else {
-        gemm::Parallelism::None
-    };
     // SAFETY: `out` has room for the `m × n` row-major result (initialised
     // with the bias rows when `read_dst`); `x` is `m × k` row-major and `w`
     // holds column `j` of `weight` at `j·k`, all of the lengths gemm reads.
     unsafe {
-        gemm::gemm(
+        gemm_rows(
             m,
             n,
             k,
             out.as_mut_ptr(),
-            1,
-            n as isize,
             bias.is_some(),
             x.as_ptr(),
+            w.as_ptr(),
+        );
+        out.set_len(m * n);
+    }
+    Tensor::from_data(TensorData::new(out, [m, n]), &device)
+}
+
+/// `dst (+)= lhs · w` for row-major `dst` `[m, n]` and `lhs` `[m, k]`, with column
+/// `j` of `w` at `j·k`; `read_dst` accumulates into what `dst` holds. Large
+/// products run on the rayon pool: natively through gemm's own split; in the
+/// threaded browser module as row blocks, two per pool thread, each one
+/// single-threaded GEMM — gemm's own split ran slower on 2 Web Worker threads
+/// than on one (1024³: 250 vs 163 ms), the row blocks 1.9× faster (83 ms), and
+/// every output keeps the same sum (same kernel over the same `k`).
+///
+/// # Safety
+/// `dst` must be valid for `m·n` writes (and reads when `read_dst`), `lhs` for
+/// `m·k` reads and `w` for `k·n` reads.
+unsafe fn gemm_rows(
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: *mut f32,
+    read_dst: bool,
+    lhs: *const f32,
+    w: *const f32,
+) {
+    // Raw pointers are neither Send nor Sync; the row blocks below are disjoint.
+    let w = w as usize;
+    // SAFETY (for every call below): the caller's pointers and sizes, for the
+    // `rows` rows starting where `dst`/`lhs` point.
+    let gemm = move |rows: usize, dst: *mut f32, lhs: *const f32, parallelism| unsafe {
+        gemm::gemm(
+            rows,
+            n,
+            k,
+            dst,
+            1,
+            n as isize,
+            read_dst,
+            lhs,
             1,
             k as isize,
-            w.as_ptr(),
+            w as *const f32,
             k as isize,
             1,
             1.0,
@@ -204,10 +226,29 @@ pub fn linear(x: Tensor<2>, weight: &Tensor<2>, bias: Option<Tensor<1>>) -> Tens
             false,
             false,
             parallelism,
-        );
-        out.set_len(m * n);
+        )
+    };
+    if m * n * k < PARALLEL_GEMM {
+        return gemm(m, dst, lhs, gemm::Parallelism::None);
     }
-    Tensor::from_data(TensorData::new(out, [m, n]), &device)
+    #[cfg(not(target_arch = "wasm32"))]
+    gemm(m, dst, lhs, gemm::Parallelism::Rayon(0));
+    #[cfg(target_arch = "wasm32")]
+    {
+        use rayon::prelude::*;
+        if rayon::current_num_threads() == 1 {
+            return gemm(m, dst, lhs, gemm::Parallelism::None);
+        }
+        let block = m.div_ceil(2 * rayon::current_num_threads()).max(1);
+        let (dst, lhs) = (dst as usize, lhs as usize);
+        (0..m.div_ceil(block)).into_par_iter().for_each(|b| {
+            let first = b * block;
+            let rows = block.min(m - first);
+            let dst = (dst as *mut f32).wrapping_add(first * n);
+            let lhs = (lhs as *const f32).wrapping_add(first * k);
+            gemm(rows, dst, lhs, gemm::Parallelism::None);
+        });
+    }
 }
 
 simd_dispatch! {

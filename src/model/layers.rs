@@ -46,8 +46,7 @@ impl Linear {
     /// burn's `linear` keeps them as a batch when the row count is a multiple
     /// of 32 or when folding makes the output less square, and the per-batch
     /// GEMMs (repacking the weight each time) measured 3–7 % slower on the CPU.
-    /// Natively on the CPU the product is
-    /// [`crate::model::cpu_kernels::linear`].
+    /// On the CPU backend the product is [`crate::model::cpu_kernels::linear`].
     pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
         let bias = self.bias.as_ref().map(|b| b.val());
         let mut dims = x.dims();
@@ -55,7 +54,6 @@ impl Linear {
         let rows = dims[..D - 1].iter().product();
         dims[D - 1] = self.weight.dims()[1];
         let x = x.reshape([rows, d_in]);
-        #[cfg(not(target_arch = "wasm32"))]
         if crate::model::cpu_kernels::on_host(&x)
             && crate::model::cpu_kernels::on_host(&self.weight.val())
             && bias.as_ref().is_none_or(crate::model::cpu_kernels::on_host)

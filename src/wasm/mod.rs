@@ -37,11 +37,18 @@ use crate::io::volume::Volume;
 use crate::io::window::WindowPreset;
 use types::{DisplayWindowArg, PromptArg, busy, from_js, js_error, to_js};
 
+/// `initThreadPool(n)` in JavaScript: starts `n` Web Workers as rayon's pool, which
+/// burn's CPU backend and the host kernels run on (the threaded module only; the
+/// worker calls it before the first session).
+#[cfg(feature = "threads")]
+pub use wasm_bindgen_rayon::init_thread_pool;
+
 #[wasm_bindgen(start)]
 fn start() {
     console_error_panic_hook::set_once();
 }
 
+#[cfg(feature = "wgpu")]
 thread_local! {
     /// burn registers its wgpu runtime once per thread; later sessions reuse it.
     static WGPU_DEVICE: RefCell<Option<Device>> = const { RefCell::new(None) };
@@ -117,6 +124,11 @@ impl Session {
     /// `"webgpu"` or `"cpu"`.
     pub fn backend(&self) -> String {
         self.backend.to_string()
+    }
+
+    /// Threads the CPU backend computes on: the pool of the threaded module, else 1.
+    pub fn threads(&self) -> usize {
+        rayon::current_num_threads()
     }
 
     /// Why the session is not on the backend asked for, if it is not.
@@ -541,6 +553,7 @@ impl Session {
 }
 
 /// The WebGPU device, started once (burn's runtime is registered per thread).
+#[cfg(feature = "wgpu")]
 async fn wgpu_device() -> AppResult<Device> {
     if let Some(d) = WGPU_DEVICE.with(|c| c.borrow().clone()) {
         return Ok(d);
@@ -551,6 +564,14 @@ async fn wgpu_device() -> AppResult<Device> {
         .map_err(|e| AppError::engine(format!("WebGPU is not available ({e})")))?;
     WGPU_DEVICE.with(|c| *c.borrow_mut() = Some(d.clone()));
     Ok(d)
+}
+
+/// The threaded CPU module has no WebGPU (the worker loads it only for the CPU).
+#[cfg(not(feature = "wgpu"))]
+async fn wgpu_device() -> AppResult<Device> {
+    Err(AppError::engine(
+        "this engine module has no WebGPU (the multi-threaded CPU module)",
+    ))
 }
 
 /// `performance.now()` of the worker or page (ms), else `Date.now()`.
