@@ -1,8 +1,12 @@
-// MedSeg service worker: offline app shell and cached model weights.
+// MedSeg service worker: offline app shell and cached model weights, and cross-origin
+// isolation on any static host.
 //
+// It sits at the app's root, next to index.html, so that its scope covers the page on any
+// server (a worker controls only paths under its own folder unless the server sends
+// "Service-Worker-Allowed").
 // - install: caches the app shell (index.html, web/*.js, web/*.css, web/page/*.js,
-//   web/ui/*.js, pkg/*.js, pkg/*.wasm); files that are not there yet (an unbuilt engine)
-//   are skipped.
+//   web/ui/*.js) and the engine (every file pkg/files.json lists: both modules, see
+//   scripts/build-web.sh); files that are not there yet (an unbuilt engine) are skipped.
 // - weights/: cache-first; a file is cached the first time the engine downloads it, so a
 //   reload is instant and works offline. When online, a cached file whose size on the
 //   server changed (a re-converted model) is dropped, so the next load fetches it anew.
@@ -11,10 +15,13 @@
 //   engine next to a newer page script could not work together); the browser revalidates
 //   its HTTP-cached copies (ETag, `304 Not Modified`), so this costs a round trip per file,
 //   not a download of the 34 MB engine.
+// - Every answer it gives carries COOP "same-origin" and COEP "require-corp", so a page it
+//   controls is cross-origin isolated (SharedArrayBuffer: the multi-threaded engine) even
+//   where the server sends no such headers (`python3 -m http.server`, most static hosts).
+//   The page reloads once when the worker first takes control (web/page/offline-status.js).
 // Other requests (other paths, other origins, non-GET, Range) are left to the network.
 //
-// Registered by web/ui/offline.js with the page's folder as scope; outside `web/`, that
-// needs the server to send "Service-Worker-Allowed: /" with this file.
+// Registered by web/ui/offline.js with the page's folder as scope.
 
 /** `self`, typed as what it is here (lib.webworker types it as a plain worker scope). */
 const sw = /** @type {ServiceWorkerGlobalScope} */ (/** @type {unknown} */ (self));
@@ -24,8 +31,8 @@ const SHELL_CACHE = `medseg-shell-${VERSION}`;
 const WEIGHTS_CACHE = `medseg-weights-${VERSION}`;
 const CURRENT = [SHELL_CACHE, WEIGHTS_CACHE];
 
-/** The app's root: the folder above web/. */
-const ROOT = new URL('../', sw.location.href);
+/** The app's root: this file's folder. */
+const ROOT = new URL('./', sw.location.href);
 
 const SHELL = [
   'index.html',
@@ -62,9 +69,19 @@ const SHELL = [
   'web/ui/overlay.js',
   'web/ui/video-export.js',
   'web/ui/viewer.js',
-  'pkg/medseg.js',
-  'pkg/medseg_bg.wasm',
 ].map((p) => new URL(p, ROOT).href);
+
+/** The engine's files (pkg/files.json, written by scripts/build-web.sh), or none. */
+async function engineFiles() {
+  try {
+    const res = await fetch(new URL('pkg/files.json', ROOT), { cache: 'no-cache' });
+    if (!res.ok) return [];
+    const list = await res.json();
+    return Array.isArray(list) ? list.filter((p) => typeof p === 'string' && p.startsWith('pkg/')).map((p) => new URL(p, ROOT).href) : [];
+  } catch {
+    return [];
+  }
+}
 
 const INDEX = new URL('index.html', ROOT).href;
 
@@ -72,8 +89,9 @@ sw.addEventListener('install', (event) => {
   event.waitUntil(
     (async () => {
       const cache = await caches.open(SHELL_CACHE);
+      const files = [...SHELL, ...(await engineFiles())];
       await Promise.all(
-        SHELL.map(async (url) => {
+        files.map(async (url) => {
           try {
             // 'no-cache': fresh from the server, and kept in the HTTP cache too, so the
             // engine's own request for the same file right after is a 304, not a second
@@ -108,15 +126,28 @@ sw.addEventListener('fetch', (event) => {
   if (url.origin !== ROOT.origin || !url.pathname.startsWith(ROOT.pathname)) return;
   const path = url.pathname.slice(ROOT.pathname.length);
   if (req.mode === 'navigate' || path === '' || path === 'index.html') {
-    if (path === '' || path === 'index.html') event.respondWith(networkFirst(req));
+    if (path === '' || path === 'index.html') event.respondWith(networkFirst(req).then(isolated));
     return;
   }
   if (path.startsWith('weights/')) {
-    event.respondWith(weightsCacheFirst(event, req));
+    event.respondWith(weightsCacheFirst(event, req).then(isolated));
   } else if (path.startsWith('web/') || path.startsWith('pkg/')) {
-    event.respondWith(networkFirst(req, stripSearch(req.url)));
+    event.respondWith(networkFirst(req, stripSearch(req.url)).then(isolated));
   }
 });
+
+/**
+ * `res` with the headers that make the page cross-origin isolated (on the document) and
+ * keep it so (on its scripts and workers). Everything the app loads is same-origin, which
+ * "require-corp" allows.
+ */
+function isolated(res) {
+  if (res.type === 'opaque' || res.status === 0) return res;
+  const headers = new Headers(res.headers);
+  headers.set('Cross-Origin-Opener-Policy', 'same-origin');
+  headers.set('Cross-Origin-Embedder-Policy', 'require-corp');
+  return new Response(res.body, { status: res.status, statusText: res.statusText, headers });
+}
 
 /** Only complete, same-origin, successful answers are cached. */
 function cacheable(res) {

@@ -227,11 +227,10 @@ fn etag(len: u64, modified: Option<std::time::SystemTime>) -> String {
     format!("\"{len:x}-{nanos:x}\"")
 }
 
-// `Service-Worker-Allowed: /` lets the app's worker at /web/sw.js control the
-// whole origin (offline use); it only has an effect on service worker scripts.
+// COOP/COEP make the page cross-origin isolated from its first load (SharedArrayBuffer:
+// the multi-threaded engine); on other servers the app's service worker adds them.
 const COMMON_HEADERS: &str = "Cache-Control: no-cache\r\n\
 X-Content-Type-Options: nosniff\r\n\
-Service-Worker-Allowed: /\r\n\
 Cross-Origin-Opener-Policy: same-origin\r\n\
 Cross-Origin-Embedder-Policy: require-corp\r\n\
 Connection: close\r\n";

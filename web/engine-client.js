@@ -12,11 +12,12 @@ export class EngineClient extends EventTarget {
     this._next = 1;
     this._pending = new Map();
     this._init = null;
-    /** @type {Promise<{ backend: "webgpu" | "cpu", notice?: string }> | null} */
+    /** @type {Promise<{ backend: "webgpu" | "cpu", threads: number, notice?: string }> | null} */
     this._started = null;
     /** @type {string | null} */
     this._startedBackend = null;
     this._backend = null;
+    this._threads = null;
   }
 
   /** What a subclass resets when the engine restarts (a new engine holds nothing). */
@@ -79,25 +80,28 @@ export class EngineClient extends EventTarget {
    * none) gets the same start, so a page and the scripts in it share one engine and no
    * call in flight loses its worker. Naming another backend restarts the engine,
    * dropping all state; that is refused while calls are pending.
-   * @param {{ backend?: string }} [opts] backend: "auto" (the default), "webgpu" or "cpu"
-   * @returns {Promise<{ backend: "webgpu" | "cpu", notice?: string }>}
+   * @param {{ backend?: string, threads?: number | string | null }} [opts] backend: "auto" (the default),
+   *   "webgpu" or "cpu"; threads: the CPU backend's pool (default every core up to 8; 1
+   *   runs it on one thread). The page address's ?backend= and ?threads= give the defaults.
+   * @returns {Promise<{ backend: "webgpu" | "cpu", threads: number, notice?: string }>}
    */
-  init({ backend } = {}) {
-    if (!backend) {
-      const q = typeof location !== "undefined" ? new URLSearchParams(location.search).get("backend") : null;
-      backend = q || "auto";
-    }
-    if (this._started && this._startedBackend === backend) return this._started;
+  init({ backend, threads } = {}) {
+    const q = typeof location !== "undefined" ? new URLSearchParams(location.search) : null;
+    if (!backend) backend = q?.get("backend") || "auto";
+    if (threads === undefined || threads === null) threads = q?.get("threads") ?? null;
+    const key = `${backend}/${threads ?? ""}`;
+    if (this._started && this._startedBackend === key) return this._started;
     if (this._pending.size) {
       return Promise.reject(this._error(`cannot restart the engine on "${backend}" while ${this._pending.size} call(s) are pending`));
     }
     this._start();
-    const p = this._call("init", [{ backend }]).then((r) => {
+    const p = this._call("init", [{ backend, threads }]).then((r) => {
       this._backend = r.backend;
+      this._threads = r.threads;
       return r;
     });
     this._started = p;
-    this._startedBackend = backend;
+    this._startedBackend = key;
     this._init = p.catch(() => {}); // a failed init is retried by the next call's init
     p.catch(() => {
       this._init = null;
@@ -119,6 +123,12 @@ export class EngineClient extends EventTarget {
   async backend() {
     await this._ready();
     return this._backend;
+  }
+
+  /** Threads the CPU backend computes on (1 on WebGPU or the single-threaded module). */
+  async threads() {
+    await this._ready();
+    return this._threads;
   }
 
   async _withProgress(onProgress, task, fn) {

@@ -6,10 +6,17 @@
 // ("bad-input", "no-model", "no-document", "no-prompt", "too-large", "busy", "engine");
 // the session keeps its earlier state.
 //
-//   await medseg.init({ backend: "auto" | "webgpu" | "cpu" })  // optional; default auto,
-//                                   // or ?backend=cpu|webgpu in the page URL; once per backend
+//   await medseg.init({ backend: "auto" | "webgpu" | "cpu", threads })  // optional; default
+//                                   // auto, or ?backend=cpu|webgpu&threads=N in the page URL;
+//                                   // once per backend → {backend, threads, notice}. auto:
+//                                   // WebGPU on a hardware adapter, else the CPU (a software
+//                                   // WebGPU such as SwiftShader is slower than the CPU).
+//                                   // threads: the CPU backend's pool, default every core up
+//                                   // to 8, where the page is cross-origin isolated (COOP/COEP
+//                                   // headers, or sw.js from the second load); else 1
 //   await medseg.ready()            // the engine has started (calls made earlier wait too)
 //   await medseg.backend()          // "webgpu" | "cpu"
+//   await medseg.threads()          // threads the CPU backend computes on (1 on WebGPU)
 //   await medseg.loadModel(urlOrFile, { expect: "lite-medsam" | "sam2", onProgress })
 //   await medseg.openFile(file, { window, maxFrames, maxSide, fps, onProgress, name, series })
 //                                   // image (PNG/JPEG/WebP), clip (MP4/WebM/...), volume

@@ -12,7 +12,18 @@
 // Frames and masks cross as transferable ArrayBuffers. Nothing here reaches the network
 // except fetches of same-origin URLs that the page names (the model).
 
-import init, { Session } from "../pkg/medseg.js";
+// Two builds of one API (scripts/build-web.sh): pkg/ has WebGPU and the CPU on this
+// thread; pkg/threads/ the CPU on a pool of Web Workers (shared memory: only where the page
+// is cross-origin isolated). `init` imports the one it runs.
+const SINGLE = "../pkg/";
+const THREADED = "../pkg/threads/";
+/** Pool size when the page asks for none: every core, at most this many. */
+const THREAD_CAP = 8;
+/** The most a page may ask for (`init({threads})`, `?threads=N`). */
+const THREAD_MAX = 64;
+// A minimal module with a shared memory and an atomic load: valid only where the browser
+// has wasm threads (the test of the wasm-feature-detect package).
+const THREADS_PROBE = new Uint8Array([0, 97, 115, 109, 1, 0, 0, 0, 1, 4, 1, 96, 0, 0, 3, 2, 1, 0, 5, 4, 1, 3, 1, 1, 10, 11, 1, 9, 0, 65, 0, 254, 16, 2, 0, 26, 11]);
 
 let session = null;
 /** The wasm module's exports (its memory), once init has run. */
@@ -32,7 +43,7 @@ function locked(fn) {
   return run;
 }
 
-const READS = new Set(["info", "frameCount", "getFrame", "getFrameValues", "getMask", "getLogits", "objects", "maskFrames", "backend", "architecture", "exportNifti", "exportPng", "exportPngZip", "exportDicomSeg", "history", "teachState", "engineMemory"]);
+const READS = new Set(["info", "frameCount", "getFrame", "getFrameValues", "getMask", "getLogits", "objects", "maskFrames", "backend", "threads", "architecture", "exportNifti", "exportPng", "exportPngZip", "exportDicomSeg", "history", "teachState", "engineMemory"]);
 // Requests after which the worker says what can be undone and redone now (the "history"
 // event), so that a page enables its Undo and Redo from the engine's state.
 const HISTORY_OPS = new Set(["openVolume", "openImage", "finishClip", "finishDicom", "addPrompt", "undo", "redo", "propagate", "reset", "setWindow"]);
@@ -97,35 +108,47 @@ function maskMessage(frame, obj, { width, height } = session.info()) {
 }
 
 const ops = {
-  async init({ backend = "auto" } = {}) {
+  // → {backend: "webgpu" | "cpu", threads, notice}. `threads`: the CPU pool's size (default
+  // every core up to THREAD_CAP; 1: the single-threaded module).
+  async init({ backend = "auto", threads = null } = {}) {
     // The page starts a new worker for each init, so this runs once per worker.
-    wasm = await init({ module_or_path: new URL("../pkg/medseg_bg.wasm", import.meta.url) });
     let want = String(backend).toLowerCase();
-    let notice = null;
+    const notices = [];
     if (want === "auto" || want === "webgpu") {
-      let adapter = null;
-      let why = "this browser has no WebGPU (navigator.gpu is missing)";
-      if (self.navigator.gpu) {
-        try {
-          adapter = await self.navigator.gpu.requestAdapter({ powerPreference: "high-performance" });
-          if (!adapter) why = "WebGPU found no adapter (GPU blocked or unsupported)";
-        } catch (e) {
-          why = `WebGPU adapter request failed: ${e.message}`;
-        }
-      }
-      if (adapter) {
+      const gpu = await hardwareAdapter();
+      if (gpu.adapter && (want === "webgpu" || !gpu.software)) {
         want = "webgpu";
       } else if (want === "webgpu") {
-        fail(`WebGPU was asked for but is not available: ${why}`);
+        fail(`WebGPU was asked for but is not available: ${gpu.why}`);
       } else {
         want = "cpu";
-        notice = `${why}; running on the CPU, which is slower`;
+        notices.push(`${gpu.why}; running on the CPU`);
       }
     }
-    session = await locked(() => Session.create(want));
-    notice = session.notice() || notice;
+    const pool = want === "cpu" ? poolSize(threads) : 1;
+    let dir = SINGLE;
+    let mod = null;
+    if (pool > 1) {
+      const why = threadsMissing();
+      if (why) {
+        notices.push(`${why}, so the CPU backend runs on one thread`);
+      } else {
+        try {
+          mod = await import(`${THREADED}medseg.js`);
+          dir = THREADED;
+        } catch (e) {
+          notices.push(`the multi-threaded engine did not load (${e.message}), so the CPU backend runs on one thread`);
+        }
+      }
+    }
+    mod ??= await import(`${SINGLE}medseg.js`);
+    wasm = await mod.default({ module_or_path: new URL(`${dir}medseg_bg.wasm`, import.meta.url) });
+    if (dir === THREADED) await mod.initThreadPool(pool);
+    session = await locked(() => mod.Session.create(want));
+    if (session.notice()) notices.push(session.notice());
+    const notice = notices.length ? notices.join("; ") : null;
     if (notice) event("notice", { message: notice });
-    return { backend: session.backend(), notice };
+    return { backend: session.backend(), threads: session.threads(), notice };
   },
 
   async loadModel(src, { expect = "" } = {}) {
@@ -397,6 +420,10 @@ const ops = {
     return session ? session.backend() : null;
   },
 
+  threads() {
+    return session ? session.threads() : null;
+  },
+
   architecture() {
     return session ? session.architecture() ?? null : null;
   },
@@ -406,6 +433,44 @@ const ops = {
     return locked(() => s.bench(iters));
   },
 };
+
+/**
+ * The WebGPU adapter, if any → {adapter, software, why}: `software` when it is a software
+ * rasteriser (SwiftShader, llvmpipe, a fallback adapter), which runs the models far slower
+ * than the CPU backend (a 13-slice CT propagation took over 18 min there, 115 s on the CPU).
+ */
+async function hardwareAdapter() {
+  if (!self.navigator.gpu) return { adapter: null, software: false, why: "this browser has no WebGPU (navigator.gpu is missing)" };
+  let adapter = null;
+  try {
+    adapter = await self.navigator.gpu.requestAdapter({ powerPreference: "high-performance" });
+  } catch (e) {
+    return { adapter: null, software: false, why: `WebGPU adapter request failed: ${e.message}` };
+  }
+  if (!adapter) return { adapter: null, software: false, why: "WebGPU found no adapter (GPU blocked or unsupported)" };
+  const info = adapter.info ?? {};
+  const name = [info.vendor, info.architecture, info.device, info.description].filter(Boolean).join(" ");
+  const software = Boolean(info.isFallbackAdapter ?? adapter.isFallbackAdapter) || /swiftshader|llvmpipe|lavapipe|software|basic render/i.test(name);
+  const why = `the only WebGPU adapter is a software renderer (${name || "a fallback adapter"}), slower than the CPU backend`;
+  return { adapter, software, why };
+}
+
+/** The CPU pool's size for `asked` (null: every core, up to THREAD_CAP). */
+function poolSize(asked) {
+  if (asked === null || asked === undefined || asked === "") {
+    return Math.max(1, Math.min(self.navigator.hardwareConcurrency || 1, THREAD_CAP));
+  }
+  const n = Number(asked);
+  if (!Number.isInteger(n) || n < 1 || n > THREAD_MAX) fail(`threads must be a whole number from 1 to ${THREAD_MAX}, got ${JSON.stringify(asked)}`);
+  return n;
+}
+
+/** Why the threaded module cannot run here, or null. */
+function threadsMissing() {
+  if (!self.crossOriginIsolated || typeof SharedArrayBuffer !== "function") return "the page is not cross-origin isolated (the server sends no COOP/COEP headers, and the service worker that adds them is not active yet)";
+  if (!WebAssembly.validate(THREADS_PROBE)) return "this browser has no WebAssembly threads";
+  return null;
+}
 
 function median(v) {
   if (!v.length) return null;

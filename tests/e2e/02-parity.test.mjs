@@ -1,7 +1,7 @@
-// Parity in the browser, on WebGPU and on the CPU backend: the scaled-down SAM 2.1 of
-// ../shared/fixtures/sam2-small gives the official implementation's mask logits for a box
-// on image.png (SAM2ImagePredictor, its embedding made ahead by prepareFrame) and through
-// the 4-frame video trace.
+// Parity in the browser, on WebGPU and on the CPU backend (its threaded module): the
+// scaled-down SAM 2.1 of ../shared/fixtures/sam2-small gives the official implementation's
+// mask logits for a box on image.png (SAM2ImagePredictor, its embedding made ahead by
+// prepareFrame) and through the 4-frame video trace.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import path from "node:path";
@@ -23,6 +23,11 @@ for (const backend of ["webgpu", "cpu"]) {
     try {
       const { page, errors } = await openPage(context, `?backend=${backend}&model=none`);
       assert.equal(await page.evaluate(() => window.medseg.backend()), backend);
+      // The CPU backend runs on the threaded module (medseg serve isolates the page): the
+      // oracle parity holds there; tests/e2e/14-threads.test.mjs compares it with the
+      // single-threaded module.
+      const [threads, cores] = await page.evaluate(async () => [await window.medseg.threads(), navigator.hardwareConcurrency]);
+      assert.equal(threads, backend === "cpu" ? Math.min(cores, 8) : 1);
 
       const load = await page.evaluate((url) => window.medseg.loadModel(url), `${DATA_URL_PATH}/sam2-small.safetensors`);
       assert.equal(load.architecture, "sam2");

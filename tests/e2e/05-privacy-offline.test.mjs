@@ -1,7 +1,7 @@
 // Privacy and offline: every request goes to the page's own origin, none at all once the
 // shell and the model are loaded (opening, segmenting, propagating, exporting), and with
 // the network off (context.setOffline) a reload still segments, from the service worker's
-// cache (web/sw.js).
+// cache (sw.js).
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { launch, openPage, waitReady, log, BASE, LITE_URL, errorsText, openCtVolume, loadLiteMedSam } from "./lib.mjs";

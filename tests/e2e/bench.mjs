@@ -4,7 +4,9 @@
 // frame embedded ahead (prepareFrame, as the page does for the frame on screen). WebGPU
 // there is SwiftShader (a CPU implementation): its numbers say nothing about a real GPU.
 //   MEDSEG_BENCH_ITERS (default 3) encoder/decoder runs after a warm-up run;
-//   MEDSEG_BENCH_BACKENDS (default "webgpu,cpu"); MEDSEG_BENCH_MODELS ("lite,sam2-small");
+//   MEDSEG_BENCH_BACKENDS (default "webgpu,cpu@1,cpu": "cpu@N" is the CPU backend on N
+//   threads, 1 being the single-threaded module, plain "cpu" the page's default pool; rows
+//   say the threads they ran on); MEDSEG_BENCH_MODELS ("lite,sam2-small");
 //   MEDSEG_BENCH_WEBGPU_LITE=1 also times LiteMedSAM on WebGPU, which SwiftShader runs at
 //   many minutes per encoder pass (skipped by default). MEDSEG_BENCH_T512=FILE (given to
 //   scripts/bench-browser.sh) adds a medsam2-t512 checkpoint ("t512", CPU backend only:
@@ -25,7 +27,7 @@ import { execFileSync } from "node:child_process";
 import { launch, openPage, putFile, SHARED, DATA_URL_PATH, LITE_URL, openCtVolume, openFrameFolder, OUT, DICOM_PYTHON, DICOM_DATA_STORE } from "./lib.mjs";
 
 const iters = Number(process.env.MEDSEG_BENCH_ITERS || 3);
-const backends = (process.env.MEDSEG_BENCH_BACKENDS || "webgpu,cpu").split(",");
+const backends = (process.env.MEDSEG_BENCH_BACKENDS || "webgpu,cpu@1,cpu").split(",");
 const T512_URL = process.env.MEDSEG_BENCH_T512_URL;
 const models = (process.env.MEDSEG_BENCH_MODELS || `lite,sam2-small${T512_URL ? ",t512" : ""}`).split(",");
 const FIX = path.join(SHARED, "fixtures/sam2-small");
@@ -34,7 +36,9 @@ const FIX = path.join(SHARED, "fixtures/sam2-small");
 const rows = [];
 const t00 = Date.now();
 const stage = (msg) => console.error(`[bench ${((Date.now() - t00) / 1000).toFixed(0)} s] ${msg}`);
-for (const backend of backends) {
+for (const spec of backends) {
+  const [backend, threads] = spec.split("@");
+  const query = `?backend=${backend}&model=none${threads ? `&threads=${threads}` : ""}`;
   for (const model of models) {
     if (backend === "webgpu" && model === "lite" && process.env.MEDSEG_BENCH_WEBGPU_LITE !== "1") {
       rows.push({ backend, model: "lite-medsam (lite)", skipped: "SwiftShader: minutes per encoder pass (MEDSEG_BENCH_WEBGPU_LITE=1 to run)" });
@@ -45,17 +49,18 @@ for (const backend of backends) {
       continue;
     }
     if (model === "finetune") {
-      if (backend === "cpu") await benchFinetune();
+      if (backend === "cpu") await benchFinetune(query);
       continue;
     }
     if (model === "dicom") {
-      if (backend === "cpu") await benchDicom();
+      if (backend === "cpu") await benchDicom(query);
       continue;
     }
-    stage(`${backend} / ${model}`);
+    stage(`${spec} / ${model}`);
     const { context, close } = await launch();
     try {
-      const { page } = await openPage(context, `?backend=${backend}&model=none`);
+      const { page } = await openPage(context, query);
+      const label = `${backend}@${await page.evaluate(() => window.medseg.threads())}`;
       const url = { lite: LITE_URL, t512: T512_URL }[model] ?? `${DATA_URL_PATH}/sam2-small.safetensors`;
       const load = await page.evaluate((u) => window.medseg.loadModel(u), url);
       stage(`loaded ${load.architecture}; encoder/decoder runs`);
@@ -77,7 +82,7 @@ for (const backend of backends) {
         prop.what = "4 frames 128×96";
       }
       rows.push({
-        backend,
+        backend: label,
         model: `${load.architecture} (${model}, ${load.imageSize}px)`,
         load: load.downloadMs + load.loadMs,
         firstEncoder: b.firstEncoderMs,
@@ -115,13 +120,14 @@ function timeBox(page, frame, box) {
 }
 
 /** LiteMedSAM taught in the page (CPU backend) on each shared CT case with its labels. */
-async function benchFinetune() {
+async function benchFinetune(query) {
   const epochs = Number(process.env.MEDSEG_BENCH_FT_EPOCHS || 3);
   const dir = path.join(SHARED, "data/ct-lesion");
   const cases = fs.readdirSync(dir).filter((n) => n.endsWith("_gt.nii.gz")).map((n) => n.replace(/_gt\.nii\.gz$/, "")).sort();
   const { context, close } = await launch();
   try {
-    const { page } = await openPage(context, "?backend=cpu&model=none");
+    const { page } = await openPage(context, query);
+    const label = `cpu@${await page.evaluate(() => window.medseg.threads())}`;
     await page.evaluate((u) => window.medseg.loadModel(u), LITE_URL);
     for (const name of cases) {
       stage(`fine-tuning on ${name}`);
@@ -144,7 +150,7 @@ async function benchFinetune() {
       const epochAt = r.marks.filter((m) => m.what === "epoch").map((m) => m.at);
       const perEpoch = epochAt.map((t, i) => t - (i ? epochAt[i - 1] : embedded.at));
       rows.push({
-        backend: "cpu",
+        backend: label,
         model: `finetune ${name.replace("CT_Lesion_", "")}`,
         finetune: true,
         embeddings: embedded.n,
@@ -162,7 +168,7 @@ async function benchFinetune() {
 }
 
 /** DICOM opening in the page (CPU backend, no model): a cine and a CT series folder. */
-async function benchDicom() {
+async function benchDicom(query) {
   const slices = Number(process.env.MEDSEG_BENCH_CT_SLICES || 300);
   // The series is served from the test data folder (fetched into Files in the page, not
   // timed), so that hundreds of MB need not cross the DevTools protocol.
@@ -176,7 +182,8 @@ async function benchDicom() {
   const cine = path.join(DICOM_DATA_STORE ?? "", "color3d_jpeg_baseline.dcm");
   const { context, close } = await launch();
   try {
-    const { page } = await openPage(context, "?backend=cpu&model=none");
+    const { page } = await openPage(context, query);
+    const label = `cpu@${await page.evaluate(() => window.medseg.threads())}`;
     for (let run = 0; run < iters; run++) {
       stage(`cine ${run + 1}/${iters}`);
       await putFile(page, cine, "cine.dcm");
@@ -187,7 +194,7 @@ async function benchDicom() {
         const ms = performance.now() - t0;
         return { ms, info: `${info.kind} ${info.frames}×${info.width}×${info.height}`, before, after: await window.medseg.engineMemory() };
       });
-      rows.push({ backend: "cpu", model: "DICOM cine", dicom: true, ...c });
+      rows.push({ backend: label, model: "DICOM cine", dicom: true, ...c });
       console.log(JSON.stringify(rows.at(-1)));
       stage(`CT series ${run + 1}/${iters}`);
       const s = await page.evaluate(
@@ -203,7 +210,7 @@ async function benchDicom() {
         },
         [`${DATA_URL_PATH}/bench-ct-${slices}`, names],
       );
-      rows.push({ backend: "cpu", model: `DICOM CT series (${slices} files)`, dicom: true, ...s });
+      rows.push({ backend: label, model: `DICOM CT series (${slices} files)`, dicom: true, ...s });
       console.log(JSON.stringify(rows.at(-1)));
     }
   } finally {

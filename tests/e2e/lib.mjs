@@ -37,9 +37,9 @@ export function log(...args) {
 /**
  * A fresh browser (its own temporary profile) and context. `webgpu: false` starts it
  * without WebGPU (no --enable-unsafe-webgpu, the WebGPU feature off), as a browser
- * without it.
+ * without it; `serviceWorkers: "block"` as one whose service worker has not started yet.
  */
-export async function launch({ webgpu = true } = {}) {
+export async function launch({ webgpu = true, serviceWorkers = "allow" } = {}) {
   const userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), "medseg-e2e-"));
   const args = webgpu ? CHROMIUM_ARGS : [...CHROMIUM_ARGS.filter((a) => a !== "--enable-unsafe-webgpu"), "--disable-features=WebGPU"];
   const context = await chromium.launchPersistentContext(userDataDir, {
@@ -47,6 +47,7 @@ export async function launch({ webgpu = true } = {}) {
     headless: true,
     args,
     viewport: { width: 1280, height: 800 },
+    serviceWorkers: /** @type {"allow" | "block"} */ (serviceWorkers),
   });
   const close = async () => {
     await context.close().catch(() => {});
@@ -56,11 +57,12 @@ export async function launch({ webgpu = true } = {}) {
 }
 
 /**
- * Opens the page and records console errors, page errors and every request. Waits for
+ * Opens the page (on `base`, the test server unless named) and records console errors,
+ * page errors and every request. Waits for
  * the UI to finish starting (body[data-state] is "ready" or
  * "engine-failed") when the page has one.
  */
-export async function openPage(context, query = "") {
+export async function openPage(context, query = "", base = BASE) {
   const page = await context.newPage();
   const errors = [];
   const requests = [];
@@ -73,7 +75,7 @@ export async function openPage(context, query = "") {
   context.on("request", onRequest);
   page.on("close", () => context.off("request", onRequest));
   page.setDefaultTimeout(0);
-  await page.goto(`${BASE}${PAGE}${query}`);
+  await page.goto(`${base}${PAGE}${query}`);
   await page.waitForFunction(() => typeof window.medseg === "object" && window.medseg !== null, null, { timeout: 30000 });
   await waitReady(page);
   return { page, errors, requests };

@@ -14,6 +14,7 @@ export async function startEngine() {
   try {
     const res = await medseg.init();
     state.backend = res.backend;
+    state.threads = res.threads ?? 1;
     state.backendNotice = res.notice ?? '';
     state.inited = true;
   } catch (err) {
@@ -44,11 +45,14 @@ function showBackend() {
     ui.backendBadge.title = 'The models run on this machine’s GPU through WebGPU.';
     messages.notice('backend', null, null);
   } else {
-    ui.backendBadge.textContent = b === 'cpu' ? 'CPU' : String(b);
+    ui.backendBadge.textContent = b === 'cpu' ? (state.threads > 1 ? `CPU · ${state.threads} threads` : 'CPU') : String(b);
     ui.backendBadge.className = 'badge warn';
     if (b === 'cpu' && new URLSearchParams(location.search).get('backend') === 'cpu') {
       ui.backendBadge.title = 'The CPU backend, as the page address asks (?backend=cpu).';
-      messages.notice('backend', 'info', 'Running on the CPU backend, as ?backend=cpu in the address asks: expect seconds per mask.');
+      const on = state.threads > 1 ? ` on ${state.threads} threads` : '';
+      // A notice from the engine here says why it runs on one thread.
+      const why = state.backendNotice ? ` (${state.backendNotice})` : '';
+      messages.notice('backend', 'info', `Running on the CPU backend${on}, as ?backend=cpu in the address asks: expect seconds per mask${why}.`);
       return;
     }
     ui.backendBadge.title = 'WebGPU is not available: the models run on the CPU (slower).';

@@ -9,7 +9,7 @@ import { ui, messages, state } from './state.js';
 /** What registerServiceWorker answered ({state, detail}), 'active' once a worker controls the page. */
 let swState = { state: 'unsupported' };
 
-/** Registers the service worker (web/sw.js) and shows the badge; a failure is a message. */
+/** Registers the service worker (sw.js) and shows the badge; a failure is a message. */
 export async function startOffline() {
   swState = await registerServiceWorker();
   showOffline();
@@ -82,4 +82,27 @@ window.addEventListener('offline', showOffline);
 navigator.serviceWorker?.addEventListener('controllerchange', () => {
   swState = { ...swState, state: 'active' };
   showOffline();
+  reloadIsolated();
 });
+
+/** Set for the tab's session once the page reloaded to become cross-origin isolated. */
+const RELOADED_KEY = 'medseg-isolation-reload';
+
+/**
+ * Once the service worker controls a page that is not cross-origin isolated (a first visit
+ * on a server that sends no COOP/COEP), a reload makes it isolated, so that the CPU backend
+ * runs on every core instead of one. Only while nothing would be lost: no document open,
+ * nothing under way, and not on WebGPU (which threads do not speed up); at most once per
+ * tab, so a browser that does not isolate cannot loop. Otherwise the next visit gets it.
+ */
+function reloadIsolated() {
+  if (window.crossOriginIsolated || (navigator.hardwareConcurrency || 1) < 2) return;
+  if (state.backend === 'webgpu') return;
+  if (sessionStorage.getItem(RELOADED_KEY)) return;
+  if (state.doc || state.busy === 'open' || state.busy === 'teach' || state.busy === 'propagate') {
+    messages.info('The offline cache is ready: from the next visit the CPU backend runs on every core of this machine.');
+    return;
+  }
+  sessionStorage.setItem(RELOADED_KEY, '1');
+  location.reload();
+}

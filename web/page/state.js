@@ -122,6 +122,8 @@ export const BUSY_TEXT = {
 export const state = {
   inited: false,
   backend: null,
+  /** Threads the CPU backend computes on. */
+  threads: 1,
   backendNotice: '',
   model: null, // {architecture, imageSize, name, label}
   modelKey: '', // the picker value of the loaded model

@@ -42,7 +42,7 @@ export async function listedWeights() {
   }
 }
 
-/** Cache Storage names the service worker keeps weights in (see web/sw.js). */
+/** Cache Storage names the service worker keeps weights in (see sw.js). */
 const WEIGHTS_CACHE_PREFIX = 'medseg-weights-';
 
 /** URLs (relative to the page) of weights files already in the offline cache. */
