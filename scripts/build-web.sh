@@ -59,44 +59,61 @@ bindgen() {
   [ -z "$env_imports" ] || die "$out/medseg_bg.wasm imports undefined C functions from \"env\": $env_imports"
 }
 
-rm -rf pkg.partial
-t0=$(date +%s)
-log "cargo build --lib --profile $PROFILE --target $TARGET --features wgpu"
-CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS="${CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS:-} ${SIMD[*]}" \
-  cargo build --lib --profile "$PROFILE" --target "$TARGET" --features wgpu
-t1=$(date +%s)
-bindgen "$OUT_DIR/medseg.wasm" pkg.partial
-t2=$(date +%s)
-timing="single-threaded: cargo $((t1 - t0)) s, wasm-bindgen $((t2 - t1)) s"
-
-if [ "${MEDSEG_WASM_THREADS:-1}" = 1 ]; then
-  nightly=$(threads_toolchain)
-  threads_target="$CARGO_TARGET_DIR/wasm-threads"
+threads_build() {
   # Shared memory: atomics and bulk memory in every crate, the standard library included
   # (build-std); memory imported (threads share it) with a maximum (4 GiB, all wasm32
   # can address); the TLS symbols and __heap_base exported, which wasm-bindgen's thread
   # transform reads (nightlies from 2026-05 stop exporting __heap_base on their own).
   # --allow-undefined: Rust >= 1.96 no longer passes it to wasm-ld, and openjp2 (also a
   # cdylib) would not link alone; the final module's imports are checked by bindgen().
-  flags=(-C target-feature=+atomics,+bulk-memory,+mutable-globals "${SIMD[@]}"
+  local flags=(-C target-feature=+atomics,+bulk-memory,+mutable-globals "${SIMD[@]}"
     -C link-arg=--shared-memory -C link-arg=--import-memory -C link-arg=--max-memory=4294967296
     -C link-arg=--export=__wasm_init_tls -C link-arg=--export=__tls_size
     -C link-arg=--export=__tls_align -C link-arg=--export=__tls_base
     -C link-arg=--export=__heap_base -C link-arg=--allow-undefined)
-  log "cargo +$nightly build -Z build-std=std,panic_abort --lib --profile $PROFILE --target $TARGET --features threads"
   # From the toolchain file's folder, so that rustup runs the pinned nightly.
-  (cd toolchains/wasm-threads &&
+  cd toolchains/wasm-threads &&
     CARGO_TARGET_DIR="$threads_target" CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS="${flags[*]}" \
       cargo build --manifest-path "$ROOT/Cargo.toml" -Z build-std=std,panic_abort \
-      --lib --profile "$PROFILE" --target "$TARGET" --features threads)
-  t3=$(date +%s)
-  case "$PROFILE" in
-    dev) threads_out="$threads_target/$TARGET/debug" ;;
-    *) threads_out="$threads_target/$TARGET/$PROFILE" ;;
-  esac
-  bindgen "$threads_out/medseg.wasm" pkg.partial/threads
-  timing+="; threaded: cargo $((t3 - t2)) s, wasm-bindgen $(($(date +%s) - t3)) s"
+      --lib --profile "$PROFILE" --target "$TARGET" --features threads
+}
+
+rm -rf pkg.partial
+threads=${MEDSEG_WASM_THREADS:-1}
+threads_target="$CARGO_TARGET_DIR/wasm-threads"
+threads_log="$CARGO_TARGET_DIR/wasm-threads.log"
+t0=$(date +%s)
+# The two builds run side by side: each has long single-threaded stretches (the largest
+# crates, the final codegen and link) that the other fills. The threaded build's output
+# goes to its log, printed once it is done.
+if [ "$threads" = 1 ]; then
+  log "cargo +$(threads_toolchain) build -Z build-std=std,panic_abort --lib --profile $PROFILE --target $TARGET --features threads (output: $threads_log)"
+  mkdir -p "$CARGO_TARGET_DIR"
+  (threads_build >"$threads_log" 2>&1; echo $? >"$threads_log.status"; date +%s >"$threads_log.end") &
+  threads_pid=$!
 fi
+log "cargo build --lib --profile $PROFILE --target $TARGET --features wgpu"
+single_ok=1
+CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS="${CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS:-} ${SIMD[*]}" \
+  cargo build --lib --profile "$PROFILE" --target "$TARGET" --features wgpu || single_ok=0
+t1=$(date +%s)
+timing="single-threaded: cargo $((t1 - t0)) s"
+if [ "$threads" = 1 ]; then
+  wait "$threads_pid" || true
+  cat "$threads_log" >&2
+  [ "$(cat "$threads_log.status" 2>/dev/null)" = 0 ] || die "the threaded module's build failed (above)"
+  timing+="; threaded: cargo $(($(cat "$threads_log.end") - t0)) s"
+fi
+[ "$single_ok" = 1 ] || die "the single-threaded module's build failed (above)"
+t2=$(date +%s)
+bindgen "$OUT_DIR/medseg.wasm" pkg.partial
+if [ "$threads" = 1 ]; then
+  case "$PROFILE" in
+    dev) bindgen "$threads_target/$TARGET/debug/medseg.wasm" pkg.partial/threads ;;
+    *) bindgen "$threads_target/$TARGET/$PROFILE/medseg.wasm" pkg.partial/threads ;;
+  esac
+fi
+timing+="; wasm-bindgen $(($(date +%s) - t2)) s"
 
 # What the service worker caches (paths from the app's root), snippets included: the
 # threaded module's worker helper sits under a hashed folder name.

@@ -46,6 +46,12 @@ pub use wasm_bindgen_rayon::init_thread_pool;
 #[wasm_bindgen(start)]
 fn start() {
     console_error_panic_hook::set_once();
+    // burn's CPU backend hands its large single matrix products to gemm's own rayon split,
+    // which ran slower on two Web Worker threads than on one (1024³: 250 vs 163 ms); gemm
+    // then runs them on the calling thread. Ours are split by rows over the pool instead
+    // (`model::cpu_kernels::linear`), and batched products are split by flex over batches.
+    #[cfg(feature = "threads")]
+    gemm::set_threading_threshold(usize::MAX);
 }
 
 #[cfg(feature = "wgpu")]
