@@ -399,8 +399,18 @@ pub fn attention(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, bias: Option<Tensor<3
     });
     let kt = k.swap_dims(2, 3);
     let block = (SCORE_BLOCK / (b * h * nk).max(1)).clamp(1, nq.max(1));
-    let mut outs = Vec::with_capacity(nq.div_ceil(block));
-    for start in (0..nq).step_by(block) {
+    // In the threaded browser module, blocks of queries run side by side: burn's CPU
+    // backend would run a product of few heads (memory attention has one) on the calling
+    // thread there (see `wasm::start`), so the blocks are what spreads it over the pool.
+    // Natively flex splits each product over the pool itself.
+    #[cfg(target_arch = "wasm32")]
+    let (block, parallel) = match rayon::current_num_threads() {
+        1 => (block, false),
+        threads => (block.min(nq.div_ceil(2 * threads)).max(1), true),
+    };
+    #[cfg(not(target_arch = "wasm32"))]
+    let parallel = false;
+    let one_block = |start: usize| {
         let len = block.min(nq - start);
         let qb = if len == nq {
             q.clone()
@@ -424,8 +434,19 @@ pub fn attention(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, bias: Option<Tensor<3
             softmax_rows(c, nk, scale, &rows, i * 64)
         });
         let probs = Tensor::<4>::from_data(scores, &device);
-        outs.push(probs.matmul(v.clone()));
-    }
+        probs.matmul(v.clone())
+    };
+    let starts = (0..nq).step_by(block);
+    let mut outs: Vec<Tensor<4>> = if parallel {
+        use rayon::prelude::*;
+        starts
+            .collect::<Vec<_>>()
+            .into_par_iter()
+            .map(one_block)
+            .collect()
+    } else {
+        starts.map(one_block).collect()
+    };
     if outs.len() == 1 {
         outs.remove(0)
     } else {
