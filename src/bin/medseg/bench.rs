@@ -81,7 +81,8 @@ pub fn run(a: Args) -> CliResult {
     if let Some(fixture) = &a.finetune {
         return run_finetune(&model, fixture, &a);
     }
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    // The pool the models run on (RAYON_NUM_THREADS sets it), not the machine's cores.
+    let threads = rayon::current_num_threads();
     let started = Instant::now();
     let now = || started.elapsed().as_secs_f64() * 1e3;
     let f = pollster::block_on(bench_model(&model, a.runs, &now)).map_err(|e| e.to_string())?;
@@ -123,7 +124,7 @@ fn run_finetune(model: &LoadedModel, fixture: &Path, a: &Args) -> CliResult {
         );
     };
     let store = read_weights(fixture)?;
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let threads = rayon::current_num_threads();
     println!(
         "LiteMedSAM decoder training step, threads={threads} runs={} (median after \
          {FINE_TUNE_WARM_UP} warm-up steps)",
