@@ -126,7 +126,6 @@ const ops = {
       }
     }
     const pool = want === "cpu" ? poolSize(threads) : 1;
-    let dir = SINGLE;
     let mod = null;
     if (pool > 1) {
       const why = threadsMissing();
@@ -134,16 +133,16 @@ const ops = {
         notices.push(`${why}, so the CPU backend runs on one thread`);
       } else {
         try {
-          mod = await import(`${THREADED}medseg.js`);
-          dir = THREADED;
+          mod = await loadModule(THREADED);
+          await mod.initThreadPool(pool);
         } catch (e) {
-          notices.push(`the multi-threaded engine did not load (${e.message}), so the CPU backend runs on one thread`);
+          // E.g. no room for a 4 GiB shared memory, or no Web Workers from a worker.
+          mod = null;
+          notices.push(`the multi-threaded engine did not start (${e.message}), so the CPU backend runs on one thread`);
         }
       }
     }
-    mod ??= await import(`${SINGLE}medseg.js`);
-    wasm = await mod.default({ module_or_path: new URL(`${dir}medseg_bg.wasm`, import.meta.url) });
-    if (dir === THREADED) await mod.initThreadPool(pool);
+    mod ??= await loadModule(SINGLE);
     session = await locked(() => mod.Session.create(want));
     if (session.notice()) notices.push(session.notice());
     const notice = notices.length ? notices.join("; ") : null;
@@ -433,6 +432,13 @@ const ops = {
     return locked(() => s.bench(iters));
   },
 };
+
+/** Imports and instantiates the engine module in `dir` (SINGLE or THREADED). */
+async function loadModule(dir) {
+  const mod = await import(`${dir}medseg.js`);
+  wasm = await mod.default({ module_or_path: new URL(`${dir}medseg_bg.wasm`, import.meta.url) });
+  return mod;
+}
 
 /**
  * The WebGPU adapter, if any → {adapter, software, why}: `software` when it is a software

@@ -57,6 +57,26 @@ test("the threaded CPU module gives the single-threaded module's masks", { timeo
   }
 });
 
+test("a threaded module that cannot start leaves the CPU backend on one thread, with a notice", { timeout: 300000 }, async () => {
+  // No service worker: the route below then sees every request for the module.
+  const { context, close } = await launch({ serviceWorkers: "block" });
+  try {
+    await context.route("**/pkg/threads/medseg_bg.wasm", (r) => r.fulfill({ status: 404, body: "" }));
+    const { page } = await openPage(context, "?backend=cpu&model=none");
+    const s = await page.evaluate(async () => ({ isolated: window.crossOriginIsolated, threads: await window.medseg.threads() }));
+    assert.deepEqual(s, { isolated: true, threads: 1 });
+    const notice = await page.textContent("#notices");
+    log(`notice: ${notice.trim()}`);
+    assert.match(notice, /multi-threaded engine did not start \(.+\), so the CPU backend runs on one thread/);
+    // It works: sam2-small's trace on the single-threaded module.
+    const run = await traceLogits(page);
+    assert.equal(run.logits.length, 4);
+    assert.ok(run.logits[0].some((v) => v > 0), "a mask on frame 0");
+  } finally {
+    await close();
+  }
+});
+
 /**
  * Console errors but the browser's own line for each 404 of /models.json: a static server
  * has no model listing (medseg serve makes one), which the page expects (web/ui/models.js).
