@@ -99,7 +99,13 @@ function reloadIsolated() {
   if (window.crossOriginIsolated || (navigator.hardwareConcurrency || 1) < 2) return;
   if (state.backend === 'webgpu') return;
   if (sessionStorage.getItem(RELOADED_KEY)) return;
-  if (state.doc || state.busy === 'open' || state.busy === 'teach' || state.busy === 'propagate') {
+  // The page's own start (the engine, the default model) is waited for rather than cut
+  // off midway; the reload then loads both again, from the cache where it can.
+  if (state.busy === 'engine' || state.busy === 'model') {
+    setTimeout(reloadIsolated, 500);
+    return;
+  }
+  if (state.doc || state.busy) {
     messages.info('The offline cache is ready: from the next visit the CPU backend runs on every core of this machine.');
     return;
   }
