@@ -93,6 +93,57 @@ fn gelu_recorded<const D: usize>(x: Tensor<D>) -> Tensor<D> {
     Tensor::<D>::from_data(data, &device) + (x - held) * slope
 }
 
+/// The vector instruction sets the host kernels here may use, widest last.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Isa {
+    /// The target's baseline (SSE2 on x86-64; anything that is not x86-64).
+    Baseline,
+    /// AVX2 (x86-64).
+    Avx2,
+    /// AVX-512F (x86-64).
+    Avx512,
+}
+
+impl Isa {
+    pub fn name(self) -> &'static str {
+        match self {
+            Isa::Baseline => "baseline",
+            Isa::Avx2 => "avx2",
+            Isa::Avx512 => "avx512",
+        }
+    }
+}
+
+/// The widest [`Isa`] the processor has, capped by the environment variable
+/// `MEDSEG_CPU_ISA` (`avx512`, `avx2` or `baseline`), read once: so one binary
+/// can run (and benchmark) the AVX2 code of these kernels on an AVX-512
+/// machine. The matrix multiplies (gemm, in flex and in [`linear`]) choose
+/// their own kernels: AVX-512 ones only in builds with the `avx512` feature
+/// (default on), so `--no-default-features` together with
+/// `MEDSEG_CPU_ISA=avx2` runs the whole AVX2 path (BENCHMARKS.md). flex's
+/// element-wise ops (macerator) always take the widest.
+pub fn isa() -> Isa {
+    static ISA: std::sync::OnceLock<Isa> = std::sync::OnceLock::new();
+    *ISA.get_or_init(|| {
+        #[cfg(target_arch = "x86_64")]
+        let detected = if std::arch::is_x86_feature_detected!("avx512f") {
+            Isa::Avx512
+        } else if std::arch::is_x86_feature_detected!("avx2") {
+            Isa::Avx2
+        } else {
+            Isa::Baseline
+        };
+        #[cfg(not(target_arch = "x86_64"))]
+        let detected = Isa::Baseline;
+        let cap = match std::env::var("MEDSEG_CPU_ISA").as_deref() {
+            Ok("avx2") => Isa::Avx2,
+            Ok("baseline") => Isa::Baseline,
+            _ => Isa::Avx512,
+        };
+        detected.min(cap)
+    })
+}
+
 /// Defines `fn $name(args)` running `$body` compiled for the widest vectors
 /// the processor has (the baseline x86-64 target only allows SSE2; AVX-512 is
 /// ~3× faster on these loops). Every version computes the same bits: the
@@ -114,12 +165,13 @@ macro_rules! simd_dispatch {
                 fn avx2($($arg: $ty),*) {
                     imp($($arg),*)
                 }
-                if std::arch::is_x86_feature_detected!("avx512f") {
-                    // SAFETY: the processor has AVX-512F.
+                let isa = $crate::model::cpu_kernels::isa();
+                if isa >= $crate::model::cpu_kernels::Isa::Avx512 {
+                    // SAFETY: `isa` only reports AVX-512 where the processor has AVX-512F.
                     return unsafe { avx512($($arg),*) };
                 }
-                if std::arch::is_x86_feature_detected!("avx2") {
-                    // SAFETY: the processor has AVX2.
+                if isa >= $crate::model::cpu_kernels::Isa::Avx2 {
+                    // SAFETY: `isa` only reports AVX2 where the processor has AVX2.
                     return unsafe { avx2($($arg),*) };
                 }
             }
@@ -132,11 +184,124 @@ macro_rules! simd_dispatch {
 /// pool (flex's threshold for its own matmuls).
 const PARALLEL_GEMM: usize = 192 * 192 * 192;
 
+/// A host tensor's flex primitive: its buffer, shared, without a copy.
+#[cfg(not(target_arch = "wasm32"))]
+pub(crate) fn flex_tensor<const D: usize>(t: Tensor<D>) -> burn_flex::FlexTensor {
+    t.try_into_primitive::<burn_flex::Flex>()
+        .expect("a host tensor is a flex tensor")
+}
+
+/// A 2-D f32 view of a flex tensor: the buffer from the view's first element
+/// and the (row, column) strides, which gemm takes as they are. Negative
+/// strides (flipped views, never made here) are copied to contiguous first.
+#[cfg(not(target_arch = "wasm32"))]
+struct Strided2 {
+    t: burn_flex::FlexTensor,
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+impl Strided2 {
+    fn new(t: burn_flex::FlexTensor) -> Self {
+        if t.layout().strides().iter().any(|&s| s < 0) {
+            return Self {
+                t: t.to_contiguous(),
+            };
+        }
+        Self { t }
+    }
+    fn values(&self) -> &[f32] {
+        &self.t.storage::<f32>()[self.t.layout().start_offset()..]
+    }
+    fn strides(&self) -> (isize, isize) {
+        let s = self.t.layout().strides();
+        (s[0], s[1])
+    }
+}
+
+/// `x·weight + bias` for `x` `[rows, d_in]`, `weight` `[d_in, d_out]`.
+/// Native CPU only. Both inputs are read in place through their strides
+/// (no copy, even when shared or a transposed view); [`crate::model::layers::Linear`]
+/// keeps its weight contiguous `[d_in, d_out]`, the layout gemm needs no
+/// serial repacking for (and ~3–5× faster for few-row inputs). flex's matmul
+/// zero-fills its output and then copies it into a freshly aligned buffer
+/// (`FlexTensor::empty`), two single-threaded passes over every output, and
+/// adds the bias in a third; here one GEMM accumulates into a buffer that
+/// starts as the bias rows.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn linear(x: Tensor<2>, weight: &Tensor<2>, bias: Option<Tensor<1>>) -> Tensor<2> {
+    use rayon::prelude::*;
+    let [m, k] = x.dims();
+    let n = weight.dims()[1];
+    let device = x.device();
+    let w = Strided2::new(flex_tensor(weight.clone()));
+    let x = Strided2::new(flex_tensor(x));
+    let bias = bias.map(|b| Strided2::new(flex_tensor(b.unsqueeze::<2>())));
+    let mut out: Vec<f32> = Vec::with_capacity(m * n);
+    if let Some(b) = &bias {
+        let (_, bs) = b.strides();
+        let src = b.values();
+        let fill = |row: &mut [std::mem::MaybeUninit<f32>]| {
+            if bs == 1 {
+                for (o, &v) in row.iter_mut().zip(&src[..n]) {
+                    o.write(v);
+                }
+            } else {
+                for (j, o) in row.iter_mut().enumerate() {
+                    o.write(src[j * bs as usize]);
+                }
+            }
+        };
+        let rows = &mut out.spare_capacity_mut()[..m * n];
+        if m * n >= 1 << 16 {
+            rows.par_chunks_mut(n.max(1)).for_each(fill);
+        } else {
+            rows.chunks_mut(n.max(1)).for_each(fill);
+        }
+    }
+    let parallelism = if m * n * k >= PARALLEL_GEMM {
+        gemm::Parallelism::Rayon(0)
+    } else {
+        gemm::Parallelism::None
+    };
+    let (x_rs, x_cs) = x.strides();
+    let (w_rs, w_cs) = w.strides();
+    // SAFETY: `out` has room for the `m × n` row-major result (initialised
+    // with the bias rows when `read_dst`); `x` and `w` are the buffers of
+    // `m × k` and `k × n` views with these strides, from their first element.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            out.as_mut_ptr(),
+            1,
+            n as isize,
+            bias.is_some(),
+            x.values().as_ptr(),
+            x_cs,
+            x_rs,
+            w.values().as_ptr(),
+            w_cs,
+            w_rs,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            parallelism,
+        );
+        out.set_len(m * n);
+    }
+    Tensor::from_data(TensorData::new(out, [m, n]), &device)
+}
+
 /// `x·weight + bias` for `x` `[rows, d_in]`, `weight` `[d_in, d_out]` (the
-/// transposed view [`crate::model::layers::Linear`] keeps). flex's matmul
+/// transposed view [`crate::model::layers::Linear`] keeps in the browser), in the
+/// browser's CPU backend. flex's matmul
 /// zero-fills its output and then copies it into a freshly aligned buffer
 /// (`FlexTensor::empty`), two single-threaded passes over every output, and adds the bias in a third; here one GEMM accumulates into a
 /// buffer that starts as the bias rows (LiteMedSAM encoder −14 % at 2 threads).
+#[cfg(target_arch = "wasm32")]
 pub fn linear(x: Tensor<2>, weight: &Tensor<2>, bias: Option<Tensor<1>>) -> Tensor<2> {
     use rayon::prelude::*;
     let [m, k] = x.dims();
@@ -192,6 +357,7 @@ pub fn linear(x: Tensor<2>, weight: &Tensor<2>, bias: Option<Tensor<1>>) -> Tens
 /// # Safety
 /// `dst` must be valid for `m·n` writes (and reads when `read_dst`), `lhs` for
 /// `m·k` reads and `w` for `k·n` reads.
+#[cfg(target_arch = "wasm32")]
 unsafe fn gemm_rows(
     m: usize,
     n: usize,
@@ -392,6 +558,10 @@ pub fn attention(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, bias: Option<Tensor<3
         );
     }
     let scale = (1.0 / (d as f64).sqrt()) as f32;
+    #[cfg(not(target_arch = "wasm32"))]
+    if nq.min(nk) <= FUSED_MAX_SIDE {
+        return attention_fused(q, k, v, bias, scale);
+    }
     let bias = bias.map(|t| {
         t.into_data()
             .try_into_vec::<f32>()
@@ -451,6 +621,224 @@ pub fn attention(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, bias: Option<Tensor<3
         outs.remove(0)
     } else {
         Tensor::cat(outs, 2)
+    }
+}
+
+/// Attentions whose query or key count is at most this go through
+/// [`attention_fused`] (the mask decoder's prompt tokens, 9 or so, against
+/// 1024 image tokens and back; Hiera's 4×4 windows).
+#[cfg(not(target_arch = "wasm32"))]
+const FUSED_MAX_SIDE: usize = 16;
+
+/// A pointer that rayon tasks write disjoint parts through.
+#[cfg(not(target_arch = "wasm32"))]
+#[derive(Clone, Copy)]
+struct SharedOut(*mut f32);
+// SAFETY: the tasks of `attention_fused` write disjoint elements.
+#[cfg(not(target_arch = "wasm32"))]
+unsafe impl Send for SharedOut {}
+#[cfg(not(target_arch = "wasm32"))]
+unsafe impl Sync for SharedOut {}
+
+#[cfg(not(target_arch = "wasm32"))]
+impl SharedOut {
+    /// The element `i` on (a method, so closures capture the whole `Sync` wrapper).
+    ///
+    /// # Safety
+    /// `i` must be inside the buffer.
+    unsafe fn at(self, i: usize) -> *mut f32 {
+        // SAFETY: by the caller.
+        unsafe { self.0.add(i) }
+    }
+}
+
+/// A 4-D f32 view whose last dimension is contiguous, with its strides.
+#[cfg(not(target_arch = "wasm32"))]
+struct Heads {
+    t: burn_flex::FlexTensor,
+    s: [usize; 3],
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+impl Heads {
+    fn new(t: Tensor<4>) -> Self {
+        let mut t = flex_tensor(t);
+        let dims = t.layout().shape().to_vec();
+        let ok = |st: &[isize]| st.iter().all(|&s| s >= 0) && (dims[3] <= 1 || st[3] == 1);
+        if !ok(t.layout().strides()) {
+            t = t.to_contiguous();
+        }
+        let st = t.layout().strides();
+        let s = [st[0] as usize, st[1] as usize, st[2] as usize];
+        Self { t, s }
+    }
+    /// Rows `0..n` of `(b, h)` (stride `s[2]`), the last `len` long.
+    #[inline(always)]
+    fn rows(&self, b: usize, h: usize, n: usize, len: usize) -> &[f32] {
+        let at = self.t.layout().start_offset() + b * self.s[0] + h * self.s[1];
+        let end = if n == 0 {
+            at
+        } else {
+            at + (n - 1) * self.s[2] + len
+        };
+        &self.t.storage::<f32>()[at..end]
+    }
+    /// Row `(b, h, i)`, `len` long.
+    #[inline(always)]
+    fn row(&self, b: usize, h: usize, i: usize, len: usize) -> &[f32] {
+        let at = self.t.layout().start_offset() + b * self.s[0] + h * self.s[1] + i * self.s[2];
+        &self.t.storage::<f32>()[at..at + len]
+    }
+}
+
+/// [`attention`] in one pass per (batch, head): keys transposed once into a
+/// scratch `[d, Nk]` block, then per query the scores (vectorised over keys),
+/// the softmax and the weighted sum of values (vectorised over channels),
+/// written straight into a `[B, Nq, H, dv]` buffer. Returns its `[B, H, Nq, dv]`
+/// view, so that merging the heads back (`swap_dims(1, 2)` + `reshape`) copies
+/// nothing. No score tensor, no zero-filled matmul outputs, no strided copies:
+/// for the mask decoder's few-token attentions those cost far more than the
+/// arithmetic.
+#[cfg(not(target_arch = "wasm32"))]
+fn attention_fused(
+    q: Tensor<4>,
+    k: Tensor<4>,
+    v: Tensor<4>,
+    bias: Option<Tensor<3>>,
+    scale: f32,
+) -> Tensor<4> {
+    use rayon::prelude::*;
+    let [b, h, nq, d] = q.dims();
+    let nk = k.dims()[2];
+    let dv = v.dims()[3];
+    let device = q.device();
+    let bias = bias.map(|t| {
+        t.into_data()
+            .try_into_vec::<f32>()
+            .expect("an f32 tensor reads back as f32")
+    });
+    let (q, k, v) = (Heads::new(q), Heads::new(k), Heads::new(v));
+    let mut out = vec![0f32; b * nq * h * dv];
+    let dst = SharedOut(out.as_mut_ptr());
+    let task = |bh: usize| {
+        let (bi, hi) = (bh / h, bh % h);
+        let mut kt = vec![0f32; d * nk];
+        for j in 0..nk {
+            for (c, &x) in k.row(bi, hi, j, d).iter().enumerate() {
+                kt[c * nk + j] = x;
+            }
+        }
+        let mut scores = vec![0f32; nk];
+        let mut acc = vec![0f32; dv];
+        let v_rows = v.rows(bi, hi, nk, dv);
+        for i in 0..nq {
+            let bias_row = bias
+                .as_deref()
+                .map(|bs| &bs[(hi * nq + i) * nk..(hi * nq + i + 1) * nk]);
+            attend_row(
+                q.row(bi, hi, i, d),
+                &kt,
+                (v_rows, v.s[2]),
+                bias_row,
+                scale,
+                &mut scores,
+                &mut acc,
+            );
+            // SAFETY: `(bi, i, hi)` is this task's own row of `out`, which
+            // holds `b·nq·h·dv` elements.
+            unsafe {
+                let p = dst.at(((bi * nq + i) * h + hi) * dv);
+                std::ptr::copy_nonoverlapping(acc.as_ptr(), p, dv);
+            }
+        }
+    };
+    if b * h > 1 && b * h * nq * nk * (d + dv) >= 1 << 15 {
+        (0..b * h).into_par_iter().for_each(task);
+    } else {
+        (0..b * h).for_each(task);
+    }
+    Tensor::<4>::from_data(TensorData::new(out, [b, nq, h, dv]), &device).swap_dims(1, 2)
+}
+
+simd_dispatch! {
+    /// One query row of [`attention_fused`]: `acc = softmax(q·kᵀ·scale + bias)·v`,
+    /// `kt` the `[d, Nk]` transposed keys, `v` the values (value `j` at `j·stride`).
+    #[cfg(not(target_arch = "wasm32"))]
+    fn attend_row(
+        q: &[f32],
+        kt: &[f32],
+        v: (&[f32], usize),
+        bias: Option<&[f32]>,
+        scale: f32,
+        scores: &mut [f32],
+        acc: &mut [f32]
+    ) {
+        let nk = scores.len();
+        let dv = acc.len();
+        let (v, v_stride) = v;
+        // Plain loops throughout (see `softmax_rows`), no reductions across
+        // lanes except the lane-wise max and sum, so every ISA computes the
+        // same bits.
+        for s in scores.iter_mut() {
+            *s = 0.0;
+        }
+        for (c, &qc) in q.iter().enumerate() {
+            let row = &kt[c * nk..(c + 1) * nk];
+            for (s, &kv) in scores.iter_mut().zip(row) {
+                *s += qc * kv;
+            }
+        }
+        match bias {
+            Some(b) => {
+                for (x, &b) in scores.iter_mut().zip(b) {
+                    *x = *x * scale + b;
+                }
+            }
+            None => {
+                for x in scores.iter_mut() {
+                    *x *= scale;
+                }
+            }
+        }
+        const L: usize = 16;
+        let mut lanes = [f32::NEG_INFINITY; L];
+        let mut chunks = scores.chunks_exact(L);
+        for c in &mut chunks {
+            for (m, &x) in lanes.iter_mut().zip(c) {
+                *m = if x > *m { x } else { *m };
+            }
+        }
+        let max = chunks
+            .remainder()
+            .iter()
+            .chain(&lanes)
+            .fold(f32::NEG_INFINITY, |m, &x| if x > m { x } else { m });
+        let mut sums = [0f32; L];
+        let mut chunks = scores.chunks_exact_mut(L);
+        for c in &mut chunks {
+            for (s, x) in sums.iter_mut().zip(c) {
+                *x = exp_f32((*x - max).max(-87.0));
+                *s += *x;
+            }
+        }
+        let mut sum = 0f32;
+        for x in chunks.into_remainder() {
+            *x = exp_f32((*x - max).max(-87.0));
+            sum += *x;
+        }
+        let inv = 1.0 / (sum + sums.iter().sum::<f32>());
+        for a in acc.iter_mut() {
+            *a = 0.0;
+        }
+        for (j, &p) in scores.iter().enumerate() {
+            let row = &v[j * v_stride..j * v_stride + dv];
+            for (a, &x) in acc.iter_mut().zip(row) {
+                *a += p * x;
+            }
+        }
+        for a in acc.iter_mut() {
+            *a *= inv;
+        }
     }
 }
 
