@@ -3,6 +3,9 @@
 # the same run when the reference environment exists (see BENCHMARKS.md):
 #   REF_DIR=~/.cache/medseg/ref bash ../shared/reference/install.sh   # once, ~3 GB
 # Usage: scripts/bench.sh [image|video|lite|finetune|memory|all]
+# ISA=avx2 scripts/bench.sh ...: both sides on AVX2 only, on an AVX-512 machine too:
+# MedSeg built without the "avx512" feature (gemm's AVX2 kernels) and run with
+# MEDSEG_CPU_ISA=avx2 (our kernels), PyTorch with its AVX2 code paths (ATen, MKL, oneDNN).
 set -euo pipefail
 # shellcheck source=scripts/common.sh
 . "$(dirname "${BASH_SOURCE[0]}")/common.sh"
@@ -10,10 +13,20 @@ REF_PY="${MEDSEG_REF_DIR:-$HOME/.cache/medseg/ref}/venv/bin/python"
 REF_SCRIPTS=../shared/reference
 what="${1:-all}"
 
-cargo build --release --bin medseg >&2
 MEDSEG="$CARGO_TARGET_DIR/release/medseg"
+if [[ ${ISA:-} == avx2 ]]; then
+  cargo build --release --bin medseg --no-default-features >&2
+  cp "$MEDSEG" "$CARGO_TARGET_DIR/release/medseg-avx2"
+  MEDSEG="$CARGO_TARGET_DIR/release/medseg-avx2"
+  export MEDSEG_CPU_ISA=avx2 ATEN_CPU_CAPABILITY=avx2 MKL_ENABLE_INSTRUCTIONS=AVX2 ONEDNN_MAX_CPU_ISA=AVX2
+else
+  cargo build --release --bin medseg >&2
+fi
 have_ref() { [ -x "$REF_PY" ]; }
 say() { printf '\n== %s (load %s)\n' "$*" "$(cut -d' ' -f1 /proc/loadavg)"; }
+printf 'CPU: %s, %s CPUs; ISA=%s; flags:%s\n' \
+  "$(lscpu | sed -n 's/^Model name: *//p')" "$(nproc)" "${ISA:-native}" \
+  "$(grep -m1 -o -w -E 'avx2|fma|avx512f|avx512bw|avx512vl|avx512_vnni|amx_tile' /proc/cpuinfo | sort -u | tr '\n' ' ' | sed 's/^/ /')"
 
 if [[ $what == image || $what == all ]]; then
   say "MedSeg: medsam2-t512 image encoder + decoder"

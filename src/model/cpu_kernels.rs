@@ -417,6 +417,162 @@ unsafe fn gemm_rows(
     }
 }
 
+/// A 1×1 convolution (stride 1, no padding, one group) of an NCHW tensor as
+/// one GEMM per image: the input is read in place through its strides (the
+/// FPN neck's inputs are NCHW views of Hiera's NHWC maps) and the output is
+/// written NCHW-contiguous directly, starting from the bias. flex lowers it to
+/// im2col with a contiguous copy of the input and an output transpose, all on
+/// the calling thread (~5 % of the medsam2-t512 encoder). `None` where the
+/// pixels of the view are not one stride apart (then use the convolution op).
+#[cfg(not(target_arch = "wasm32"))]
+pub fn conv1x1(x: &Tensor<4>, weight: &Tensor<4>, bias: Option<Tensor<1>>) -> Option<Tensor<4>> {
+    use rayon::prelude::*;
+    let [b, c_in, h, w] = x.dims();
+    let c_out = weight.dims()[0];
+    let xf = flex_tensor(x.clone());
+    let st = xf.layout().strides().to_vec();
+    let pixel = if w > 1 { st[3] } else { st[2] * w as isize };
+    if st.iter().any(|&s| s < 0) || (h > 1 && w > 1 && st[2] != st[3] * w as isize) {
+        return None;
+    }
+    let device = x.device();
+    let wf = Strided2::new(flex_tensor(weight.clone().reshape([c_out, c_in])));
+    let bias = bias.map(|t| {
+        t.into_data()
+            .try_into_vec::<f32>()
+            .expect("an f32 tensor reads back as f32")
+    });
+    let hw = h * w;
+    let mut out = vec![0f32; b * c_out * hw];
+    if let Some(bias) = &bias {
+        out.par_chunks_mut(hw.max(1))
+            .enumerate()
+            .for_each(|(i, plane)| plane.fill(bias[i % c_out]));
+    }
+    let (w_rs, w_cs) = wf.strides();
+    let values = &xf.storage::<f32>()[xf.layout().start_offset()..];
+    let parallelism = if hw * c_in * c_out >= PARALLEL_GEMM {
+        gemm::Parallelism::Rayon(0)
+    } else {
+        gemm::Parallelism::None
+    };
+    for bi in 0..b {
+        // dst `[hw, c_out]` with strides (1, hw) is image `bi`'s NCHW output;
+        // lhs `[hw, c_in]` its pixels; rhs `[c_in, c_out]` the weight transposed.
+        // SAFETY: the views stay inside `out`, the input's and the weight's buffers.
+        unsafe {
+            gemm::gemm(
+                hw,
+                c_out,
+                c_in,
+                out.as_mut_ptr().add(bi * c_out * hw),
+                hw as isize,
+                1,
+                bias.is_some(),
+                values.as_ptr().offset(bi as isize * st[0]),
+                st[1],
+                pixel,
+                wf.values().as_ptr(),
+                w_rs,
+                w_cs,
+                1.0,
+                1.0,
+                false,
+                false,
+                false,
+                parallelism,
+            );
+        }
+    }
+    Some(Tensor::from_data(
+        TensorData::new(out, [b, c_out, h, w]),
+        &device,
+    ))
+}
+
+/// `ConvTranspose2d` with kernel = stride = `k` and no padding (the mask
+/// decoder's upscaling) of an NCHW tensor: one GEMM of the pixels (read in
+/// place through their strides, e.g. the transformer's token-major keys) by the
+/// weight `[C_in, C_out·k·k]`, then each output plane gathered from it with its
+/// bias, planes on the rayon pool. `None` where the pixels of the view are not
+/// one stride apart.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn conv_transpose_kxk(x: &Tensor<4>, weight: &Tensor<4>, bias: Tensor<1>) -> Option<Tensor<4>> {
+    use rayon::prelude::*;
+    let [b, c_in, h, w] = x.dims();
+    let [_, c_out, k, _] = weight.dims();
+    let xf = flex_tensor(x.clone());
+    let st = xf.layout().strides().to_vec();
+    let pixel = if w > 1 { st[3] } else { st[2] * w as isize };
+    if st.iter().any(|&s| s < 0) || (h > 1 && w > 1 && st[2] != st[3] * w as isize) {
+        return None;
+    }
+    let device = x.device();
+    let n = c_out * k * k;
+    let wf = Strided2::new(flex_tensor(weight.clone().reshape([c_in, n])));
+    let (w_rs, w_cs) = wf.strides();
+    let bias = bias
+        .into_data()
+        .try_into_vec::<f32>()
+        .expect("an f32 tensor reads back as f32");
+    let hw = h * w;
+    let values = &xf.storage::<f32>()[xf.layout().start_offset()..];
+    let (oh, ow) = (h * k, w * k);
+    let mut out = vec![0f32; b * c_out * oh * ow];
+    let mut tmp: Vec<f32> = Vec::with_capacity(hw * n);
+    let parallelism = if hw * c_in * n >= PARALLEL_GEMM {
+        gemm::Parallelism::Rayon(0)
+    } else {
+        gemm::Parallelism::None
+    };
+    for bi in 0..b {
+        // SAFETY: `tmp` has room for the `hw × n` row-major product (not read:
+        // `read_dst` is false); lhs is image `bi`'s `[hw, c_in]` pixels, rhs the
+        // weight as `[c_in, n]`, inside their buffers.
+        unsafe {
+            gemm::gemm(
+                hw,
+                n,
+                c_in,
+                tmp.as_mut_ptr(),
+                1,
+                n as isize,
+                false,
+                values.as_ptr().offset(bi as isize * st[0]),
+                st[1],
+                pixel,
+                wf.values().as_ptr(),
+                w_cs,
+                w_rs,
+                0.0,
+                1.0,
+                false,
+                false,
+                false,
+                parallelism,
+            );
+            tmp.set_len(hw * n);
+        }
+        let planes = &mut out[bi * c_out * oh * ow..(bi + 1) * c_out * oh * ow];
+        planes
+            .par_chunks_mut(oh * ow)
+            .enumerate()
+            .for_each(|(co, plane)| {
+                for (oy, row) in plane.chunks_exact_mut(ow).enumerate() {
+                    let (y, ky) = (oy / k, oy % k);
+                    for (ox, o) in row.iter_mut().enumerate() {
+                        let (xx, kx) = (ox / k, ox % k);
+                        *o = bias[co] + tmp[(y * w + xx) * n + (co * k + ky) * k + kx];
+                    }
+                }
+            });
+    }
+    Some(Tensor::from_data(
+        TensorData::new(out, [b, c_out, oh, ow]),
+        &device,
+    ))
+}
+
 simd_dispatch! {
     /// [`gelu_f32`] over a slice.
     fn gelu_slice(v: &mut [f32]) {
@@ -720,8 +876,47 @@ fn attention_fused(
     let (q, k, v) = (Heads::new(q), Heads::new(k), Heads::new(v));
     let mut out = vec![0f32; b * nq * h * dv];
     let dst = SharedOut(out.as_mut_ptr());
+    let g = ColDims {
+        nq,
+        nk,
+        d,
+        dv,
+        scale,
+    };
     let task = |bh: usize| {
         let (bi, hi) = (bh / h, bh % h);
+        if nk <= FUSED_MAX_SIDE && nq >= 4 * FUSED_MAX_SIDE {
+            let mut qt = vec![0f32; d * nq];
+            for i in 0..nq {
+                for (c, &x) in q.row(bi, hi, i, d).iter().enumerate() {
+                    qt[c * nq + i] = x;
+                }
+            }
+            let mut scratch = vec![0f32; (nk + 2) * nq];
+            let mut ot = vec![0f32; dv * nq];
+            let bias_h = bias
+                .as_deref()
+                .map(|bs| &bs[hi * nq * nk..(hi + 1) * nq * nk]);
+            attend_cols(
+                &qt,
+                (k.rows(bi, hi, nk, d), k.s[2]),
+                (v.rows(bi, hi, nk, dv), v.s[2]),
+                bias_h,
+                &g,
+                &mut scratch,
+                &mut ot,
+            );
+            for i in 0..nq {
+                // SAFETY: `(bi, i, hi)` is this task's own row of `out`.
+                unsafe {
+                    let p = dst.at(((bi * nq + i) * h + hi) * dv);
+                    for c in 0..dv {
+                        *p.add(c) = ot[c * nq + i];
+                    }
+                }
+            }
+            return;
+        }
         let mut kt = vec![0f32; d * nk];
         for j in 0..nk {
             for (c, &x) in k.row(bi, hi, j, d).iter().enumerate() {
@@ -838,6 +1033,98 @@ simd_dispatch! {
         }
         for a in acc.iter_mut() {
             *a *= inv;
+        }
+    }
+}
+
+/// Sizes of one [`attend_cols`] call.
+#[cfg(not(target_arch = "wasm32"))]
+struct ColDims {
+    nq: usize,
+    nk: usize,
+    d: usize,
+    dv: usize,
+    scale: f32,
+}
+
+simd_dispatch! {
+    /// [`attention_fused`] for one (batch, head) with few keys and many
+    /// queries (the mask decoder's image→token attention: 1024 queries, ~9
+    /// keys): query-major throughout (`[Nk, Nq]` scores), so every loop runs
+    /// along the queries and vectorises. `qt` is `[d, Nq]`; key/value row `j`
+    /// at `j·stride`; `bias` `[Nq, Nk]` if any. Leaves `[dv, Nq]` in `ot`;
+    /// `s` is `Nk·Nq` + `2·Nq` scratch.
+    #[cfg(not(target_arch = "wasm32"))]
+    fn attend_cols(
+        qt: &[f32],
+        k: (&[f32], usize),
+        v: (&[f32], usize),
+        bias: Option<&[f32]>,
+        g: &ColDims,
+        s: &mut [f32],
+        ot: &mut [f32]
+    ) {
+        let (nq, nk) = (g.nq, g.nk);
+        let (k, ks) = k;
+        let (v, vs) = v;
+        let (scores, rest) = s.split_at_mut(nk * nq);
+        let (max, sum) = rest.split_at_mut(nq);
+        for (j, row) in scores.chunks_exact_mut(nq).enumerate() {
+            for x in row.iter_mut() {
+                *x = 0.0;
+            }
+            for c in 0..g.d {
+                let kc = k[j * ks + c];
+                for (x, &q) in row.iter_mut().zip(&qt[c * nq..(c + 1) * nq]) {
+                    *x += kc * q;
+                }
+            }
+            match bias {
+                Some(b) => {
+                    for (i, x) in row.iter_mut().enumerate() {
+                        *x = *x * g.scale + b[i * nk + j];
+                    }
+                }
+                None => {
+                    for x in row.iter_mut() {
+                        *x *= g.scale;
+                    }
+                }
+            }
+        }
+        for m in max.iter_mut() {
+            *m = f32::NEG_INFINITY;
+        }
+        for row in scores.chunks_exact(nq) {
+            for (m, &x) in max.iter_mut().zip(row) {
+                *m = if x > *m { x } else { *m };
+            }
+        }
+        for t in sum.iter_mut() {
+            *t = 0.0;
+        }
+        for row in scores.chunks_exact_mut(nq) {
+            for ((x, &m), t) in row.iter_mut().zip(max.iter()).zip(sum.iter_mut()) {
+                *x = exp_f32((*x - m).max(-87.0));
+                *t += *x;
+            }
+        }
+        for t in sum.iter_mut() {
+            *t = 1.0 / *t;
+        }
+        for (c, orow) in ot.chunks_exact_mut(nq).enumerate().take(g.dv) {
+            for o in orow.iter_mut() {
+                *o = 0.0;
+            }
+            for (j, row) in scores.chunks_exact(nq).enumerate() {
+                let vc = v[j * vs + c];
+                for (o, &p) in orow.iter_mut().zip(row) {
+                    *o += p * vc;
+                }
+            }
+            for (o, &inv) in orow.iter_mut().zip(sum.iter()) {
+                *o *= inv;
+            }
         }
     }
 }

@@ -184,6 +184,21 @@ impl Conv2d {
     }
 
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        #[cfg(not(target_arch = "wasm32"))]
+        {
+            use crate::model::cpu_kernels::on_host;
+            let [_, _, kh, kw] = self.weight.dims();
+            let bias = self.bias.as_ref().map(|b| b.val());
+            if [kh, kw, self.stride, self.groups] == [1; 4]
+                && self.padding == 0
+                && on_host(&x)
+                && on_host(&self.weight.val())
+                && bias.as_ref().is_none_or(on_host)
+                && let Some(y) = crate::model::cpu_kernels::conv1x1(&x, &self.weight.val(), bias)
+            {
+                return y;
+            }
+        }
         conv2d(
             x,
             self.weight.val(),
@@ -219,6 +234,24 @@ impl ConvTranspose2d {
     }
 
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        #[cfg(not(target_arch = "wasm32"))]
+        {
+            use crate::model::cpu_kernels::on_host;
+            let [_, _, kh, kw] = self.weight.dims();
+            if kh == self.stride
+                && kw == self.stride
+                && on_host(&x)
+                && on_host(&self.weight.val())
+                && on_host(&self.bias.val())
+                && let Some(y) = crate::model::cpu_kernels::conv_transpose_kxk(
+                    &x,
+                    &self.weight.val(),
+                    self.bias.val(),
+                )
+            {
+                return y;
+            }
+        }
         conv_transpose2d(
             x,
             self.weight.val(),

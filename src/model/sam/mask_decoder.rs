@@ -297,7 +297,8 @@ impl MaskDecoder {
         let iou_token_out = hs.clone().narrow(1, s, 1).reshape([b, c]);
         let mask_tokens_out = hs.clone().narrow(1, s + 1, n_mask);
 
-        let src = src.swap_dims(1, 2).reshape([b, c, h, w]);
+        // NCHW as a view of the token-major keys (no copy: the upscaling reads it in place).
+        let src = src.reshape([b, h, w, c]).permute([0, 3, 1, 2]);
         let upscaled = match (high_res, &self.conv_s0) {
             (Some([feat_s0, feat_s1]), Some(_)) => {
                 let x = gelu(

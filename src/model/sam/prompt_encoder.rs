@@ -76,6 +76,22 @@ pub struct PromptEncoder {
     embed_dim: usize,
     embedding_size: usize,
     input_size: usize,
+    /// [`Self::dense_pe`] of host tensors, with the Gaussian matrix it was made from.
+    #[module(skip)]
+    dense_pe_cache: DensePeCache,
+}
+
+/// The last host [`PromptEncoder::dense_pe`] and the Gaussian matrix's values it
+/// was computed from: the same for every prediction (1024 sin/cos rows, a matmul
+/// and a strided copy each time, ~5 % of a medsam2-t512 prompt + decoder).
+#[derive(Debug, Default)]
+struct DensePeCache(std::sync::Mutex<Option<(Vec<f32>, Tensor<4>)>>);
+
+impl Clone for DensePeCache {
+    fn clone(&self) -> Self {
+        let held = self.0.lock().map(|g| g.clone()).unwrap_or_default();
+        Self(std::sync::Mutex::new(held))
+    }
 }
 
 impl PromptEncoder {
@@ -113,6 +129,7 @@ impl PromptEncoder {
             embed_dim: d,
             embedding_size: s.embedding_size,
             input_size: s.input_size,
+            dense_pe_cache: DensePeCache::default(),
         })
     }
 
@@ -158,7 +175,33 @@ impl PromptEncoder {
     }
 
     /// `get_dense_pe`: the encoding of every embedding cell centre, `[1, C, h, w]`.
+    /// Host tensors (no autodiff) reuse the last result while the Gaussian matrix
+    /// (a buffer that fine-tuning leaves) holds the same values.
     pub fn dense_pe(&self) -> Tensor<4> {
+        let gaussian = self.gaussian.val();
+        if !crate::model::cpu_kernels::on_host(&gaussian) {
+            return self.compute_dense_pe();
+        }
+        let key = gaussian
+            .into_data()
+            .try_into_vec::<f32>()
+            .expect("an f32 tensor reads back as f32");
+        let mut cache = self
+            .dense_pe_cache
+            .0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if let Some((held, pe)) = cache.as_ref()
+            && *held == key
+        {
+            return pe.clone();
+        }
+        let pe = self.compute_dense_pe();
+        *cache = Some((key, pe.clone()));
+        pe
+    }
+
+    fn compute_dense_pe(&self) -> Tensor<4> {
         let n = self.embedding_size;
         let mut coords = Vec::with_capacity(n * n * 2);
         for y in 0..n {
