@@ -443,11 +443,16 @@ pub fn conv1x1(x: &Tensor<4>, weight: &Tensor<4>, bias: Option<Tensor<1>>) -> Op
             .expect("an f32 tensor reads back as f32")
     });
     let hw = h * w;
-    let mut out = vec![0f32; b * c_out * hw];
+    let mut out: Vec<f32> = Vec::with_capacity(b * c_out * hw);
     if let Some(bias) = &bias {
-        out.par_chunks_mut(hw.max(1))
+        out.spare_capacity_mut()[..b * c_out * hw]
+            .par_chunks_mut(hw.max(1))
             .enumerate()
-            .for_each(|(i, plane)| plane.fill(bias[i % c_out]));
+            .for_each(|(i, plane)| {
+                for o in plane {
+                    o.write(bias[i % c_out]);
+                }
+            });
     }
     let (w_rs, w_cs) = wf.strides();
     let values = &xf.storage::<f32>()[xf.layout().start_offset()..];
@@ -484,6 +489,9 @@ pub fn conv1x1(x: &Tensor<4>, weight: &Tensor<4>, bias: Option<Tensor<1>>) -> Op
             );
         }
     }
+    // SAFETY: every element is the bias written above plus the product, or
+    // (no bias) the product gemm wrote without reading.
+    unsafe { out.set_len(b * c_out * hw) };
     Some(Tensor::from_data(
         TensorData::new(out, [b, c_out, h, w]),
         &device,
@@ -560,9 +568,12 @@ pub fn conv_transpose_kxk(x: &Tensor<4>, weight: &Tensor<4>, bias: Tensor<1>) ->
             .for_each(|(co, plane)| {
                 for (oy, row) in plane.chunks_exact_mut(ow).enumerate() {
                     let (y, ky) = (oy / k, oy % k);
-                    for (ox, o) in row.iter_mut().enumerate() {
-                        let (xx, kx) = (ox / k, ox % k);
-                        *o = bias[co] + tmp[(y * w + xx) * n + (co * k + ky) * k + kx];
+                    let taps = (co * k + ky) * k;
+                    for (xx, out) in row.chunks_exact_mut(k).enumerate() {
+                        let at = (y * w + xx) * n + taps;
+                        for (o, &t) in out.iter_mut().zip(&tmp[at..at + k]) {
+                            *o = bias[co] + t;
+                        }
                     }
                 }
             });
@@ -571,6 +582,166 @@ pub fn conv_transpose_kxk(x: &Tensor<4>, weight: &Tensor<4>, bias: Tensor<1>) ->
         TensorData::new(out, [b, c_out, oh, ow]),
         &device,
     ))
+}
+
+/// A contiguous host tensor's values (a view from offset 0 of exactly its
+/// elements), or `None` for views.
+#[cfg(not(target_arch = "wasm32"))]
+fn contiguous_values(t: &burn_flex::FlexTensor) -> Option<&[f32]> {
+    t.as_slice::<f32>()
+}
+
+/// `a + b` for host tensors of one shape, on the rayon pool and in place in
+/// whichever operand is unshared (flex's add runs on one thread into a new
+/// buffer: residual and position adds were ~2–3 % of the encoder, serial).
+/// Anything else (broadcasts, views, autodiff, other devices) is burn's add.
+pub fn add<const D: usize>(a: Tensor<D>, b: Tensor<D>) -> Tensor<D> {
+    #[cfg(not(target_arch = "wasm32"))]
+    if a.dims() == b.dims()
+        && on_host(&a)
+        && on_host(&b)
+        && a.dims().iter().product::<usize>() >= 1 << 14
+    {
+        use rayon::prelude::*;
+        const CHUNK: usize = 1 << 14;
+        let dims = a.dims();
+        let mut fa = flex_tensor(a);
+        let mut fb = flex_tensor(b);
+        let both = contiguous_values(&fa).is_some() && contiguous_values(&fb).is_some();
+        if both {
+            let plain = |x: &burn_flex::FlexTensor| {
+                x.layout().start_offset() == 0
+                    && x.storage::<f32>().len() == x.layout().num_elements()
+            };
+            let out = if plain(&fa)
+                && let Some(dst) = fa.try_storage_mut::<f32>()
+            {
+                let src = contiguous_values(&fb).expect("checked");
+                dst.par_chunks_mut(CHUNK)
+                    .zip(src.par_chunks(CHUNK))
+                    .for_each(|(d, s)| add_slice(d, s));
+                fa
+            } else if plain(&fb)
+                && let Some(dst) = fb.try_storage_mut::<f32>()
+            {
+                let src = contiguous_values(&fa).expect("checked");
+                dst.par_chunks_mut(CHUNK)
+                    .zip(src.par_chunks(CHUNK))
+                    .for_each(|(d, s)| add_slice(d, s));
+                fb
+            } else {
+                let (x, y) = (
+                    contiguous_values(&fa).expect("checked"),
+                    contiguous_values(&fb).expect("checked"),
+                );
+                let mut out: Vec<f32> = x.to_vec();
+                out.par_chunks_mut(CHUNK)
+                    .zip(y.par_chunks(CHUNK))
+                    .for_each(|(d, s)| add_slice(d, s));
+                return Tensor::from_data(TensorData::new(out, dims), &Device::flex());
+            };
+            return Tensor::from_primitive::<burn_flex::Flex>(out);
+        }
+        return Tensor::<D>::from_primitive::<burn_flex::Flex>(fa)
+            + Tensor::<D>::from_primitive::<burn_flex::Flex>(fb);
+    }
+    a + b
+}
+
+simd_dispatch! {
+    /// `d += s`, elementwise.
+    #[cfg(not(target_arch = "wasm32"))]
+    fn add_slice(d: &mut [f32], s: &[f32]) {
+        for (d, &s) in d.iter_mut().zip(s) {
+            *d += s;
+        }
+    }
+}
+
+/// `nn.LayerNorm` over the last dimension of a host tensor: rows on the rayon
+/// pool, output written once (flex zero-fills its output on the calling thread
+/// first, ~2 % of the encoder). Same arithmetic as flex up to rounding: mean,
+/// then the mean of squared deviations, `(x − mean)/√(var + eps)·γ + β`.
+/// `None` for autodiff or non-host tensors.
+#[cfg(not(target_arch = "wasm32"))]
+pub(crate) fn layer_norm<const D: usize>(
+    x: &Tensor<D>,
+    gamma: &Tensor<1>,
+    beta: &Tensor<1>,
+    eps: f64,
+) -> Option<Tensor<D>> {
+    use rayon::prelude::*;
+    if !(on_host(x) && on_host(gamma) && on_host(beta)) {
+        return None;
+    }
+    let dims = x.dims();
+    let d = dims[D - 1];
+    let fx = flex_tensor(x.clone());
+    let fx = if contiguous_values(&fx).is_some() {
+        fx
+    } else {
+        fx.to_contiguous()
+    };
+    let src = contiguous_values(&fx).expect("contiguous");
+    let g = flex_tensor(gamma.clone());
+    let b = flex_tensor(beta.clone());
+    let (g, b) = (contiguous_values(&g)?, contiguous_values(&b)?);
+    let n = src.len();
+    let mut out: Vec<f32> = Vec::with_capacity(n);
+    const ROWS: usize = 64;
+    out.spare_capacity_mut()[..n]
+        .par_chunks_mut(ROWS * d.max(1))
+        .zip(src.par_chunks(ROWS * d.max(1)))
+        .for_each(|(o, s)| layer_norm_rows(o, s, g, b, eps as f32));
+    // SAFETY: every element was written by `layer_norm_rows`.
+    unsafe { out.set_len(n) };
+    Some(Tensor::from_data(
+        TensorData::new(out, dims),
+        &Device::flex(),
+    ))
+}
+
+simd_dispatch! {
+    /// Rows of [`layer_norm`].
+    #[cfg(not(target_arch = "wasm32"))]
+    fn layer_norm_rows(
+        out: &mut [std::mem::MaybeUninit<f32>],
+        src: &[f32],
+        g: &[f32],
+        b: &[f32],
+        eps: f32
+    ) {
+        const L: usize = 16;
+        let d = g.len();
+        for (o, s) in out.chunks_exact_mut(d).zip(src.chunks_exact(d)) {
+            let mut lanes = [0f32; L];
+            let mut chunks = s.chunks_exact(L);
+            for c in &mut chunks {
+                for (a, &x) in lanes.iter_mut().zip(c) {
+                    *a += x;
+                }
+            }
+            let sum = chunks.remainder().iter().sum::<f32>() + lanes.iter().sum::<f32>();
+            let mean = sum / d as f32;
+            let mut lanes = [0f32; L];
+            let mut chunks = s.chunks_exact(L);
+            for c in &mut chunks {
+                for (a, &x) in lanes.iter_mut().zip(c) {
+                    *a += (x - mean) * (x - mean);
+                }
+            }
+            let sq = chunks
+                .remainder()
+                .iter()
+                .map(|&x| (x - mean) * (x - mean))
+                .sum::<f32>()
+                + lanes.iter().sum::<f32>();
+            let inv = 1.0 / (sq / d as f32 + eps).sqrt();
+            for (((o, &x), &g), &b) in o.iter_mut().zip(s).zip(g).zip(b) {
+                o.write((x - mean) * inv * g + b);
+            }
+        }
+    }
 }
 
 simd_dispatch! {
@@ -839,12 +1010,6 @@ impl Heads {
         };
         &self.t.storage::<f32>()[at..end]
     }
-    /// Row `(b, h, i)`, `len` long.
-    #[inline(always)]
-    fn row(&self, b: usize, h: usize, i: usize, len: usize) -> &[f32] {
-        let at = self.t.layout().start_offset() + b * self.s[0] + h * self.s[1] + i * self.s[2];
-        &self.t.storage::<f32>()[at..at + len]
-    }
 }
 
 /// [`attention`] in one pass per (batch, head): keys transposed once into a
@@ -887,8 +1052,9 @@ fn attention_fused(
         let (bi, hi) = (bh / h, bh % h);
         if nk <= FUSED_MAX_SIDE && nq >= 4 * FUSED_MAX_SIDE {
             let mut qt = vec![0f32; d * nq];
+            let (queries, qs) = (q.rows(bi, hi, nq, d), q.s[2]);
             for i in 0..nq {
-                for (c, &x) in q.row(bi, hi, i, d).iter().enumerate() {
+                for (c, &x) in queries[i * qs..i * qs + d].iter().enumerate() {
                     qt[c * nq + i] = x;
                 }
             }
@@ -918,11 +1084,13 @@ fn attention_fused(
             return;
         }
         let mut kt = vec![0f32; d * nk];
+        let (keys, ks) = (k.rows(bi, hi, nk, d), k.s[2]);
         for j in 0..nk {
-            for (c, &x) in k.row(bi, hi, j, d).iter().enumerate() {
+            for (c, &x) in keys[j * ks..j * ks + d].iter().enumerate() {
                 kt[c * nk + j] = x;
             }
         }
+        let (queries, qs) = (q.rows(bi, hi, nq, d), q.s[2]);
         let mut scores = vec![0f32; nk];
         let mut acc = vec![0f32; dv];
         let v_rows = v.rows(bi, hi, nk, dv);
@@ -931,7 +1099,7 @@ fn attention_fused(
                 .as_deref()
                 .map(|bs| &bs[(hi * nq + i) * nk..(hi * nq + i + 1) * nk]);
             attend_row(
-                q.row(bi, hi, i, d),
+                &queries[i * qs..i * qs + d],
                 &kt,
                 (v_rows, v.s[2]),
                 bias_row,

@@ -279,6 +279,15 @@ impl LayerNorm {
     }
 
     pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
+        #[cfg(not(target_arch = "wasm32"))]
+        if let Some(y) = crate::model::cpu_kernels::layer_norm(
+            &x,
+            &self.weight.val(),
+            &self.bias.val(),
+            self.eps,
+        ) {
+            return y;
+        }
         layer_norm(x, self.weight.val(), Some(self.bias.val()), self.eps)
     }
 }

@@ -7,6 +7,7 @@ use burn::tensor::Tensor;
 use burn::tensor::activation::relu;
 
 use crate::model::config::MemoryAttentionConfig;
+use crate::model::cpu_kernels::add;
 use crate::model::layers::{Bias, LayerNorm, Linear};
 use crate::model::sam::transformer::{AttentionSpec, RopeAttention};
 use crate::weights::{WeightError, WeightPath};
@@ -73,15 +74,16 @@ impl MemoryAttentionLayer {
         num_obj_ptr_tokens: usize,
     ) -> Tensor<3> {
         let t = self.norm1.forward(tgt.clone());
-        let tgt = tgt + self.self_attn.forward(t.clone(), t.clone(), t, 0);
+        let tgt = add(tgt, self.self_attn.forward(t.clone(), t.clone(), t, 0));
         let t = self.norm2.forward(tgt.clone());
-        let k = memory.clone() + memory_pos.clone();
-        let tgt = tgt
-            + self
-                .cross_attn_image
-                .forward(t, k, memory.clone(), num_obj_ptr_tokens);
+        let k = add(memory.clone(), memory_pos.clone());
+        let tgt = add(
+            tgt,
+            self.cross_attn_image
+                .forward(t, k, memory.clone(), num_obj_ptr_tokens),
+        );
         let t = self.norm3.forward(tgt.clone());
-        tgt + self.linear2.forward(relu(self.linear1.forward(t)))
+        add(tgt, self.linear2.forward(relu(self.linear1.forward(t))))
     }
 }
 

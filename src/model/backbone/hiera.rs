@@ -6,7 +6,7 @@ use burn::module::Module;
 use burn::tensor::{Tensor, TensorData};
 
 use crate::model::config::HieraConfig;
-use crate::model::cpu_kernels::{attention, max_pool_nhwc};
+use crate::model::cpu_kernels::{add, attention, max_pool_nhwc};
 use crate::model::layers::{
     Activation, Bias, Conv2d, Conv2dSpec, LayerNorm, Linear, Mlp, MlpOutput,
 };
@@ -202,9 +202,9 @@ impl MultiScaleBlock {
         if self.window_size > 0 {
             x = window_unpartition(x, ws, padded, [oh, ow]);
         }
-        let x = shortcut + x;
+        let x = add(shortcut, x);
         let y = self.mlp.forward(self.norm2.forward(x.clone()));
-        x + y
+        add(x, y)
     }
 }
 
@@ -328,7 +328,7 @@ impl Hiera {
         x: Tensor<4>,
         mut observe: impl FnMut(usize, &Tensor<4>),
     ) -> Vec<Tensor<4>> {
-        let mut x = self.patch_embed(x) + self.pos_embed.clone();
+        let mut x = add(self.patch_embed(x), self.pos_embed.clone());
         let mut outputs = Vec::with_capacity(self.stage_ends.len());
         for (i, blk) in self.blocks.iter().enumerate() {
             x = blk.forward(x);

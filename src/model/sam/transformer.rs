@@ -5,7 +5,7 @@
 use burn::module::Module;
 use burn::tensor::Tensor;
 
-use crate::model::cpu_kernels::attention;
+use crate::model::cpu_kernels::{add, attention};
 use crate::model::layers::{Activation, Bias, LayerNorm, Linear, Mlp, MlpOutput};
 use crate::model::position_encoding::AxialRope;
 use crate::weights::{WeightError, WeightPath};
@@ -225,7 +225,7 @@ impl TwoWayAttentionBlock {
         let queries = self.norm1.forward(queries);
 
         let q = queries.clone() + query_pe.clone();
-        let k = keys.clone() + key_pe.clone();
+        let k = add(keys.clone(), key_pe.clone());
         let queries = self
             .norm2
             .forward(queries + self.cross_attn_token_to_image.forward(q, k, keys.clone()));
@@ -235,12 +235,12 @@ impl TwoWayAttentionBlock {
             .forward(queries.clone() + self.mlp.forward(queries));
 
         let q = queries.clone() + query_pe.clone();
-        let k = keys.clone() + key_pe.clone();
-        let keys = self.norm4.forward(
-            keys + self
-                .cross_attn_image_to_token
+        let k = add(keys.clone(), key_pe.clone());
+        let keys = self.norm4.forward(add(
+            keys,
+            self.cross_attn_image_to_token
                 .forward(k, q, queries.clone()),
-        );
+        ));
         (queries, keys)
     }
 }
@@ -294,7 +294,7 @@ impl TwoWayTransformer {
             (queries, keys) = layer.forward(queries, keys, &tokens, &keys_pe);
         }
         let q = queries.clone() + tokens;
-        let k = keys.clone() + keys_pe;
+        let k = add(keys.clone(), keys_pe);
         let queries = self
             .norm_final_attn
             .forward(queries + self.final_attn_token_to_image.forward(q, k, keys.clone()));
