@@ -860,13 +860,15 @@ fn exp_f32(v: f32) -> f32 {
 /// Queries per score block are chosen so one block of scores stays within
 /// this many elements (16 MB): memory attention's 4096 queries × ~29 K keys
 /// would otherwise materialise half a gigabyte.
+#[cfg(target_arch = "wasm32")]
 const SCORE_BLOCK: usize = 1 << 22;
 
 /// `softmax(q·kᵀ/√d + bias)·v` for queries `[B, H, Nq, d]`, keys `[B, H, Nk, d]`
 /// and values `[B, H, Nk, dv]`; `bias` `[H, Nq, Nk]` is shared by the batch.
 ///
-/// On the CPU: two matmuls (which take the strided head views as they are)
-/// around a vectorised softmax. flex's own attention evaluates libm `expf`
+/// On the CPU: [`attention_fused`] for few queries or keys, else two gemms on
+/// the strided head views around a vectorised softmax ([`attention_gemm`]; in
+/// the browser flex matmuls). flex's own attention evaluates libm `expf`
 /// one score at a time, which made softmax most of the attention time
 /// (~20 % of the TinyViT encoder, memory attention's 100 M+ scores per layer).
 pub fn attention(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, bias: Option<Tensor<3>>) -> Tensor<4> {
@@ -886,9 +888,29 @@ pub fn attention(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, bias: Option<Tensor<3
     }
     let scale = (1.0 / (d as f64).sqrt()) as f32;
     #[cfg(not(target_arch = "wasm32"))]
-    if nq.min(nk) <= FUSED_MAX_SIDE {
-        return attention_fused(q, k, v, bias, scale);
+    {
+        if nq.min(nk) <= FUSED_MAX_SIDE {
+            return attention_fused(q, k, v, bias, scale);
+        }
+        attention_gemm(q, k, v, bias, scale)
     }
+    #[cfg(target_arch = "wasm32")]
+    attention_matmul(q, k, v, bias, scale)
+}
+
+/// [`attention`] in the browser's CPU fallback: flex matmuls (which take the
+/// strided head views as they are) around the vectorised softmax, in blocks
+/// of queries.
+#[cfg(target_arch = "wasm32")]
+fn attention_matmul(
+    q: Tensor<4>,
+    k: Tensor<4>,
+    v: Tensor<4>,
+    bias: Option<Tensor<3>>,
+    scale: f32,
+) -> Tensor<4> {
+    let [b, h, nq, _] = q.dims();
+    let nk = k.dims()[2];
     let bias = bias.map(|t| {
         t.into_data()
             .try_into_vec::<f32>()
@@ -949,6 +971,122 @@ pub fn attention(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, bias: Option<Tensor<3
     } else {
         Tensor::cat(outs, 2)
     }
+}
+
+/// Most scores per task of [`attention_gemm`] (16 MB): memory attention's
+/// 1024 queries × ~7 K keys would otherwise hold 29 MB per head.
+#[cfg(not(target_arch = "wasm32"))]
+const TASK_SCORES: usize = 1 << 22;
+
+/// [`attention`] natively on the CPU: per (batch, head, block of queries), one
+/// gemm of the strided query and key views into a scratch score block (no
+/// zero-fill, no realignment copy as flex's matmul makes), the vectorised
+/// softmax in place, and one gemm of the probabilities by the values written
+/// straight into a `[B, Nq, H, dv]` buffer. Returns its `[B, H, Nq, dv]` view,
+/// so merging the heads back copies nothing. Tasks run on the rayon pool, each
+/// gemm on one thread.
+#[cfg(not(target_arch = "wasm32"))]
+fn attention_gemm(
+    q: Tensor<4>,
+    k: Tensor<4>,
+    v: Tensor<4>,
+    bias: Option<Tensor<3>>,
+    scale: f32,
+) -> Tensor<4> {
+    use rayon::prelude::*;
+    let [b, h, nq, d] = q.dims();
+    let nk = k.dims()[2];
+    let dv = v.dims()[3];
+    let device = q.device();
+    let bias = bias.map(|t| {
+        t.into_data()
+            .try_into_vec::<f32>()
+            .expect("an f32 tensor reads back as f32")
+    });
+    let (q, k, v) = (Heads::new(q), Heads::new(k), Heads::new(v));
+    // As few query blocks as keep every thread busy (each task packs its keys
+    // and values for gemm once), within the score budget.
+    let per_head = (4 * rayon::current_num_threads()).div_ceil(b * h).max(1);
+    let block = nq
+        .div_ceil(per_head)
+        .min(TASK_SCORES / nk.max(1))
+        .clamp(1, nq.max(1));
+    let blocks = nq.div_ceil(block);
+    let mut out: Vec<f32> = Vec::with_capacity(b * nq * h * dv);
+    let dst = SharedOut(out.as_mut_ptr());
+    let task = |t: usize| {
+        let (bh, blk) = (t / blocks, t % blocks);
+        let (bi, hi) = (bh / h, bh % h);
+        let start = blk * block;
+        let len = block.min(nq - start);
+        let mut scores: Vec<f32> = Vec::with_capacity(len * nk);
+        let queries = q.rows(bi, hi, nq, d);
+        let keys = k.rows(bi, hi, nk, d);
+        let values = v.rows(bi, hi, nk, dv);
+        // SAFETY: `scores` has room for `len × nk` (written, not read); the
+        // query, key and value rows are inside their views' buffers; the
+        // output rows `(bi, start.., hi)` are this task's own.
+        unsafe {
+            gemm::gemm(
+                len,
+                nk,
+                d,
+                scores.as_mut_ptr(),
+                1,
+                nk as isize,
+                false,
+                queries.as_ptr().add(start * q.s[2]),
+                1,
+                q.s[2] as isize,
+                keys.as_ptr(),
+                k.s[2] as isize,
+                1,
+                0.0,
+                1.0,
+                false,
+                false,
+                false,
+                gemm::Parallelism::None,
+            );
+            scores.set_len(len * nk);
+        }
+        let rows = BiasRows {
+            bias: bias.as_deref().unwrap_or(&[]),
+            heads: h,
+            nq,
+            start,
+            len,
+        };
+        softmax_rows(&mut scores, nk, scale, &rows, bh * len);
+        // SAFETY: as above.
+        unsafe {
+            gemm::gemm(
+                len,
+                dv,
+                nk,
+                dst.at(((bi * nq + start) * h + hi) * dv),
+                1,
+                (h * dv) as isize,
+                false,
+                scores.as_ptr(),
+                1,
+                nk as isize,
+                values.as_ptr(),
+                1,
+                v.s[2] as isize,
+                0.0,
+                1.0,
+                false,
+                false,
+                false,
+                gemm::Parallelism::None,
+            );
+        }
+    };
+    (0..b * h * blocks).into_par_iter().for_each(task);
+    // SAFETY: the tasks cover every (batch, query, head) row of `out`.
+    unsafe { out.set_len(b * nq * h * dv) };
+    Tensor::<4>::from_data(TensorData::new(out, [b, nq, h, dv]), &device).swap_dims(1, 2)
 }
 
 /// Attentions whose query or key count is at most this go through
@@ -1722,6 +1860,55 @@ mod tests {
         assert_eq!(erf_f32(0.0), 0.0);
         assert_eq!(erf_f32(10.0), 1.0);
         assert_eq!(erf_f32(-f32::INFINITY), -1.0);
+    }
+
+    /// Every host attention path (few queries, few keys, gemm) on strided head
+    /// views, with and without a bias, gives burn's attention.
+    #[test]
+    fn attention_paths_match_burn() {
+        let device = Device::flex();
+        let t = |dims: [usize; 4], seed: usize| {
+            let n: usize = dims.iter().product();
+            Tensor::<4>::from_data(
+                TensorData::new(
+                    (0..n)
+                        .map(|i| (((i + seed) * 7919 % 241) as f32 - 120.0) / 60.0)
+                        .collect(),
+                    dims,
+                ),
+                &device,
+            )
+        };
+        for (b, h, nq, nk, d) in [(2, 3, 9, 40, 8), (1, 2, 70, 5, 8), (2, 2, 37, 45, 16)] {
+            // `[B, N, H, d]` buffers seen as `[B, H, N, d]`, as the models' heads are.
+            let q = t([b, nq, h, d], 1).swap_dims(1, 2);
+            let k = t([b, nk, h, d], 2).swap_dims(1, 2);
+            let v = t([b, nk, h, d], 3).swap_dims(1, 2);
+            let bias = Tensor::<3>::from_data(
+                TensorData::new(
+                    (0..h * nq * nk)
+                        .map(|i| (i % 13) as f32 / 13.0 - 0.5)
+                        .collect(),
+                    [h, nq, nk],
+                ),
+                &device,
+            );
+            for bias in [None, Some(bias)] {
+                let ours = attention(q.clone(), k.clone(), v.clone(), bias.clone());
+                let burn = burn::tensor::module::attention(
+                    q.clone(),
+                    k.clone(),
+                    v.clone(),
+                    None,
+                    bias.map(|t| t.unsqueeze::<4>().expand([b, h, nq, nk])),
+                    burn::tensor::ops::AttentionModuleOptions::default(),
+                );
+                ours.into_data().assert_approx_eq::<f32>(
+                    &burn.into_data(),
+                    burn::tensor::Tolerance::absolute(1e-5),
+                );
+            }
+        }
     }
 
     #[test]
