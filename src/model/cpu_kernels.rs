@@ -265,22 +265,27 @@ pub fn linear(x: Tensor<2>, weight: &Tensor<2>, bias: Option<Tensor<1>>) -> Tens
     };
     let (x_rs, x_cs) = x.strides();
     let (w_rs, w_cs) = w.strides();
-    // SAFETY: `out` has room for the `m × n` row-major result (initialised
-    // with the bias rows when `read_dst`); `x` and `w` are the buffers of
-    // `m × k` and `k × n` views with these strides, from their first element.
-    unsafe {
+    let (xv, wv) = (x.values(), w.values());
+    let dst = SharedOut(out.as_mut_ptr());
+    let read_dst = bias.is_some();
+    // Columns `j0..j0 + nn` of the product (all of it: 0, n).
+    // SAFETY (of each call): `out` has room for the `m × n` row-major result
+    // (initialised with the bias rows when `read_dst`); `x` and `w` are the
+    // buffers of `m × k` and `k × n` views with these strides, from their
+    // first element; calls for disjoint column ranges write disjoint elements.
+    let columns = |j0: usize, nn: usize, parallelism| unsafe {
         gemm::gemm(
             m,
-            n,
+            nn,
             k,
-            out.as_mut_ptr(),
+            dst.at(j0),
             1,
             n as isize,
-            bias.is_some(),
-            x.values().as_ptr(),
+            read_dst,
+            xv.as_ptr(),
             x_cs,
             x_rs,
-            w.values().as_ptr(),
+            wv.as_ptr().offset(j0 as isize * w_cs),
             w_cs,
             w_rs,
             1.0,
@@ -289,9 +294,23 @@ pub fn linear(x: Tensor<2>, weight: &Tensor<2>, bias: Option<Tensor<1>>) -> Tens
             false,
             false,
             parallelism,
-        );
-        out.set_len(m * n);
+        )
+    };
+    // Few rows (the mask decoder's prompt tokens, 9 × 256 → 2048): below the
+    // threshold gemm runs on one thread, while the weight streaming dominates;
+    // column blocks on the pool halve it.
+    let blocks = 2 * rayon::current_num_threads();
+    if matches!(parallelism, gemm::Parallelism::None) && m * n * k >= 1 << 20 && n >= 32 * blocks {
+        let width = n.div_ceil(blocks).next_multiple_of(16);
+        (0..n.div_ceil(width)).into_par_iter().for_each(|i| {
+            let j0 = i * width;
+            columns(j0, width.min(n - j0), gemm::Parallelism::None)
+        });
+    } else {
+        columns(0, n, parallelism);
     }
+    // SAFETY: gemm wrote (or accumulated into) every element.
+    unsafe { out.set_len(m * n) };
     Tensor::from_data(TensorData::new(out, [m, n]), &device)
 }
 
@@ -526,7 +545,7 @@ pub fn conv_transpose_kxk(x: &Tensor<4>, weight: &Tensor<4>, bias: Tensor<1>) ->
     let hw = h * w;
     let values = &xf.storage::<f32>()[xf.layout().start_offset()..];
     let (oh, ow) = (h * k, w * k);
-    let mut out = vec![0f32; b * c_out * oh * ow];
+    let mut out: Vec<f32> = Vec::with_capacity(b * c_out * oh * ow);
     let mut tmp: Vec<f32> = Vec::with_capacity(hw * n);
     let parallelism = if hw * c_in * n >= PARALLEL_GEMM {
         gemm::Parallelism::Rayon(0)
@@ -561,7 +580,8 @@ pub fn conv_transpose_kxk(x: &Tensor<4>, weight: &Tensor<4>, bias: Tensor<1>) ->
             );
             tmp.set_len(hw * n);
         }
-        let planes = &mut out[bi * c_out * oh * ow..(bi + 1) * c_out * oh * ow];
+        let planes =
+            &mut out.spare_capacity_mut()[bi * c_out * oh * ow..(bi + 1) * c_out * oh * ow];
         planes
             .par_chunks_mut(oh * ow)
             .enumerate()
@@ -572,12 +592,14 @@ pub fn conv_transpose_kxk(x: &Tensor<4>, weight: &Tensor<4>, bias: Tensor<1>) ->
                     for (xx, out) in row.chunks_exact_mut(k).enumerate() {
                         let at = (y * w + xx) * n + taps;
                         for (o, &t) in out.iter_mut().zip(&tmp[at..at + k]) {
-                            *o = bias[co] + t;
+                            o.write(bias[co] + t);
                         }
                     }
                 }
             });
     }
+    // SAFETY: every output element was written above.
+    unsafe { out.set_len(b * c_out * oh * ow) };
     Some(Tensor::from_data(
         TensorData::new(out, [b, c_out, oh, ow]),
         &device,
@@ -589,6 +611,49 @@ pub fn conv_transpose_kxk(x: &Tensor<4>, weight: &Tensor<4>, bias: Tensor<1>) ->
 #[cfg(not(target_arch = "wasm32"))]
 fn contiguous_values(t: &burn_flex::FlexTensor) -> Option<&[f32]> {
     t.as_slice::<f32>()
+}
+
+/// `[B, C, H, W]` as token-major `[B, H·W, C]`, contiguous: natively on the
+/// host a tiled transpose on the rayon pool (flex copies the permuted view on
+/// the calling thread, element by element along a stride of H·W), elsewhere
+/// burn's permute + reshape.
+pub fn tokens_from_nchw(x: Tensor<4>) -> Tensor<3> {
+    let [b, c, h, w] = x.dims();
+    #[cfg(not(target_arch = "wasm32"))]
+    if on_host(&x) {
+        use rayon::prelude::*;
+        const T: usize = 16;
+        let hw = h * w;
+        let fx = flex_tensor(x.clone());
+        let src = fx.as_slice::<f32>();
+        if let Some(src) = src {
+            let mut out: Vec<f32> = Vec::with_capacity(b * hw * c);
+            // One task per image and tile of 16 tokens: each channel's 16
+            // values are one contiguous read, each token's row one write.
+            out.spare_capacity_mut()[..b * hw * c]
+                .par_chunks_mut((hw * c).max(1))
+                .enumerate()
+                .flat_map(|(bi, image)| {
+                    image
+                        .par_chunks_mut(T * c.max(1))
+                        .enumerate()
+                        .map(move |(t, rows)| (bi, t * T, rows))
+                })
+                .for_each(|(bi, p0, rows)| {
+                    let n = rows.len() / c.max(1);
+                    for ch in 0..c {
+                        let at = (bi * c + ch) * hw + p0;
+                        for (p, &v) in src[at..at + n].iter().enumerate() {
+                            rows[p * c + ch].write(v);
+                        }
+                    }
+                });
+            // SAFETY: the tiles cover every token of every image.
+            unsafe { out.set_len(b * hw * c) };
+            return Tensor::from_data(TensorData::new(out, [b, hw, c]), &x.device());
+        }
+    }
+    x.permute([0, 2, 3, 1]).reshape([b, h * w, c])
 }
 
 /// `a + b` for host tensors of one shape, on the rayon pool and in place in
@@ -1190,12 +1255,7 @@ fn attention_fused(
         let (bi, hi) = (bh / h, bh % h);
         if nk <= FUSED_MAX_SIDE && nq >= 4 * FUSED_MAX_SIDE {
             let mut qt = vec![0f32; d * nq];
-            let (queries, qs) = (q.rows(bi, hi, nq, d), q.s[2]);
-            for i in 0..nq {
-                for (c, &x) in queries[i * qs..i * qs + d].iter().enumerate() {
-                    qt[c * nq + i] = x;
-                }
-            }
+            transpose_rows(q.rows(bi, hi, nq, d), q.s[2], nq, d, &mut qt);
             let mut scratch = vec![0f32; (nk + 2) * nq];
             let mut ot = vec![0f32; dv * nq];
             let bias_h = bias
@@ -1210,24 +1270,22 @@ fn attention_fused(
                 &mut scratch,
                 &mut ot,
             );
-            for i in 0..nq {
-                // SAFETY: `(bi, i, hi)` is this task's own row of `out`.
-                unsafe {
-                    let p = dst.at(((bi * nq + i) * h + hi) * dv);
-                    for c in 0..dv {
-                        *p.add(c) = ot[c * nq + i];
+            // Back to rows, 16 queries at a time: each channel's 16 values are
+            // one contiguous read (a walk down a column, `nq` floats apart,
+            // conflicts in the cache on every element).
+            for i0 in (0..nq).step_by(16) {
+                let i1 = (i0 + 16).min(nq);
+                for c in 0..dv {
+                    for (i, &x) in (i0..i1).zip(&ot[c * nq + i0..c * nq + i1]) {
+                        // SAFETY: `(bi, i, hi)` is this task's own row of `out`.
+                        unsafe { *dst.at(((bi * nq + i) * h + hi) * dv + c) = x };
                     }
                 }
             }
             return;
         }
         let mut kt = vec![0f32; d * nk];
-        let (keys, ks) = (k.rows(bi, hi, nk, d), k.s[2]);
-        for j in 0..nk {
-            for (c, &x) in keys[j * ks..j * ks + d].iter().enumerate() {
-                kt[c * nk + j] = x;
-            }
-        }
+        transpose_rows(k.rows(bi, hi, nk, d), k.s[2], nk, d, &mut kt);
         let (queries, qs) = (q.rows(bi, hi, nq, d), q.s[2]);
         let mut scores = vec![0f32; nk];
         let mut acc = vec![0f32; dv];
@@ -1259,6 +1317,24 @@ fn attention_fused(
         (0..b * h).for_each(task);
     }
     Tensor::<4>::from_data(TensorData::new(out, [b, nq, h, dv]), &device).swap_dims(1, 2)
+}
+
+/// `dst[c·n + j] = src[j·stride + c]` for `j < n`, `c < d`: rows to columns in
+/// tiles of 16 rows, so that both sides stay within a few cache lines (a plain
+/// column walk stores with a stride of `n` floats, 4 KB for 1024 keys, and
+/// every store conflicts in the cache).
+#[cfg(not(target_arch = "wasm32"))]
+fn transpose_rows(src: &[f32], stride: usize, n: usize, d: usize, dst: &mut [f32]) {
+    const T: usize = 16;
+    for j0 in (0..n).step_by(T) {
+        let j1 = (j0 + T).min(n);
+        for c in 0..d {
+            let out = &mut dst[c * n + j0..c * n + j1];
+            for (jj, o) in out.iter_mut().enumerate() {
+                *o = src[(j0 + jj) * stride + c];
+            }
+        }
+    }
 }
 
 simd_dispatch! {
@@ -1922,6 +1998,18 @@ mod tests {
         let ours = gelu(x.clone()).into_data();
         let burn = activation::gelu(x.clone()).into_data();
         ours.assert_approx_eq::<f32>(&burn, burn::tensor::Tolerance::absolute(1e-6));
+
+        // Token-major copies across image and tile boundaries (6·6 = 36 tokens).
+        let ours = tokens_from_nchw(x.clone()).into_data();
+        assert_eq!(
+            ours,
+            x.clone()
+                .permute([0, 2, 3, 1])
+                .reshape([4, 30, 6])
+                .into_data()
+        );
+        let ours = tokens_from_nchw(x.clone().permute([0, 3, 1, 2])).into_data();
+        assert_eq!(ours, x.clone().reshape([4, 36, 5]).into_data());
 
         let ours = max_pool_nhwc(x.clone(), 2).into_data();
         let nchw = max_pool2d(

@@ -5,7 +5,7 @@
 use burn::module::Module;
 use burn::tensor::Tensor;
 
-use crate::model::cpu_kernels::{add, attention};
+use crate::model::cpu_kernels::{add, attention, tokens_from_nchw};
 use crate::model::layers::{Activation, Bias, LayerNorm, Linear, Mlp, MlpOutput};
 use crate::model::position_encoding::AxialRope;
 use crate::weights::{WeightError, WeightPath};
@@ -283,10 +283,7 @@ impl TwoWayTransformer {
         // Token-major and contiguous, once: a transposed view would make each of the
         // five `keys + keys_pe` below walk both operands with a stride of h·w
         // (burn-flex does not reorder a strided loop nest), ~13 % of a training step.
-        let flat = |x: Tensor<4>| {
-            let [b, c, h, w] = x.dims();
-            x.permute([0, 2, 3, 1]).reshape([b, h * w, c])
-        };
+        let flat = tokens_from_nchw;
         let keys_pe = flat(image_pe);
         let mut keys = flat(image);
         let mut queries = tokens.clone();
