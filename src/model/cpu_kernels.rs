@@ -1059,16 +1059,19 @@ fn attention_gemm(
     scale: f32,
 ) -> Tensor<4> {
     use rayon::prelude::*;
-    let [b, h, nq, d] = q.dims();
-    let nk = k.dims()[2];
-    let dv = v.dims()[3];
-    let device = q.device();
-    let bias = bias.map(|t| {
-        t.into_data()
-            .try_into_vec::<f32>()
-            .expect("an f32 tensor reads back as f32")
-    });
-    let (q, k, v) = (Heads::new(q), Heads::new(k), Heads::new(v));
+    let HostAttention {
+        q,
+        k,
+        v,
+        bias,
+        b,
+        h,
+        nq,
+        nk,
+        d,
+        dv,
+        device,
+    } = HostAttention::new(q, k, v, bias);
     // As few query blocks as keep every thread busy (each task packs its keys
     // and values for gemm once), within the score budget.
     let per_head = (4 * rayon::current_num_threads()).div_ceil(b * h).max(1);
@@ -1182,6 +1185,52 @@ impl SharedOut {
     }
 }
 
+/// What the native attention kernels read: the strided head views, the bias
+/// rows on the host, and the sizes `[b, h, nq, d]` of the queries, `nk` keys
+/// and `dv` value channels.
+#[cfg(not(target_arch = "wasm32"))]
+struct HostAttention {
+    q: Heads,
+    k: Heads,
+    v: Heads,
+    bias: Option<Vec<f32>>,
+    b: usize,
+    h: usize,
+    nq: usize,
+    nk: usize,
+    d: usize,
+    dv: usize,
+    device: Device,
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+impl HostAttention {
+    fn new(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, bias: Option<Tensor<3>>) -> Self {
+        let [b, h, nq, d] = q.dims();
+        let nk = k.dims()[2];
+        let dv = v.dims()[3];
+        let device = q.device();
+        let bias = bias.map(|t| {
+            t.into_data()
+                .try_into_vec::<f32>()
+                .expect("an f32 tensor reads back as f32")
+        });
+        Self {
+            q: Heads::new(q),
+            k: Heads::new(k),
+            v: Heads::new(v),
+            bias,
+            b,
+            h,
+            nq,
+            nk,
+            d,
+            dv,
+            device,
+        }
+    }
+}
+
 /// A 4-D f32 view whose last dimension is contiguous, with its strides.
 #[cfg(not(target_arch = "wasm32"))]
 struct Heads {
@@ -1232,16 +1281,19 @@ fn attention_fused(
     scale: f32,
 ) -> Tensor<4> {
     use rayon::prelude::*;
-    let [b, h, nq, d] = q.dims();
-    let nk = k.dims()[2];
-    let dv = v.dims()[3];
-    let device = q.device();
-    let bias = bias.map(|t| {
-        t.into_data()
-            .try_into_vec::<f32>()
-            .expect("an f32 tensor reads back as f32")
-    });
-    let (q, k, v) = (Heads::new(q), Heads::new(k), Heads::new(v));
+    let HostAttention {
+        q,
+        k,
+        v,
+        bias,
+        b,
+        h,
+        nq,
+        nk,
+        d,
+        dv,
+        device,
+    } = HostAttention::new(q, k, v, bias);
     let mut out = vec![0f32; b * nq * h * dv];
     let dst = SharedOut(out.as_mut_ptr());
     let g = ColDims {
@@ -1365,45 +1417,7 @@ simd_dispatch! {
                 *s += qc * kv;
             }
         }
-        match bias {
-            Some(b) => {
-                for (x, &b) in scores.iter_mut().zip(b) {
-                    *x = *x * scale + b;
-                }
-            }
-            None => {
-                for x in scores.iter_mut() {
-                    *x *= scale;
-                }
-            }
-        }
-        const L: usize = 16;
-        let mut lanes = [f32::NEG_INFINITY; L];
-        let mut chunks = scores.chunks_exact(L);
-        for c in &mut chunks {
-            for (m, &x) in lanes.iter_mut().zip(c) {
-                *m = if x > *m { x } else { *m };
-            }
-        }
-        let max = chunks
-            .remainder()
-            .iter()
-            .chain(&lanes)
-            .fold(f32::NEG_INFINITY, |m, &x| if x > m { x } else { m });
-        let mut sums = [0f32; L];
-        let mut chunks = scores.chunks_exact_mut(L);
-        for c in &mut chunks {
-            for (s, x) in sums.iter_mut().zip(c) {
-                *x = exp_f32((*x - max).max(-87.0));
-                *s += *x;
-            }
-        }
-        let mut sum = 0f32;
-        for x in chunks.into_remainder() {
-            *x = exp_f32((*x - max).max(-87.0));
-            sum += *x;
-        }
-        let inv = 1.0 / (sum + sums.iter().sum::<f32>());
+        let inv = exp_scores(scores, scale, bias);
         for a in acc.iter_mut() {
             *a = 0.0;
         }
@@ -1534,53 +1548,62 @@ impl BiasRows<'_> {
     }
 }
 
+/// In place, `s ← exp(s·scale + bias − max)` over one row of scores; returns
+/// `1 / Σ`, the factor that normalises the row. Inlined into the dispatched
+/// kernels that call it, so it is compiled for their instruction set; plain
+/// loops and lane-wise maxima and sums, so that they vectorise and every ISA
+/// computes the same bits.
+#[inline(always)]
+fn exp_scores(row: &mut [f32], scale: f32, bias: Option<&[f32]>) -> f32 {
+    const L: usize = 16;
+    match bias {
+        Some(b) => {
+            for (x, &b) in row.iter_mut().zip(b) {
+                *x = *x * scale + b;
+            }
+        }
+        None => {
+            for x in row.iter_mut() {
+                *x *= scale;
+            }
+        }
+    }
+    let mut lanes = [f32::NEG_INFINITY; L];
+    let mut chunks = row.chunks_exact(L);
+    for c in &mut chunks {
+        for (m, &x) in lanes.iter_mut().zip(c) {
+            *m = if x > *m { x } else { *m };
+        }
+    }
+    let max = chunks
+        .remainder()
+        .iter()
+        .chain(&lanes)
+        .fold(f32::NEG_INFINITY, |m, &x| if x > m { x } else { m });
+    let mut sums = [0f32; L];
+    let mut chunks = row.chunks_exact_mut(L);
+    for c in &mut chunks {
+        for (s, x) in sums.iter_mut().zip(c) {
+            *x = exp_f32((*x - max).max(-87.0));
+            *s += *x;
+        }
+    }
+    let mut sum = 0f32;
+    for x in chunks.into_remainder() {
+        *x = exp_f32((*x - max).max(-87.0));
+        sum += *x;
+    }
+    1.0 / (sum + sums.iter().sum::<f32>())
+}
+
 simd_dispatch! {
     /// In place, row by row: `softmax(s·scale + bias)` over rows of `n`;
     /// `first` is the index of the first row (for its bias row).
     fn softmax_rows(rows: &mut [f32], n: usize, scale: f32, bias: &BiasRows, first: usize) {
-        const L: usize = 16;
         for (i, row) in rows.chunks_exact_mut(n).enumerate() {
             // Plain loops throughout: iterator adaptors like `for_each` stay
             // outlined calls compiled for the baseline target.
-            match bias.row(first + i, n) {
-                Some(b) => {
-                    for (x, &b) in row.iter_mut().zip(b) {
-                        *x = *x * scale + b;
-                    }
-                }
-                None => {
-                    for x in row.iter_mut() {
-                        *x *= scale;
-                    }
-                }
-            }
-            // Lane-wise maxima and sums, so that the loops vectorise.
-            let mut lanes = [f32::NEG_INFINITY; L];
-            let mut chunks = row.chunks_exact(L);
-            for c in &mut chunks {
-                for (m, &x) in lanes.iter_mut().zip(c) {
-                    *m = if x > *m { x } else { *m };
-                }
-            }
-            let max = chunks
-                .remainder()
-                .iter()
-                .chain(&lanes)
-                .fold(f32::NEG_INFINITY, |m, &x| if x > m { x } else { m });
-            let mut sums = [0f32; L];
-            let mut chunks = row.chunks_exact_mut(L);
-            for c in &mut chunks {
-                for (s, x) in sums.iter_mut().zip(c) {
-                    *x = exp_f32((*x - max).max(-87.0));
-                    *s += *x;
-                }
-            }
-            let mut sum = 0f32;
-            for x in chunks.into_remainder() {
-                *x = exp_f32((*x - max).max(-87.0));
-                sum += *x;
-            }
-            let inv = 1.0 / (sum + sums.iter().sum::<f32>());
+            let inv = exp_scores(row, scale, bias.row(first + i, n));
             for x in row.iter_mut() {
                 *x *= inv;
             }
