@@ -258,11 +258,7 @@ pub fn linear(x: Tensor<2>, weight: &Tensor<2>, bias: Option<Tensor<1>>) -> Tens
             rows.chunks_mut(n.max(1)).for_each(fill);
         }
     }
-    let parallelism = if m * n * k >= PARALLEL_GEMM {
-        gemm::Parallelism::Rayon(0)
-    } else {
-        gemm::Parallelism::None
-    };
+    let parallelism = native_parallelism(m * n * k);
     let (x_rs, x_cs) = x.strides();
     let (w_rs, w_cs) = w.strides();
     let (xv, wv) = (x.values(), w.values());
@@ -448,19 +444,10 @@ pub fn conv1x1(x: &Tensor<4>, weight: &Tensor<4>, bias: Option<Tensor<1>>) -> Op
     use rayon::prelude::*;
     let [b, c_in, h, w] = x.dims();
     let c_out = weight.dims()[0];
-    let xf = flex_tensor(x.clone());
-    let st = xf.layout().strides().to_vec();
-    let pixel = if w > 1 { st[3] } else { st[2] * w as isize };
-    if st.iter().any(|&s| s < 0) || (h > 1 && w > 1 && st[2] != st[3] * w as isize) {
-        return None;
-    }
+    let (xf, st, pixel) = strided_pixels(x)?;
     let device = x.device();
     let wf = Strided2::new(flex_tensor(weight.clone().reshape([c_out, c_in])));
-    let bias = bias.map(|t| {
-        t.into_data()
-            .try_into_vec::<f32>()
-            .expect("an f32 tensor reads back as f32")
-    });
+    let bias = bias.map(host_values);
     let hw = h * w;
     let mut out: Vec<f32> = Vec::with_capacity(b * c_out * hw);
     if let Some(bias) = &bias {
@@ -475,11 +462,7 @@ pub fn conv1x1(x: &Tensor<4>, weight: &Tensor<4>, bias: Option<Tensor<1>>) -> Op
     }
     let (w_rs, w_cs) = wf.strides();
     let values = &xf.storage::<f32>()[xf.layout().start_offset()..];
-    let parallelism = if hw * c_in * c_out >= PARALLEL_GEMM {
-        gemm::Parallelism::Rayon(0)
-    } else {
-        gemm::Parallelism::None
-    };
+    let parallelism = native_parallelism(hw * c_in * c_out);
     for bi in 0..b {
         // dst `[hw, c_out]` with strides (1, hw) is image `bi`'s NCHW output;
         // lhs `[hw, c_in]` its pixels; rhs `[c_in, c_out]` the weight transposed.
@@ -528,30 +511,18 @@ pub fn conv_transpose_kxk(x: &Tensor<4>, weight: &Tensor<4>, bias: Tensor<1>) ->
     use rayon::prelude::*;
     let [b, c_in, h, w] = x.dims();
     let [_, c_out, k, _] = weight.dims();
-    let xf = flex_tensor(x.clone());
-    let st = xf.layout().strides().to_vec();
-    let pixel = if w > 1 { st[3] } else { st[2] * w as isize };
-    if st.iter().any(|&s| s < 0) || (h > 1 && w > 1 && st[2] != st[3] * w as isize) {
-        return None;
-    }
+    let (xf, st, pixel) = strided_pixels(x)?;
     let device = x.device();
     let n = c_out * k * k;
     let wf = Strided2::new(flex_tensor(weight.clone().reshape([c_in, n])));
     let (w_rs, w_cs) = wf.strides();
-    let bias = bias
-        .into_data()
-        .try_into_vec::<f32>()
-        .expect("an f32 tensor reads back as f32");
+    let bias = host_values(bias);
     let hw = h * w;
     let values = &xf.storage::<f32>()[xf.layout().start_offset()..];
     let (oh, ow) = (h * k, w * k);
     let mut out: Vec<f32> = Vec::with_capacity(b * c_out * oh * ow);
     let mut tmp: Vec<f32> = Vec::with_capacity(hw * n);
-    let parallelism = if hw * c_in * n >= PARALLEL_GEMM {
-        gemm::Parallelism::Rayon(0)
-    } else {
-        gemm::Parallelism::None
-    };
+    let parallelism = native_parallelism(hw * c_in * n);
     for bi in 0..b {
         // SAFETY: `tmp` has room for the `hw × n` row-major product (not read:
         // `read_dst` is false); lhs is image `bi`'s `[hw, c_in]` pixels, rhs the
@@ -604,6 +575,32 @@ pub fn conv_transpose_kxk(x: &Tensor<4>, weight: &Tensor<4>, bias: Tensor<1>) ->
         TensorData::new(out, [b, c_out, oh, ow]),
         &device,
     ))
+}
+
+/// gemm's threading natively for a product of `macs` multiply-accumulates:
+/// its own split over the rayon pool from [`PARALLEL_GEMM`] on.
+#[cfg(not(target_arch = "wasm32"))]
+fn native_parallelism(macs: usize) -> gemm::Parallelism {
+    if macs >= PARALLEL_GEMM {
+        gemm::Parallelism::Rayon(0)
+    } else {
+        gemm::Parallelism::None
+    }
+}
+
+/// An NCHW map read as rows of pixels: its flex tensor, its strides and the
+/// stride from one pixel to the next, or `None` where the pixels are not one
+/// stride apart (or a stride is negative).
+#[cfg(not(target_arch = "wasm32"))]
+fn strided_pixels(x: &Tensor<4>) -> Option<(burn_flex::FlexTensor, Vec<isize>, isize)> {
+    let [_, _, h, w] = x.dims();
+    let xf = flex_tensor(x.clone());
+    let st = xf.layout().strides().to_vec();
+    let pixel = if w > 1 { st[3] } else { st[2] * w as isize };
+    if st.iter().any(|&s| s < 0) || (h > 1 && w > 1 && st[2] != st[3] * w as isize) {
+        return None;
+    }
+    Some((xf, st, pixel))
 }
 
 /// A contiguous host tensor's values (a view from offset 0 of exactly its
@@ -976,24 +973,16 @@ fn attention_matmul(
 ) -> Tensor<4> {
     let [b, h, nq, _] = q.dims();
     let nk = k.dims()[2];
-    let bias = bias.map(|t| {
-        t.into_data()
-            .try_into_vec::<f32>()
-            .expect("an f32 tensor reads back as f32")
-    });
+    let bias = bias_on_host(bias);
     let kt = k.swap_dims(2, 3);
     let block = (SCORE_BLOCK / (b * h * nk).max(1)).clamp(1, nq.max(1));
-    // In the threaded browser module, blocks of queries run side by side: burn's CPU
-    // backend would run a product of few heads (memory attention has one) on the calling
-    // thread there (see `wasm::start`), so the blocks are what spreads it over the pool.
-    // Natively flex splits each product over the pool itself.
-    #[cfg(target_arch = "wasm32")]
+    // In the threaded module, blocks of queries run side by side: burn's CPU backend
+    // runs a product of few heads (memory attention has one) on the calling thread
+    // there (see `wasm::start`), so the blocks are what spreads it over the pool.
     let (block, parallel) = match rayon::current_num_threads() {
         1 => (block, false),
         threads => (block.min(nq.div_ceil(2 * threads)).max(1), true),
     };
-    #[cfg(not(target_arch = "wasm32"))]
-    let parallel = false;
     let one_block = |start: usize| {
         let len = block.min(nq - start);
         let qb = if len == nq {
@@ -1059,19 +1048,7 @@ fn attention_gemm(
     scale: f32,
 ) -> Tensor<4> {
     use rayon::prelude::*;
-    let HostAttention {
-        q,
-        k,
-        v,
-        bias,
-        b,
-        h,
-        nq,
-        nk,
-        d,
-        dv,
-        device,
-    } = HostAttention::new(q, k, v, bias);
+    let (q, k, v, bias, [b, h, nq, nk, d, dv], device) = host_attention(q, k, v, bias);
     // As few query blocks as keep every thread busy (each task packs its keys
     // and values for gemm once), within the score budget.
     let per_head = (4 * rayon::current_num_threads()).div_ceil(b * h).max(1);
@@ -1185,50 +1162,37 @@ impl SharedOut {
     }
 }
 
-/// What the native attention kernels read: the strided head views, the bias
-/// rows on the host, and the sizes `[b, h, nq, d]` of the queries, `nk` keys
-/// and `dv` value channels.
+/// What the native attention kernels read: the strided query, key and value
+/// views, the bias rows on the host, the sizes `[b, h, nq, nk, d, dv]` (batch,
+/// heads, queries, keys, key and value channels) and the device.
 #[cfg(not(target_arch = "wasm32"))]
-struct HostAttention {
-    q: Heads,
-    k: Heads,
-    v: Heads,
-    bias: Option<Vec<f32>>,
-    b: usize,
-    h: usize,
-    nq: usize,
-    nk: usize,
-    d: usize,
-    dv: usize,
-    device: Device,
-}
+type HostAttention = (Heads, Heads, Heads, Option<Vec<f32>>, [usize; 6], Device);
 
 #[cfg(not(target_arch = "wasm32"))]
-impl HostAttention {
-    fn new(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, bias: Option<Tensor<3>>) -> Self {
-        let [b, h, nq, d] = q.dims();
-        let nk = k.dims()[2];
-        let dv = v.dims()[3];
-        let device = q.device();
-        let bias = bias.map(|t| {
-            t.into_data()
-                .try_into_vec::<f32>()
-                .expect("an f32 tensor reads back as f32")
-        });
-        Self {
-            q: Heads::new(q),
-            k: Heads::new(k),
-            v: Heads::new(v),
-            bias,
-            b,
-            h,
-            nq,
-            nk,
-            d,
-            dv,
-            device,
-        }
-    }
+fn host_attention(
+    q: Tensor<4>,
+    k: Tensor<4>,
+    v: Tensor<4>,
+    bias: Option<Tensor<3>>,
+) -> HostAttention {
+    let [b, h, nq, d] = q.dims();
+    let (nk, dv) = (k.dims()[2], v.dims()[3]);
+    let device = q.device();
+    let sizes = [b, h, nq, nk, d, dv];
+    let (q, k, v) = (Heads::new(q), Heads::new(k), Heads::new(v));
+    (q, k, v, bias_on_host(bias), sizes, device)
+}
+
+/// The `[H, Nq, Nk]` bias of an attention as host values.
+fn bias_on_host(bias: Option<Tensor<3>>) -> Option<Vec<f32>> {
+    bias.map(host_values)
+}
+
+/// An f32 tensor's values, copied to a vector.
+fn host_values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+    t.into_data()
+        .try_into_vec::<f32>()
+        .expect("an f32 tensor reads back as f32")
 }
 
 /// A 4-D f32 view whose last dimension is contiguous, with its strides.
@@ -1281,19 +1245,7 @@ fn attention_fused(
     scale: f32,
 ) -> Tensor<4> {
     use rayon::prelude::*;
-    let HostAttention {
-        q,
-        k,
-        v,
-        bias,
-        b,
-        h,
-        nq,
-        nk,
-        d,
-        dv,
-        device,
-    } = HostAttention::new(q, k, v, bias);
+    let (q, k, v, bias, [b, h, nq, nk, d, dv], device) = host_attention(q, k, v, bias);
     let mut out = vec![0f32; b * nq * h * dv];
     let dst = SharedOut(out.as_mut_ptr());
     let g = ColDims {
