@@ -66,7 +66,7 @@ threads_build() {
   # transform reads (nightlies from 2026-05 stop exporting __heap_base on their own).
   # --allow-undefined: Rust >= 1.96 no longer passes it to wasm-ld, and openjp2 (also a
   # cdylib) would not link alone; the final module's imports are checked by bindgen().
-  local flags=(-C target-feature=+atomics,+bulk-memory,+mutable-globals "${SIMD[@]}"
+  local flags=(-C "target-feature=+atomics,+bulk-memory,+mutable-globals" "${SIMD[@]}"
     -C link-arg=--shared-memory -C link-arg=--import-memory -C link-arg=--max-memory=4294967296
     -C link-arg=--export=__wasm_init_tls -C link-arg=--export=__tls_size
     -C link-arg=--export=__tls_align -C link-arg=--export=__tls_base

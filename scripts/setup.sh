@@ -85,6 +85,12 @@ ensure_chromium() {
   [ -x /usr/bin/chromium ] || die "apt-get installed chromium but /usr/bin/chromium is missing"
 }
 
+# ShellCheck for the lint phase (Debian's package).
+ensure_shellcheck() {
+  have shellcheck && return 0
+  apt_install shellcheck >&2 || die "could not install shellcheck with apt-get"
+}
+
 # Node.js (the test runner and the type checker), at least 20.
 ensure_node() {
   if have node && have npm; then
@@ -101,6 +107,7 @@ ensure_node() {
 # at another version.
 ensure_node_packages() {
   local stale
+  # shellcheck disable=SC2016 # the ${...} are JavaScript template literals, for node
   stale=$(node -e '
     const fs = require("fs");
     for (const [name, want] of Object.entries(require("./package.json").devDependencies)) {
@@ -155,6 +162,7 @@ main() {
   ensure_threads_toolchain
   ensure_weights
   ensure_wasm_bindgen_cli
+  ensure_shellcheck
   if [ "${MEDSEG_SKIP_BROWSER_TESTS:-0}" != 1 ]; then
     ensure_chromium
     ensure_node

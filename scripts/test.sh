@@ -3,8 +3,8 @@
 # test. Each phase prints `== phase NAME: SECONDS s`; the last line is the summary. Exits
 # non-zero when any phase fails.
 #
-# Phases: setup (scripts/setup.sh: Rust target, weights, node packages), lint (bash -n,
-# shellcheck when present, the JavaScript type check: tsc on jsconfig.json,
+# Phases: setup (scripts/setup.sh: Rust target, weights, node packages), lint (bash -n and
+# ShellCheck on every script, the JavaScript type check: tsc on jsconfig.json,
 # jsconfig.sw.json and jsconfig.e2e.json; scripts/check-sw-shell.mjs; cargo fmt --check;
 # cargo clippy -D warnings, native and wasm32), build (tests and
 # the dev medseg binary), weights (convert the default model with that binary), test
@@ -52,7 +52,8 @@ lint_scripts() {
   if have shellcheck; then
     shellcheck -x scripts/*.sh .ci/run || ok=1
   else
-    echo "(shellcheck not installed: syntax check only)"
+    echo "no shellcheck: scripts/setup.sh did not install it" >&2
+    ok=1
   fi
   return $ok
 }
