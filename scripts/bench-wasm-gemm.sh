@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# gemm's f32 matrix multiply on one core of headless Chromium, in GFLOP/s, for three
+# builds of tools/wasm-gemm-bench: upstream gemm-f32 (SIMD128), the vendored gemm-f32
+# (vendor/README.md: 8x4 kernels), and the vendored one with relaxed SIMD. The evidence
+# for the vendored change; BENCHMARKS.md "wasm matrix multiply" records a run.
+set -euo pipefail
+# shellcheck source=scripts/common.sh
+. "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+
+crate="$ROOT/tools/wasm-gemm-bench"
+out="$CARGO_TARGET_DIR/wasm-gemm-bench"
+mkdir -p "$out"
+patch=(--config "patch.crates-io.gemm-f32.path=\"$ROOT/vendor/gemm-f32\"")
+build() { # NAME RUSTFLAGS [cargo args...]
+  local name=$1 flags=$2
+  shift 2
+  CARGO_TARGET_DIR="$out/target-$name" RUSTFLAGS="$flags" \
+    cargo build --quiet --manifest-path "$crate/Cargo.toml" --release \
+    --target wasm32-unknown-unknown "$@" >&2
+  cp "$out/target-$name/wasm32-unknown-unknown/release/wasm_gemm_bench.wasm" "$out/$name.wasm"
+}
+log "building upstream, vendored and vendored+relaxed (wasm32, release)"
+build upstream "-C target-feature=+simd128"
+build vendored "-C target-feature=+simd128" "${patch[@]}"
+build vendored-relaxed "-C target-feature=+simd128,+relaxed-simd" "${patch[@]}"
+log "$(chromium --version 2>/dev/null | head -1); $(lscpu | sed -n 's/^Model name: *//p'); load $(cut -d' ' -f1-3 /proc/loadavg)"
+node "$crate/run.mjs" "$out/upstream.wasm" "$out/vendored.wasm" "$out/vendored-relaxed.wasm"
