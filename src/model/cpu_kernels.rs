@@ -185,7 +185,6 @@ macro_rules! simd_dispatch {
 const PARALLEL_GEMM: usize = 192 * 192 * 192;
 
 /// A host tensor's flex primitive: its buffer, shared, without a copy.
-#[cfg(not(target_arch = "wasm32"))]
 pub(crate) fn flex_tensor<const D: usize>(t: Tensor<D>) -> burn_flex::FlexTensor {
     t.try_into_primitive::<burn_flex::Flex>()
         .expect("a host tensor is a flex tensor")
@@ -194,12 +193,10 @@ pub(crate) fn flex_tensor<const D: usize>(t: Tensor<D>) -> burn_flex::FlexTensor
 /// A 2-D f32 view of a flex tensor: the buffer from the view's first element
 /// and the (row, column) strides, which gemm takes as they are. Negative
 /// strides (flipped views, never made here) are copied to contiguous first.
-#[cfg(not(target_arch = "wasm32"))]
 struct Strided2 {
     t: burn_flex::FlexTensor,
 }
 
-#[cfg(not(target_arch = "wasm32"))]
 impl Strided2 {
     fn new(t: burn_flex::FlexTensor) -> Self {
         if t.layout().strides().iter().any(|&s| s < 0) {
@@ -218,6 +215,132 @@ impl Strided2 {
     }
 }
 
+/// One f32 product `dst (+)= lhs · rhs` of strided views, in gemm's terms:
+/// `lhs` `m × k`, `rhs` `k × n`, `dst` `m × n`, each with its (column, row)
+/// strides in elements; `read_dst` accumulates into what `dst` holds.
+#[derive(Clone, Copy)]
+struct Product {
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: *mut f32,
+    dst_strides: (isize, isize),
+    read_dst: bool,
+    lhs: *const f32,
+    lhs_strides: (isize, isize),
+    rhs: *const f32,
+    rhs_strides: (isize, isize),
+}
+
+// SAFETY: a product's views are only read, except `dst`, and the pieces that
+// run on different threads ([`Product::rows`], [`Product::columns`]) write
+// disjoint parts of it.
+unsafe impl Send for Product {}
+unsafe impl Sync for Product {}
+
+impl Product {
+    /// Rows `first..first + rows` of the product (the threaded browser
+    /// module's blocks in [`Product::run`]).
+    #[cfg(target_arch = "wasm32")]
+    fn rows(self, first: usize, rows: usize) -> Self {
+        Self {
+            m: rows,
+            dst: self
+                .dst
+                .wrapping_offset(first as isize * self.dst_strides.1),
+            lhs: self
+                .lhs
+                .wrapping_offset(first as isize * self.lhs_strides.1),
+            ..self
+        }
+    }
+
+    /// Columns `first..first + columns` of the product.
+    fn columns(self, first: usize, columns: usize) -> Self {
+        Self {
+            n: columns,
+            dst: self
+                .dst
+                .wrapping_offset(first as isize * self.dst_strides.0),
+            rhs: self
+                .rhs
+                .wrapping_offset(first as isize * self.rhs_strides.0),
+            ..self
+        }
+    }
+
+    /// The product on the calling thread.
+    ///
+    /// # Safety
+    /// Every view must lie inside its buffer; `dst` must be valid for writes
+    /// (and reads when `read_dst`) and not overlap the inputs.
+    unsafe fn run_here(self) {
+        // SAFETY: by the caller.
+        unsafe { self.run_with(gemm::Parallelism::None) }
+    }
+
+    /// # Safety
+    /// As [`Product::run_here`].
+    unsafe fn run_with(self, parallelism: gemm::Parallelism) {
+        // SAFETY: by the caller. `alpha` (1) only counts where `read_dst`.
+        unsafe {
+            gemm::gemm(
+                self.m,
+                self.n,
+                self.k,
+                self.dst,
+                self.dst_strides.0,
+                self.dst_strides.1,
+                self.read_dst,
+                self.lhs,
+                self.lhs_strides.0,
+                self.lhs_strides.1,
+                self.rhs,
+                self.rhs_strides.0,
+                self.rhs_strides.1,
+                1.0,
+                1.0,
+                false,
+                false,
+                false,
+                parallelism,
+            )
+        }
+    }
+
+    /// The product, on the rayon pool from [`PARALLEL_GEMM`] multiply-adds
+    /// on: natively through gemm's own split; in the browser's threaded module
+    /// as row blocks, two per thread, each one single-threaded GEMM — gemm's
+    /// split ran slower on 2 Web Workers than on one (1024³: 250 vs 163 ms),
+    /// row blocks 1.9× faster (83 ms). Every output keeps the same sum either
+    /// way (the same kernel over the same `k`).
+    ///
+    /// # Safety
+    /// As [`Product::run_here`].
+    unsafe fn run(self) {
+        let threads = rayon::current_num_threads();
+        if threads == 1 || self.m * self.n * self.k < PARALLEL_GEMM {
+            // SAFETY: by the caller.
+            return unsafe { self.run_here() };
+        }
+        #[cfg(not(target_arch = "wasm32"))]
+        // SAFETY: by the caller.
+        unsafe {
+            self.run_with(gemm::Parallelism::Rayon(0))
+        }
+        #[cfg(target_arch = "wasm32")]
+        {
+            use rayon::prelude::*;
+            let block = self.m.div_ceil(2 * threads).max(1);
+            (0..self.m.div_ceil(block)).into_par_iter().for_each(|b| {
+                let first = b * block;
+                // SAFETY: by the caller; the row blocks are disjoint.
+                unsafe { self.rows(first, block.min(self.m - first)).run_here() }
+            });
+        }
+    }
+}
+
 /// `x·weight + bias` for `x` `[rows, d_in]`, `weight` `[d_in, d_out]`.
 /// Native CPU only. Both inputs are read in place through their strides
 /// (no copy, even when shared or a transposed view); [`crate::model::layers::Linear`]
@@ -227,7 +350,6 @@ impl Strided2 {
 /// (`FlexTensor::empty`), two single-threaded passes over every output, and
 /// adds the bias in a third; here one GEMM accumulates into a buffer that
 /// starts as the bias rows.
-#[cfg(not(target_arch = "wasm32"))]
 pub fn linear(x: Tensor<2>, weight: &Tensor<2>, bias: Option<Tensor<1>>) -> Tensor<2> {
     use rayon::prelude::*;
     let [m, k] = x.dims();
@@ -258,178 +380,47 @@ pub fn linear(x: Tensor<2>, weight: &Tensor<2>, bias: Option<Tensor<1>>) -> Tens
             rows.chunks_mut(n.max(1)).for_each(fill);
         }
     }
-    let parallelism = native_parallelism(m * n * k);
-    let (x_rs, x_cs) = x.strides();
-    let (w_rs, w_cs) = w.strides();
     let (xv, wv) = (x.values(), w.values());
-    let dst = SharedOut(out.as_mut_ptr());
-    let read_dst = bias.is_some();
-    // Columns `j0..j0 + nn` of the product (all of it: 0, n).
-    // SAFETY (of each call): `out` has room for the `m × n` row-major result
+    let product = Product {
+        m,
+        n,
+        k,
+        dst: out.as_mut_ptr(),
+        dst_strides: (1, n as isize),
+        read_dst: bias.is_some(),
+        lhs: xv.as_ptr(),
+        lhs_strides: {
+            let (rs, cs) = x.strides();
+            (cs, rs)
+        },
+        rhs: wv.as_ptr(),
+        rhs_strides: {
+            let (rs, cs) = w.strides();
+            (cs, rs)
+        },
+    };
+    // Few rows (the mask decoder's prompt tokens, 9 × 256 → 2048): below
+    // [`PARALLEL_GEMM`] gemm runs on one thread, while the weight streaming
+    // dominates; column blocks on the pool halve it.
+    let threads = rayon::current_num_threads();
+    let blocks = 2 * threads;
+    let macs = m * n * k;
+    // SAFETY (both branches): `out` has room for the `m × n` row-major result
     // (initialised with the bias rows when `read_dst`); `x` and `w` are the
     // buffers of `m × k` and `k × n` views with these strides, from their
-    // first element; calls for disjoint column ranges write disjoint elements.
-    let columns = |j0: usize, nn: usize, parallelism| unsafe {
-        gemm::gemm(
-            m,
-            nn,
-            k,
-            dst.at(j0),
-            1,
-            n as isize,
-            read_dst,
-            xv.as_ptr(),
-            x_cs,
-            x_rs,
-            wv.as_ptr().offset(j0 as isize * w_cs),
-            w_cs,
-            w_rs,
-            1.0,
-            1.0,
-            false,
-            false,
-            false,
-            parallelism,
-        )
-    };
-    // Few rows (the mask decoder's prompt tokens, 9 × 256 → 2048): below the
-    // threshold gemm runs on one thread, while the weight streaming dominates;
-    // column blocks on the pool halve it.
-    let blocks = 2 * rayon::current_num_threads();
-    if matches!(parallelism, gemm::Parallelism::None) && m * n * k >= 1 << 20 && n >= 32 * blocks {
+    // first element; column blocks write disjoint elements.
+    if threads > 1 && (1 << 20..PARALLEL_GEMM).contains(&macs) && n >= 32 * blocks {
         let width = n.div_ceil(blocks).next_multiple_of(16);
         (0..n.div_ceil(width)).into_par_iter().for_each(|i| {
             let j0 = i * width;
-            columns(j0, width.min(n - j0), gemm::Parallelism::None)
+            unsafe { product.columns(j0, width.min(n - j0)).run_here() }
         });
     } else {
-        columns(0, n, parallelism);
+        unsafe { product.run() };
     }
     // SAFETY: gemm wrote (or accumulated into) every element.
     unsafe { out.set_len(m * n) };
     Tensor::from_data(TensorData::new(out, [m, n]), &device)
-}
-
-/// `x·weight + bias` for `x` `[rows, d_in]`, `weight` `[d_in, d_out]` (the
-/// transposed view [`crate::model::layers::Linear`] keeps in the browser), in the
-/// browser's CPU backend. flex's matmul
-/// zero-fills its output and then copies it into a freshly aligned buffer
-/// (`FlexTensor::empty`), two single-threaded passes over every output, and adds the bias in a third; here one GEMM accumulates into a
-/// buffer that starts as the bias rows (LiteMedSAM encoder −14 % at 2 threads).
-#[cfg(target_arch = "wasm32")]
-pub fn linear(x: Tensor<2>, weight: &Tensor<2>, bias: Option<Tensor<1>>) -> Tensor<2> {
-    use rayon::prelude::*;
-    let [m, k] = x.dims();
-    let n = weight.dims()[1];
-    let host = |d: TensorData| {
-        d.try_into_vec::<f32>()
-            .expect("an f32 tensor reads back as f32")
-    };
-    // Undoing the load-time transpose gives torch's contiguous `[d_out, d_in]`.
-    let w = host(weight.clone().transpose().into_data());
-    let bias = bias.map(|b| host(b.into_data()));
-    let device = x.device();
-    let x = x.into_data();
-    let x = x
-        .as_slice::<f32>()
-        .expect("an f32 tensor reads back as f32");
-    let mut out: Vec<f32> = Vec::with_capacity(m * n);
-    if let Some(b) = &bias {
-        out.spare_capacity_mut()[..m * n]
-            .par_chunks_mut(n.max(1))
-            .for_each(|row| {
-                for (o, &v) in row.iter_mut().zip(b) {
-                    o.write(v);
-                }
-            });
-    }
-    // SAFETY: `out` has room for the `m × n` row-major result (initialised
-    // with the bias rows when `read_dst`); `x` is `m × k` row-major and `w`
-    // holds column `j` of `weight` at `j·k`, all of the lengths gemm reads.
-    unsafe {
-        gemm_rows(
-            m,
-            n,
-            k,
-            out.as_mut_ptr(),
-            bias.is_some(),
-            x.as_ptr(),
-            w.as_ptr(),
-        );
-        out.set_len(m * n);
-    }
-    Tensor::from_data(TensorData::new(out, [m, n]), &device)
-}
-
-/// `dst (+)= lhs · w` for row-major `dst` `[m, n]` and `lhs` `[m, k]`, with column
-/// `j` of `w` at `j·k`; `read_dst` accumulates into what `dst` holds. Large
-/// products run on the rayon pool: natively through gemm's own split; in the
-/// threaded browser module as row blocks, two per pool thread, each one
-/// single-threaded GEMM — gemm's own split ran slower on 2 Web Worker threads
-/// than on one (1024³: 250 vs 163 ms), the row blocks 1.9× faster (83 ms), and
-/// every output keeps the same sum (same kernel over the same `k`).
-///
-/// # Safety
-/// `dst` must be valid for `m·n` writes (and reads when `read_dst`), `lhs` for
-/// `m·k` reads and `w` for `k·n` reads.
-#[cfg(target_arch = "wasm32")]
-unsafe fn gemm_rows(
-    m: usize,
-    n: usize,
-    k: usize,
-    dst: *mut f32,
-    read_dst: bool,
-    lhs: *const f32,
-    w: *const f32,
-) {
-    // Raw pointers are neither Send nor Sync; the row blocks below are disjoint.
-    let w = w as usize;
-    // SAFETY (for every call below): the caller's pointers and sizes, for the
-    // `rows` rows starting where `dst`/`lhs` point.
-    let gemm = move |rows: usize, dst: *mut f32, lhs: *const f32, parallelism| unsafe {
-        gemm::gemm(
-            rows,
-            n,
-            k,
-            dst,
-            1,
-            n as isize,
-            read_dst,
-            lhs,
-            1,
-            k as isize,
-            w as *const f32,
-            k as isize,
-            1,
-            1.0,
-            1.0,
-            false,
-            false,
-            false,
-            parallelism,
-        )
-    };
-    if m * n * k < PARALLEL_GEMM {
-        return gemm(m, dst, lhs, gemm::Parallelism::None);
-    }
-    #[cfg(not(target_arch = "wasm32"))]
-    gemm(m, dst, lhs, gemm::Parallelism::Rayon(0));
-    #[cfg(target_arch = "wasm32")]
-    {
-        use rayon::prelude::*;
-        if rayon::current_num_threads() == 1 {
-            return gemm(m, dst, lhs, gemm::Parallelism::None);
-        }
-        let block = m.div_ceil(2 * rayon::current_num_threads()).max(1);
-        let (dst, lhs) = (dst as usize, lhs as usize);
-        (0..m.div_ceil(block)).into_par_iter().for_each(|b| {
-            let first = b * block;
-            let rows = block.min(m - first);
-            let dst = (dst as *mut f32).wrapping_add(first * n);
-            let lhs = (lhs as *const f32).wrapping_add(first * k);
-            gemm(rows, dst, lhs, gemm::Parallelism::None);
-        });
-    }
 }
 
 /// A 1×1 convolution (stride 1, no padding, one group) of an NCHW tensor as
@@ -439,7 +430,6 @@ unsafe fn gemm_rows(
 /// im2col with a contiguous copy of the input and an output transpose, all on
 /// the calling thread (~5 % of the medsam2-t512 encoder). `None` where the
 /// pixels of the view are not one stride apart (then use the convolution op).
-#[cfg(not(target_arch = "wasm32"))]
 pub fn conv1x1(x: &Tensor<4>, weight: &Tensor<4>, bias: Option<Tensor<1>>) -> Option<Tensor<4>> {
     use rayon::prelude::*;
     let [b, c_in, h, w] = x.dims();
@@ -462,34 +452,23 @@ pub fn conv1x1(x: &Tensor<4>, weight: &Tensor<4>, bias: Option<Tensor<1>>) -> Op
     }
     let (w_rs, w_cs) = wf.strides();
     let values = &xf.storage::<f32>()[xf.layout().start_offset()..];
-    let parallelism = native_parallelism(hw * c_in * c_out);
     for bi in 0..b {
         // dst `[hw, c_out]` with strides (1, hw) is image `bi`'s NCHW output;
         // lhs `[hw, c_in]` its pixels; rhs `[c_in, c_out]` the weight transposed.
+        let product = Product {
+            m: hw,
+            n: c_out,
+            k: c_in,
+            dst: out.as_mut_ptr().wrapping_add(bi * c_out * hw),
+            dst_strides: (hw as isize, 1),
+            read_dst: bias.is_some(),
+            lhs: values.as_ptr().wrapping_offset(bi as isize * st[0]),
+            lhs_strides: (st[1], pixel),
+            rhs: wf.values().as_ptr(),
+            rhs_strides: (w_rs, w_cs),
+        };
         // SAFETY: the views stay inside `out`, the input's and the weight's buffers.
-        unsafe {
-            gemm::gemm(
-                hw,
-                c_out,
-                c_in,
-                out.as_mut_ptr().add(bi * c_out * hw),
-                hw as isize,
-                1,
-                bias.is_some(),
-                values.as_ptr().offset(bi as isize * st[0]),
-                st[1],
-                pixel,
-                wf.values().as_ptr(),
-                w_rs,
-                w_cs,
-                1.0,
-                1.0,
-                false,
-                false,
-                false,
-                parallelism,
-            );
-        }
+        unsafe { product.run() };
     }
     // SAFETY: every element is the bias written above plus the product, or
     // (no bias) the product gemm wrote without reading.
@@ -506,7 +485,6 @@ pub fn conv1x1(x: &Tensor<4>, weight: &Tensor<4>, bias: Option<Tensor<1>>) -> Op
 /// weight `[C_in, C_out·k·k]`, then each output plane gathered from it with its
 /// bias, planes on the rayon pool. `None` where the pixels of the view are not
 /// one stride apart.
-#[cfg(not(target_arch = "wasm32"))]
 pub fn conv_transpose_kxk(x: &Tensor<4>, weight: &Tensor<4>, bias: Tensor<1>) -> Option<Tensor<4>> {
     use rayon::prelude::*;
     let [b, c_in, h, w] = x.dims();
@@ -522,33 +500,24 @@ pub fn conv_transpose_kxk(x: &Tensor<4>, weight: &Tensor<4>, bias: Tensor<1>) ->
     let (oh, ow) = (h * k, w * k);
     let mut out: Vec<f32> = Vec::with_capacity(b * c_out * oh * ow);
     let mut tmp: Vec<f32> = Vec::with_capacity(hw * n);
-    let parallelism = native_parallelism(hw * c_in * n);
     for bi in 0..b {
+        let product = Product {
+            m: hw,
+            n,
+            k: c_in,
+            dst: tmp.as_mut_ptr(),
+            dst_strides: (1, n as isize),
+            read_dst: false,
+            lhs: values.as_ptr().wrapping_offset(bi as isize * st[0]),
+            lhs_strides: (st[1], pixel),
+            rhs: wf.values().as_ptr(),
+            rhs_strides: (w_cs, w_rs),
+        };
         // SAFETY: `tmp` has room for the `hw × n` row-major product (not read:
         // `read_dst` is false); lhs is image `bi`'s `[hw, c_in]` pixels, rhs the
         // weight as `[c_in, n]`, inside their buffers.
         unsafe {
-            gemm::gemm(
-                hw,
-                n,
-                c_in,
-                tmp.as_mut_ptr(),
-                1,
-                n as isize,
-                false,
-                values.as_ptr().offset(bi as isize * st[0]),
-                st[1],
-                pixel,
-                wf.values().as_ptr(),
-                w_cs,
-                w_rs,
-                0.0,
-                1.0,
-                false,
-                false,
-                false,
-                parallelism,
-            );
+            product.run();
             tmp.set_len(hw * n);
         }
         let planes =
@@ -577,21 +546,9 @@ pub fn conv_transpose_kxk(x: &Tensor<4>, weight: &Tensor<4>, bias: Tensor<1>) ->
     ))
 }
 
-/// gemm's threading natively for a product of `macs` multiply-accumulates:
-/// its own split over the rayon pool from [`PARALLEL_GEMM`] on.
-#[cfg(not(target_arch = "wasm32"))]
-fn native_parallelism(macs: usize) -> gemm::Parallelism {
-    if macs >= PARALLEL_GEMM {
-        gemm::Parallelism::Rayon(0)
-    } else {
-        gemm::Parallelism::None
-    }
-}
-
 /// An NCHW map read as rows of pixels: its flex tensor, its strides and the
 /// stride from one pixel to the next, or `None` where the pixels are not one
 /// stride apart (or a stride is negative).
-#[cfg(not(target_arch = "wasm32"))]
 fn strided_pixels(x: &Tensor<4>) -> Option<(burn_flex::FlexTensor, Vec<isize>, isize)> {
     let [_, _, h, w] = x.dims();
     let xf = flex_tensor(x.clone());
@@ -605,7 +562,6 @@ fn strided_pixels(x: &Tensor<4>) -> Option<(burn_flex::FlexTensor, Vec<isize>, i
 
 /// A contiguous host tensor's values (a view from offset 0 of exactly its
 /// elements), or `None` for views.
-#[cfg(not(target_arch = "wasm32"))]
 fn contiguous_values(t: &burn_flex::FlexTensor) -> Option<&[f32]> {
     t.as_slice::<f32>()
 }
@@ -616,7 +572,6 @@ fn contiguous_values(t: &burn_flex::FlexTensor) -> Option<&[f32]> {
 /// burn's permute + reshape.
 pub fn tokens_from_nchw(x: Tensor<4>) -> Tensor<3> {
     let [b, c, h, w] = x.dims();
-    #[cfg(not(target_arch = "wasm32"))]
     if on_host(&x) {
         use rayon::prelude::*;
         const T: usize = 16;
@@ -658,7 +613,6 @@ pub fn tokens_from_nchw(x: Tensor<4>) -> Tensor<3> {
 /// buffer: residual and position adds were ~2–3 % of the encoder, serial).
 /// Anything else (broadcasts, views, autodiff, other devices) is burn's add.
 pub fn add<const D: usize>(a: Tensor<D>, b: Tensor<D>) -> Tensor<D> {
-    #[cfg(not(target_arch = "wasm32"))]
     if a.dims() == b.dims()
         && on_host(&a)
         && on_host(&b)
@@ -712,7 +666,6 @@ pub fn add<const D: usize>(a: Tensor<D>, b: Tensor<D>) -> Tensor<D> {
 
 simd_dispatch! {
     /// `d += s`, elementwise.
-    #[cfg(not(target_arch = "wasm32"))]
     fn add_slice(d: &mut [f32], s: &[f32]) {
         for (d, &s) in d.iter_mut().zip(s) {
             *d += s;
@@ -725,7 +678,6 @@ simd_dispatch! {
 /// first, ~2 % of the encoder). Same arithmetic as flex up to rounding: mean,
 /// then the mean of squared deviations, `(x − mean)/√(var + eps)·γ + β`.
 /// `None` for autodiff or non-host tensors.
-#[cfg(not(target_arch = "wasm32"))]
 pub(crate) fn layer_norm<const D: usize>(
     x: &Tensor<D>,
     gamma: &Tensor<1>,
@@ -765,7 +717,6 @@ pub(crate) fn layer_norm<const D: usize>(
 
 simd_dispatch! {
     /// Rows of [`layer_norm`].
-    #[cfg(not(target_arch = "wasm32"))]
     fn layer_norm_rows(
         out: &mut [std::mem::MaybeUninit<f32>],
         src: &[f32],
@@ -919,12 +870,6 @@ fn exp_f32(v: f32) -> f32 {
     p * f32::from_bits(biased << 23)
 }
 
-/// Queries per score block are chosen so one block of scores stays within
-/// this many elements (16 MB): memory attention's 4096 queries × ~29 K keys
-/// would otherwise materialise half a gigabyte.
-#[cfg(target_arch = "wasm32")]
-const SCORE_BLOCK: usize = 1 << 22;
-
 /// `softmax(q·kᵀ/√d + bias)·v` for queries `[B, H, Nq, d]`, keys `[B, H, Nk, d]`
 /// and values `[B, H, Nk, dv]`; `bias` `[H, Nq, Nk]` is shared by the batch.
 ///
@@ -949,87 +894,14 @@ pub fn attention(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, bias: Option<Tensor<3
         );
     }
     let scale = (1.0 / (d as f64).sqrt()) as f32;
-    #[cfg(not(target_arch = "wasm32"))]
-    {
-        if nq.min(nk) <= FUSED_MAX_SIDE {
-            return attention_fused(q, k, v, bias, scale);
-        }
-        attention_gemm(q, k, v, bias, scale)
+    if nq.min(nk) <= FUSED_MAX_SIDE {
+        return attention_fused(q, k, v, bias, scale);
     }
-    #[cfg(target_arch = "wasm32")]
-    attention_matmul(q, k, v, bias, scale)
-}
-
-/// [`attention`] in the browser's CPU fallback: flex matmuls (which take the
-/// strided head views as they are) around the vectorised softmax, in blocks
-/// of queries.
-#[cfg(target_arch = "wasm32")]
-fn attention_matmul(
-    q: Tensor<4>,
-    k: Tensor<4>,
-    v: Tensor<4>,
-    bias: Option<Tensor<3>>,
-    scale: f32,
-) -> Tensor<4> {
-    let [b, h, nq, _] = q.dims();
-    let nk = k.dims()[2];
-    let bias = bias_on_host(bias);
-    let kt = k.swap_dims(2, 3);
-    let block = (SCORE_BLOCK / (b * h * nk).max(1)).clamp(1, nq.max(1));
-    // In the threaded module, blocks of queries run side by side: burn's CPU backend
-    // runs a product of few heads (memory attention has one) on the calling thread
-    // there (see `wasm::start`), so the blocks are what spreads it over the pool.
-    let (block, parallel) = match rayon::current_num_threads() {
-        1 => (block, false),
-        threads => (block.min(nq.div_ceil(2 * threads)).max(1), true),
-    };
-    let one_block = |start: usize| {
-        let len = block.min(nq - start);
-        let qb = if len == nq {
-            q.clone()
-        } else {
-            q.clone().narrow(2, start, len)
-        };
-        let device = qb.device();
-        let mut scores = qb.matmul(kt.clone()).into_data();
-        let values = scores
-            .as_mut_slice::<f32>()
-            .expect("an f32 tensor reads back as f32");
-        let rows = BiasRows {
-            bias: bias.as_deref().unwrap_or(&[]),
-            heads: h,
-            nq,
-            start,
-            len,
-        };
-        // 64 rows per task, as flex's softmax.
-        for_chunks(values, 64 * nk, |i, c| {
-            softmax_rows(c, nk, scale, &rows, i * 64)
-        });
-        let probs = Tensor::<4>::from_data(scores, &device);
-        probs.matmul(v.clone())
-    };
-    let starts = (0..nq).step_by(block);
-    let mut outs: Vec<Tensor<4>> = if parallel {
-        use rayon::prelude::*;
-        starts
-            .collect::<Vec<_>>()
-            .into_par_iter()
-            .map(one_block)
-            .collect()
-    } else {
-        starts.map(one_block).collect()
-    };
-    if outs.len() == 1 {
-        outs.remove(0)
-    } else {
-        Tensor::cat(outs, 2)
-    }
+    attention_gemm(q, k, v, bias, scale)
 }
 
 /// Most scores per task of [`attention_gemm`] (16 MB): memory attention's
 /// 1024 queries × ~7 K keys would otherwise hold 29 MB per head.
-#[cfg(not(target_arch = "wasm32"))]
 const TASK_SCORES: usize = 1 << 22;
 
 /// [`attention`] natively on the CPU: per (batch, head, block of queries), one
@@ -1039,7 +911,6 @@ const TASK_SCORES: usize = 1 << 22;
 /// straight into a `[B, Nq, H, dv]` buffer. Returns its `[B, H, Nq, dv]` view,
 /// so merging the heads back copies nothing. Tasks run on the rayon pool, each
 /// gemm on one thread.
-#[cfg(not(target_arch = "wasm32"))]
 fn attention_gemm(
     q: Tensor<4>,
     k: Tensor<4>,
@@ -1072,27 +943,19 @@ fn attention_gemm(
         // query, key and value rows are inside their views' buffers; the
         // output rows `(bi, start.., hi)` are this task's own.
         unsafe {
-            gemm::gemm(
-                len,
-                nk,
-                d,
-                scores.as_mut_ptr(),
-                1,
-                nk as isize,
-                false,
-                queries.as_ptr().add(start * q.s[2]),
-                1,
-                q.s[2] as isize,
-                keys.as_ptr(),
-                k.s[2] as isize,
-                1,
-                0.0,
-                1.0,
-                false,
-                false,
-                false,
-                gemm::Parallelism::None,
-            );
+            Product {
+                m: len,
+                n: nk,
+                k: d,
+                dst: scores.as_mut_ptr(),
+                dst_strides: (1, nk as isize),
+                read_dst: false,
+                lhs: queries.as_ptr().add(start * q.s[2]),
+                lhs_strides: (1, q.s[2] as isize),
+                rhs: keys.as_ptr(),
+                rhs_strides: (k.s[2] as isize, 1),
+            }
+            .run_here();
             scores.set_len(len * nk);
         }
         let rows = BiasRows {
@@ -1105,27 +968,19 @@ fn attention_gemm(
         softmax_rows(&mut scores, nk, scale, &rows, bh * len);
         // SAFETY: as above.
         unsafe {
-            gemm::gemm(
-                len,
-                dv,
-                nk,
-                dst.at(((bi * nq + start) * h + hi) * dv),
-                1,
-                (h * dv) as isize,
-                false,
-                scores.as_ptr(),
-                1,
-                nk as isize,
-                values.as_ptr(),
-                1,
-                v.s[2] as isize,
-                0.0,
-                1.0,
-                false,
-                false,
-                false,
-                gemm::Parallelism::None,
-            );
+            Product {
+                m: len,
+                n: dv,
+                k: nk,
+                dst: dst.at(((bi * nq + start) * h + hi) * dv),
+                dst_strides: (1, (h * dv) as isize),
+                read_dst: false,
+                lhs: scores.as_ptr(),
+                lhs_strides: (1, nk as isize),
+                rhs: values.as_ptr(),
+                rhs_strides: (1, v.s[2] as isize),
+            }
+            .run_here();
         }
     };
     (0..b * h * blocks).into_par_iter().for_each(task);
@@ -1137,20 +992,15 @@ fn attention_gemm(
 /// Attentions whose query or key count is at most this go through
 /// [`attention_fused`] (the mask decoder's prompt tokens, 9 or so, against
 /// 1024 image tokens and back; Hiera's 4×4 windows).
-#[cfg(not(target_arch = "wasm32"))]
 const FUSED_MAX_SIDE: usize = 16;
 
 /// A pointer that rayon tasks write disjoint parts through.
-#[cfg(not(target_arch = "wasm32"))]
 #[derive(Clone, Copy)]
 struct SharedOut(*mut f32);
 // SAFETY: the tasks of `attention_fused` write disjoint elements.
-#[cfg(not(target_arch = "wasm32"))]
 unsafe impl Send for SharedOut {}
-#[cfg(not(target_arch = "wasm32"))]
 unsafe impl Sync for SharedOut {}
 
-#[cfg(not(target_arch = "wasm32"))]
 impl SharedOut {
     /// The element `i` on (a method, so closures capture the whole `Sync` wrapper).
     ///
@@ -1165,10 +1015,8 @@ impl SharedOut {
 /// What the native attention kernels read: the strided query, key and value
 /// views, the bias rows on the host, the sizes `[b, h, nq, nk, d, dv]` (batch,
 /// heads, queries, keys, key and value channels) and the device.
-#[cfg(not(target_arch = "wasm32"))]
 type HostAttention = (Heads, Heads, Heads, Option<Vec<f32>>, [usize; 6], Device);
 
-#[cfg(not(target_arch = "wasm32"))]
 fn host_attention(
     q: Tensor<4>,
     k: Tensor<4>,
@@ -1196,13 +1044,11 @@ fn host_values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
 }
 
 /// A 4-D f32 view whose last dimension is contiguous, with its strides.
-#[cfg(not(target_arch = "wasm32"))]
 struct Heads {
     t: burn_flex::FlexTensor,
     s: [usize; 3],
 }
 
-#[cfg(not(target_arch = "wasm32"))]
 impl Heads {
     fn new(t: Tensor<4>) -> Self {
         let mut t = flex_tensor(t);
@@ -1236,7 +1082,6 @@ impl Heads {
 /// nothing. No score tensor, no zero-filled matmul outputs, no strided copies:
 /// for the mask decoder's few-token attentions those cost far more than the
 /// arithmetic.
-#[cfg(not(target_arch = "wasm32"))]
 fn attention_fused(
     q: Tensor<4>,
     k: Tensor<4>,
@@ -1327,7 +1172,6 @@ fn attention_fused(
 /// tiles of 16 rows, so that both sides stay within a few cache lines (a plain
 /// column walk stores with a stride of `n` floats, 4 KB for 1024 keys, and
 /// every store conflicts in the cache).
-#[cfg(not(target_arch = "wasm32"))]
 fn transpose_rows(src: &[f32], stride: usize, n: usize, d: usize, dst: &mut [f32]) {
     const T: usize = 16;
     for j0 in (0..n).step_by(T) {
@@ -1344,7 +1188,6 @@ fn transpose_rows(src: &[f32], stride: usize, n: usize, d: usize, dst: &mut [f32
 simd_dispatch! {
     /// One query row of [`attention_fused`]: `acc = softmax(q·kᵀ·scale + bias)·v`,
     /// `kt` the `[d, Nk]` transposed keys, `v` the values (value `j` at `j·stride`).
-    #[cfg(not(target_arch = "wasm32"))]
     fn attend_row(
         q: &[f32],
         kt: &[f32],
@@ -1386,7 +1229,6 @@ simd_dispatch! {
 }
 
 /// Sizes of one [`attend_cols`] call.
-#[cfg(not(target_arch = "wasm32"))]
 struct ColDims {
     nq: usize,
     nk: usize,
@@ -1402,7 +1244,6 @@ simd_dispatch! {
     /// along the queries and vectorises. `qt` is `[d, Nq]`; key/value row `j`
     /// at `j·stride`; `bias` `[Nq, Nk]` if any. Leaves `[dv, Nq]` in `ot`;
     /// `s` is `Nk·Nq` + `2·Nq` scratch.
-    #[cfg(not(target_arch = "wasm32"))]
     fn attend_cols(
         qt: &[f32],
         k: (&[f32], usize),

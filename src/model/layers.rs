@@ -43,32 +43,27 @@ impl Linear {
         })
     }
 
-    /// `[d_in, d_out]` from torch's `[d_out, d_in]` host tensor. Natively the
+    /// `[d_in, d_out]` from torch's `[d_out, d_in]` host tensor. On the CPU the
     /// transpose is materialised once here: [`crate::model::cpu_kernels::linear`]
     /// reads the weight in place, and gemm multiplies a contiguous `[d_in, d_out]`
     /// right-hand side without repacking it on the calling thread (and ~3–5×
-    /// faster for a few rows, as the mask decoder's prompt tokens). In the
-    /// browser the weight stays the transposed view of torch's layout.
+    /// faster for a few rows, as the mask decoder's prompt tokens). On a GPU the
+    /// weight stays the transposed view of torch's layout.
     fn weight_from_torch(
         torch: crate::weights::HostTensor,
         device: &burn::tensor::Device,
     ) -> Tensor<2> {
+        if *device != burn::tensor::Device::flex() {
+            return torch.to_tensor::<2>(device).transpose();
+        }
         let [d_out, d_in] = [torch.shape[0], torch.shape[1]];
-        #[cfg(not(target_arch = "wasm32"))]
-        {
-            let mut t = vec![0f32; d_in * d_out];
-            for (o, row) in torch.data.chunks_exact(d_in).enumerate() {
-                for (i, &v) in row.iter().enumerate() {
-                    t[i * d_out + o] = v;
-                }
+        let mut t = vec![0f32; d_in * d_out];
+        for (o, row) in torch.data.chunks_exact(d_in).enumerate() {
+            for (i, &v) in row.iter().enumerate() {
+                t[i * d_out + o] = v;
             }
-            Tensor::from_data(burn::tensor::TensorData::new(t, [d_in, d_out]), device)
         }
-        #[cfg(target_arch = "wasm32")]
-        {
-            let _ = (d_in, d_out);
-            torch.to_tensor::<2>(device).transpose()
-        }
+        Tensor::from_data(burn::tensor::TensorData::new(t, [d_in, d_out]), device)
     }
 
     /// All leading dimensions are folded into the rows of one 2-D matmul:
@@ -184,7 +179,6 @@ impl Conv2d {
     }
 
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        #[cfg(not(target_arch = "wasm32"))]
         {
             use crate::model::cpu_kernels::on_host;
             let [_, _, kh, kw] = self.weight.dims();
@@ -234,7 +228,6 @@ impl ConvTranspose2d {
     }
 
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        #[cfg(not(target_arch = "wasm32"))]
         {
             use crate::model::cpu_kernels::on_host;
             let [_, _, kh, kw] = self.weight.dims();
@@ -279,7 +272,6 @@ impl LayerNorm {
     }
 
     pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
-        #[cfg(not(target_arch = "wasm32"))]
         if let Some(y) = crate::model::cpu_kernels::layer_norm(
             &x,
             &self.weight.val(),
