@@ -142,7 +142,7 @@ video() {
   if run "${args[@]}"; then
     local med first
     med=$(sed -nE 's/.*median of the rest ([0-9.]+) ms.*/\1/p' "$OUT")
-    first=$(sed -nE 's/^per frame: first ([0-9.]+) ms.*/\1/p' "$OUT")
+    first=$(sed -nE 's/^per frame: first propagated ([0-9.]+) ms.*/\1/p' "$OUT")
     row "medsam2-t512" "$dev $dtype" "propagation per frame (first)" "$med ($first)" "${SIZE}², $frames frames" "${args[*]}"
   else
     row "medsam2-t512" "$dev $dtype" "propagation per frame" "failed (exit $?)" "" "${args[*]}"

@@ -70,15 +70,16 @@ pub fn run(a: Args) -> CliResult {
         "frames={} size={} image_size={image_size} device={} dtype={} propagated={done} in \
          {secs:.1} s ({:.1} ms/frame)",
         a.frames,
+        a.size,
         device.backend.name(),
         device.precision.name(),
-        a.size,
         secs * 1e3 / done.max(1) as f64
     );
-    // The first frame carries warm-up (on wgpu, the memory path's shader compilation).
-    if let Some((first, rest)) = per_frame.split_first() {
+    // The first step hands back the prompted frame (segmented when prompted); the next
+    // carries warm-up (on wgpu, the memory path's shader compilation).
+    if let [_, first, rest @ ..] = per_frame.as_slice() {
         println!(
-            "per frame: first {first:.1} ms, median of the rest {:.1} ms ({} frames)",
+            "per frame: first propagated {first:.1} ms, median of the rest {:.1} ms ({} frames)",
             median(rest),
             rest.len()
         );
