@@ -342,7 +342,7 @@ fn bench_check_masks_compares_with_the_cpu() {
     assert_eq!(checks.len(), 2, "synthetic image and CT slice: {stdout}");
     for line in checks {
         assert!(
-            line.contains("IoU 1.0000") && line.contains("max |logit diff| 0.0000"),
+            line.contains("IoU 1.0000") && line.contains("max |logit diff| 0.000e0 "),
             "{line}"
         );
     }

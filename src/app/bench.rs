@@ -247,6 +247,9 @@ pub struct MaskCheck {
     pub iou: f64,
     /// The largest |logit difference| over the compared logits.
     pub max_abs_logit: f64,
+    /// The largest |logit| of the reference: the scale `max_abs_logit` is read against
+    /// (random weights give logits near 0, where a small difference flips signs).
+    pub max_abs_reference: f64,
     /// Foreground pixels of the reference mask and of the other one.
     pub reference_pixels: usize,
     pub pixels: usize,
@@ -273,13 +276,14 @@ pub async fn compare_masks(
         )));
     }
     let (mut inter, mut union, mut ra, mut rb) = (0usize, 0usize, 0usize, 0usize);
-    let mut max_abs_logit = 0f64;
+    let (mut max_abs_logit, mut max_abs_reference) = (0f64, 0f64);
     for (x, y) in a.iter().zip(&b) {
         let (p, q) = (*x > 0.0, *y > 0.0);
         inter += usize::from(p && q);
         union += usize::from(p || q);
         ra += usize::from(p);
         rb += usize::from(q);
+        max_abs_reference = max_abs_reference.max(x.abs() as f64);
         // NaN counts as infinitely far.
         let d = (x - y).abs() as f64;
         max_abs_logit = if d.is_nan() {
@@ -295,6 +299,7 @@ pub async fn compare_masks(
             inter as f64 / union as f64
         },
         max_abs_logit,
+        max_abs_reference,
         reference_pixels: ra,
         pixels: rb,
         logits: a.len(),

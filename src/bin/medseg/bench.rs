@@ -215,9 +215,9 @@ fn run_check(a: &Args) -> CliResult {
         let c = pollster::block_on(compare_masks(&reference, &model, &image, bx))
             .map_err(|e| format!("{name}: {e}"))?;
         println!(
-            "{name}: box {bx:?}  IoU {:.4}  max |logit diff| {:.4}  mask px {} vs {} (cpu f32)  \
-             logits {}",
-            c.iou, c.max_abs_logit, c.pixels, c.reference_pixels, c.logits
+            "{name}: box {bx:?}  IoU {:.4}  max |logit diff| {:.3e} (cpu f32 max |logit| \
+             {:.3e})  mask px {} vs {} (cpu f32)  logits {}",
+            c.iou, c.max_abs_logit, c.max_abs_reference, c.pixels, c.reference_pixels, c.logits
         );
     }
     Ok(())
