@@ -9,12 +9,13 @@
 #   run (default): the benchmark, on the machine with the GPU.
 #   pack: on a machine with cargo's registry, builds the binary and puts what a run
 #   needs into target/gpu-carry/ (an ignored path, under the device tool's 64 MiB
-#   carry limit): medseg (stripped), LiteMedSAM weights (float16 file if the float32
-#   one does not fit: timing does not depend on the values, and the mask check compares
-#   the same weights on both sides), the CT volume; then prints the command to run.
+#   carry limit): medseg (stripped and gzipped: stripped alone it is over the limit),
+#   LiteMedSAM weights (float16 file if the float32 one does not fit: timing does not
+#   depend on the values, and the mask check compares the same weights on both sides),
+#   the CT volume; then prints the command to run.
 # Environment (all optional):
-#   MEDSEG_BIN        a medseg built with `--features wgpu` (else built here:
-#                     cargo build --release --features wgpu --bin medseg)
+#   MEDSEG_BIN        a medseg built with `--features wgpu`, or pack's medseg.gz (else
+#                     built here: cargo build --release --features wgpu --bin medseg)
 #   MEDSEG_LITE       LiteMedSAM weights (default weights/lite_medsam.safetensors, else
 #                     weights/.cache/lite_medsam.pth)
 #   MEDSEG_CT         MedSAM .npz for the mask check (default the first ct-lesion case in
@@ -25,6 +26,12 @@
 #   GPU_BENCH_DTYPES  float types on wgpu ("f32 f16")
 #   GPU_BENCH_CPU     1: also the CPU figures (default 1)
 #   GPU_BENCH_TIMEOUT seconds per medseg command before it is stopped (240)
+#   GPU_BENCH_SOFTWARE 1: install Mesa's lavapipe (Debian's mesa-vulkan-drivers), a
+#                     Vulkan driver that runs on the CPU, where no Vulkan driver is
+#                     present. Only to test this script and the wgpu masks on a machine
+#                     without a GPU: lavapipe is a CPU rasteriser, its times mean nothing.
+# Run mode installs Vulkan's loader (Debian's libvulkan1) where it is missing: wgpu
+# opens libvulkan.so.1 at run time. The GPU's own Vulkan driver comes with its driver.
 # On the device machine (no network): carry a prebuilt binary and the weights, see
 # BENCHMARKS.md "Native GPU (wgpu)".
 set -euo pipefail
@@ -41,7 +48,13 @@ DTYPES=${GPU_BENCH_DTYPES:-f32 f16}
 WITH_CPU=${GPU_BENCH_CPU:-1}
 LIMIT=${GPU_BENCH_TIMEOUT:-240}
 
-if [ -n "${MEDSEG_BIN:-}" ]; then
+TMP=$(mktemp -d)
+trap 'rm -rf "$TMP"' EXIT
+if [[ ${MEDSEG_BIN:-} == *.gz ]]; then
+  gzip -dc "$MEDSEG_BIN" >"$TMP/medseg" || die "could not unpack $MEDSEG_BIN"
+  chmod +x "$TMP/medseg"
+  MEDSEG=$TMP/medseg
+elif [ -n "${MEDSEG_BIN:-}" ]; then
   MEDSEG=$MEDSEG_BIN
 else
   phase build
@@ -67,11 +80,12 @@ if [ "$MODE" = pack ]; then
   CARRY=target/gpu-carry
   rm -rf "$CARRY"
   mkdir -p "$CARRY"
-  if have strip; then strip -o "$CARRY/medseg" "$MEDSEG"; else cp "$MEDSEG" "$CARRY/medseg"; fi
+  if have strip; then strip -o "$TMP/medseg" "$MEDSEG"; else cp "$MEDSEG" "$TMP/medseg"; fi
+  gzip -c "$TMP/medseg" >"$CARRY/medseg.gz"
   ct_name=$(basename "$CT")
   cp "$CT" "$CARRY/$ct_name"
   budget=$((60 * 1024 * 1024))
-  used=$(($(stat -c %s "$CARRY/medseg") + $(stat -c %s "$CT")))
+  used=$(($(stat -c %s "$CARRY/medseg.gz") + $(stat -c %s "$CT")))
   if [ $((used + $(stat -c %s "$LITE"))) -le "$budget" ] && [[ $LITE == *.safetensors ]]; then
     cp "$LITE" "$CARRY/lite_medsam.safetensors"
   else
@@ -82,10 +96,25 @@ if [ "$MODE" = pack ]; then
   total=$(du -cb "$CARRY"/* | tail -1 | cut -f1)
   [ "$total" -le $((64 * 1024 * 1024)) ] || die "$CARRY holds $total bytes: over the 64 MiB carry limit"
   echo "carry: [\"$CARRY\"]  ($total bytes)"
-  echo "command: MEDSEG_BIN=$CARRY/medseg MEDSEG_LITE=$CARRY/lite_medsam.safetensors" \
+  echo "command: MEDSEG_BIN=$CARRY/medseg.gz MEDSEG_LITE=$CARRY/lite_medsam.safetensors" \
     "MEDSEG_CT=$CARRY/$ct_name scripts/bench-gpu.sh 2>&1 | tee \"\$OUT/bench-gpu.log\""
   exit 0
 fi
+
+# wgpu loads Vulkan's loader at run time, and a driver through its ICD files.
+vulkan_loader() { "$(command -v ldconfig || echo /sbin/ldconfig)" -p 2>/dev/null | grep -q 'libvulkan\.so\.1 '; }
+vulkan_drivers() { compgen -G '/usr/share/vulkan/icd.d/*.json' >/dev/null || compgen -G '/etc/vulkan/icd.d/*.json' >/dev/null; }
+phase vulkan
+if ! vulkan_loader; then
+  apt_install libvulkan1 >&2 || die "no Vulkan loader (libvulkan.so.1) and apt-get could not install libvulkan1"
+fi
+if [ "${GPU_BENCH_SOFTWARE:-0}" = 1 ] && ! compgen -G '/usr/share/vulkan/icd.d/lvp_icd.*.json' >/dev/null; then
+  apt_install mesa-vulkan-drivers >&2 || die "GPU_BENCH_SOFTWARE=1: apt-get could not install mesa-vulkan-drivers (lavapipe)"
+fi
+vulkan_drivers || log "no Vulkan driver (ICD file) in /usr/share/vulkan/icd.d or /etc/vulkan/icd.d: wgpu will find no adapter"
+# Mesa's Vulkan drivers probe Wayland, which prints an error per device opened where
+# XDG_RUNTIME_DIR is unset (headless machines): give it an empty one.
+export XDG_RUNTIME_DIR=${XDG_RUNTIME_DIR:-$TMP}
 
 phase machine
 echo "== machine"
@@ -103,8 +132,7 @@ echo "load: $(cut -d' ' -f1-3 /proc/loadavg)"
 
 ROWS=()
 ADAPTER=""
-OUT=$(mktemp)
-trap 'rm -f "$OUT"' EXIT
+OUT=$TMP/out
 
 # run CMD...: runs medseg under the time limit, output shown and kept in $OUT; returns
 # medseg's status (124: stopped at the limit).
@@ -121,6 +149,14 @@ run() {
 # field PATTERN: the number before " ms" on the output's line matching PATTERN.
 field() { grep -E "$1" "$OUT" | head -1 | sed -E 's/^[^0-9]*([0-9.]+) ms.*/\1/' || true; }
 row() { ROWS+=("| $1 | $2 | $3 | $4 | $5 | \`medseg $6\` |"); }
+# failed STATUS: what the row of a command that failed says.
+failed() {
+  if grep -q 'has no f16 arithmetic' "$OUT"; then
+    echo "not run: no f16 on this adapter"
+  else
+    echo "failed (exit $1)"
+  fi
+}
 
 # bench MODEL_LABEL DEVICE DTYPE ARGS...: encoder and decoder.
 bench() {
@@ -131,7 +167,7 @@ bench() {
     row "$label" "$dev $dtype" "encoder (first run)" "$(field '^encoder') ($(field '^first encoder'))" "" "${args[*]}"
     row "$label" "$dev $dtype" "prompt + decoder" "$(field '^prompt \+ decoder')" "" "${args[*]}"
   else
-    row "$label" "$dev $dtype" "encoder, decoder" "failed (exit $?)" "" "${args[*]}"
+    row "$label" "$dev $dtype" "encoder, decoder" "$(failed $?)" "" "${args[*]}"
   fi
 }
 
@@ -145,7 +181,7 @@ video() {
     first=$(sed -nE 's/^per frame: first propagated ([0-9.]+) ms.*/\1/p' "$OUT")
     row "medsam2-t512" "$dev $dtype" "propagation per frame (first)" "$med ($first)" "${SIZE}², $frames frames" "${args[*]}"
   else
-    row "medsam2-t512" "$dev $dtype" "propagation per frame" "failed (exit $?)" "" "${args[*]}"
+    row "medsam2-t512" "$dev $dtype" "propagation per frame" "$(failed $?)" "" "${args[*]}"
   fi
 }
 
@@ -159,11 +195,11 @@ check() {
     while IFS= read -r line; do
       local iou diff
       iou=$(sed -nE 's/.*IoU ([0-9.]+).*/\1/p' <<<"$line")
-      diff=$(sed -nE 's/.*max \|logit diff\| ([0-9.a-z]+).*/\1/p' <<<"$line")
+      diff=$(sed -nE 's/.*max \|logit diff\| ([^ ]+) \(cpu f32 max \|logit\| ([^)]+)\).*/\1 (of max abs logit \2)/p' <<<"$line")
       row "$label" "wgpu $dtype vs cpu f32" "mask check: ${line%%: box*}" "IoU $iou, max abs logit diff $diff" "" "${args[*]}"
     done < <(grep ' IoU ' "$OUT")
   else
-    row "$label" "wgpu $dtype vs cpu f32" "mask check" "failed (exit $?)" "" "${args[*]}"
+    row "$label" "wgpu $dtype vs cpu f32" "mask check" "$(failed $?)" "" "${args[*]}"
   fi
 }
 
@@ -176,9 +212,19 @@ if ! run bench --model "$LITE" --device wgpu --dtype f32 --runs 1; then
 fi
 echo
 echo "adapter: ${ADAPTER:-?}"
+SOFTWARE=""
+if [[ $ADAPTER == *", Cpu,"* ]]; then
+  SOFTWARE="; a software (CPU) adapter: its times mean nothing, only the mask checks count"
+  echo "WARNING: this adapter is a CPU rasteriser (lavapipe or the like), not a GPU: its times mean nothing"
+fi
 
 for dtype in $DTYPES; do
   bench "LiteMedSAM" wgpu "$dtype" --model "$LITE"
+  if grep -q 'has no f16 arithmetic' "$OUT"; then
+    echo
+    echo "== $dtype: skipped, the adapter cannot compute in it: $(grep -m1 'has no f16 arithmetic' "$OUT")"
+    continue
+  fi
   bench "medsam2-t512" wgpu "$dtype" --random medsam2-t512
   video wgpu "$dtype" "$FRAMES"
   check "LiteMedSAM" "$dtype" --model "$LITE"
@@ -194,7 +240,7 @@ fi
 phase_end
 
 echo
-echo "== table (ms, median of $RUNS runs after a warm-up; adapter: ${ADAPTER:-?})"
+echo "== table (ms, median of $RUNS runs after a warm-up; adapter: ${ADAPTER:-?}$SOFTWARE)"
 echo "| model | device | what | ms | input | command |"
 echo "|---|---|---|---|---|---|"
 printf '%s\n' "${ROWS[@]}"
