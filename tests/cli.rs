@@ -309,3 +309,59 @@ fn lite_medsam_converts_and_segments_a_ct_slice() {
     println!("LiteMedSAM f16 via CLI: iou={iou:.4}, mask IoU vs reference {m_iou:.4}");
     assert!(m_iou >= 0.99, "mask IoU vs reference {m_iou}");
 }
+
+/// `medseg bench --check-masks` compares the model on --device/--dtype with itself on
+/// the CPU in f32: on the CPU in f32 both sides are the same computation, so the masks
+/// agree exactly. Bad --device / --dtype values are refused naming what is expected.
+#[test]
+fn bench_check_masks_compares_with_the_cpu() {
+    use common::{lite_cases, shared};
+    let weights = sam2_small_dir().join("weights.safetensors");
+    let case = &lite_cases()[0];
+    let ct = shared().join(format!("data/ct-lesion/{}.npz", case.name));
+    let b = case.box_xyxy;
+    let out = medseg_ok(&[
+        "bench",
+        "--model",
+        s(&weights),
+        "--check-masks",
+        "--check-slice",
+        s(&ct),
+        "--check-z",
+        &case.key_slice.to_string(),
+        "--check-box",
+        &format!("{},{},{},{}", b[0], b[1], b[2], b[3]),
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    println!("{stdout}");
+    assert!(
+        stdout.contains("mask check: model sam2 on cpu f32 vs cpu f32"),
+        "{stdout}"
+    );
+    let checks: Vec<&str> = stdout.lines().filter(|l| l.contains(" IoU ")).collect();
+    assert_eq!(checks.len(), 2, "synthetic image and CT slice: {stdout}");
+    for line in checks {
+        assert!(
+            line.contains("IoU 1.0000") && line.contains("max |logit diff| 0.000e0 "),
+            "{line}"
+        );
+    }
+
+    for (args, needle) in [
+        (["--device", "tpu"], "expected `cpu` or `wgpu`"),
+        (["--dtype", "bf16"], "expected `f32` or `f16`"),
+    ] {
+        let out = medseg(&[&["bench", "--model", s(&weights)], &args[..]].concat());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} succeeded");
+        assert!(err.contains(needle), "{args:?}: `{err}` lacks `{needle}`");
+    }
+    if !cfg!(feature = "wgpu") {
+        let out = medseg(&["bench", "--model", s(&weights), "--device", "wgpu"]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && err.contains("--features wgpu"),
+            "{err}"
+        );
+    }
+}

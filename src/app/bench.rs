@@ -237,3 +237,99 @@ pub fn oracle_batch(store: &TensorStore, n: usize, device: &Device) -> AppResult
     };
     Ok(batch)
 }
+
+/// How far a model's masks on another device or float type are from a reference
+/// run's: one image, one box.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MaskCheck {
+    /// IoU of the masks (logits > 0); 1 when both are empty.
+    pub iou: f64,
+    /// The largest |logit difference| over the compared logits.
+    pub max_abs_logit: f64,
+    /// The largest |logit| of the reference: the scale `max_abs_logit` is read against
+    /// (random weights give logits near 0, where a small difference flips signs).
+    pub max_abs_reference: f64,
+    /// Foreground pixels of the reference mask and of the other one.
+    pub reference_pixels: usize,
+    pub pixels: usize,
+    /// How many logits were compared (SAM 2: the full-size mask; LiteMedSAM: its
+    /// 256×256 low-res logits).
+    pub logits: usize,
+}
+
+/// Compares `candidate`'s mask logits to `reference`'s (the same weights loaded on
+/// another device or in another float type) for `image` and one box in its pixels.
+pub async fn compare_masks(
+    reference: &LoadedModel,
+    candidate: &LoadedModel,
+    image: &RgbImage,
+    box_xyxy: [f32; 4],
+) -> AppResult<MaskCheck> {
+    let a = box_logits(reference, image, box_xyxy).await?;
+    let b = box_logits(candidate, image, box_xyxy).await?;
+    if a.len() != b.len() {
+        return Err(AppError::engine(format!(
+            "the two models gave {} and {} logits: not the same model",
+            a.len(),
+            b.len()
+        )));
+    }
+    let (mut inter, mut union, mut ra, mut rb) = (0usize, 0usize, 0usize, 0usize);
+    let (mut max_abs_logit, mut max_abs_reference) = (0f64, 0f64);
+    for (x, y) in a.iter().zip(&b) {
+        let (p, q) = (*x > 0.0, *y > 0.0);
+        inter += usize::from(p && q);
+        union += usize::from(p || q);
+        ra += usize::from(p);
+        rb += usize::from(q);
+        max_abs_reference = max_abs_reference.max(x.abs() as f64);
+        // NaN counts as infinitely far.
+        let d = (x - y).abs() as f64;
+        max_abs_logit = if d.is_nan() {
+            f64::INFINITY
+        } else {
+            max_abs_logit.max(d)
+        };
+    }
+    Ok(MaskCheck {
+        iou: if union == 0 {
+            1.0
+        } else {
+            inter as f64 / union as f64
+        },
+        max_abs_logit,
+        max_abs_reference,
+        reference_pixels: ra,
+        pixels: rb,
+        logits: a.len(),
+    })
+}
+
+/// The mask logits of one box on `image` (single mask output).
+async fn box_logits(
+    model: &LoadedModel,
+    image: &RgbImage,
+    box_xyxy: [f32; 4],
+) -> AppResult<Vec<f32>> {
+    match model {
+        LoadedModel::Sam2(m) => {
+            let p = Sam2ImagePredictor::new(m);
+            let e = p.set_image(image)?;
+            let prompt = ImagePrompt {
+                box_xyxy: Some(box_xyxy),
+                points: Vec::new(),
+            };
+            Ok(p.predict(&e, &prompt).await?.logits)
+        }
+        LoadedModel::LiteMedSam(m) => {
+            let (h, w) = (image.height, image.width);
+            let grey: Vec<u8> = image.grey().collect();
+            let t = m.transform();
+            let input = t.prepare_gray(&grey, h, w)?;
+            let e = m.encode(m.input_tensor(&input));
+            let (low, _) = m.decode(e, t.box_to_model(box_xyxy, (h, w)));
+            Ok(read_f32(low).await?)
+        }
+    }
+}

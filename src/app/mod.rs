@@ -10,6 +10,7 @@
 //! - [`masks`]: the masks made so far and their exports.
 //! - [`confidence`]: when a mask from a prompt deserves a "low confidence" flag.
 //! - [`model`]: the loaded model.
+//! - `device`: native compute devices by name (CPU, wgpu; f32 or f16), for the CLI.
 //! - [`bench`]: timing the loaded model.
 //! - [`workspace`]: all of these together, driven by the faces.
 //! - [`training`]: fine-tuning the heads of LiteMedSAM and SAM 2.1 / MedSAM2 on labelled
@@ -17,6 +18,8 @@
 
 pub mod bench;
 pub mod confidence;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod device;
 pub mod dicom;
 pub mod document;
 pub mod error;

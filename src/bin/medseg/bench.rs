@@ -5,13 +5,19 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use medseg::app::LoadedModel;
-use medseg::app::bench::{FINE_TUNE_WARM_UP, bench_finetune_step, bench_model, oracle_batch};
+use medseg::app::bench::{
+    FINE_TUNE_WARM_UP, bench_finetune_step, bench_model, compare_masks, oracle_batch,
+    synthetic_image,
+};
+use medseg::app::device::{Backend, NativeDevice, Precision, open_device};
 use medseg::app::training::FineTuneConfig;
+use medseg::io::image::RgbImage;
+use medseg::io::volume::Volume;
 use medseg::model::config::Sam2Preset;
 use medseg::model::sam2_expected_keys;
 use medseg::weights::{HostTensor, TensorStore};
 
-use crate::common::{CliResult, preset, read_weights};
+use crate::common::{CliResult, numbers, preset, read_file, read_weights};
 
 /// Which weights a benchmark runs: a file, or random weights of a preset.
 #[derive(clap::Args)]
@@ -35,20 +41,50 @@ struct WeightSource {
     random: Option<Sam2Preset>,
 }
 
+/// Where a benchmark runs: the device and the float type.
+#[derive(clap::Args)]
+pub struct DeviceArgs {
+    /// `cpu` (burn's flex backend) or `wgpu` (Vulkan natively; needs a build with
+    /// `--features wgpu`).
+    #[arg(long, default_value = "cpu", value_parser = backend)]
+    device: Backend,
+    /// Float type of the weights and activations: `f32` or `f16` (f16 where the
+    /// device computes in it).
+    #[arg(long, default_value = "f32", value_parser = precision)]
+    dtype: Precision,
+}
+
+fn backend(s: &str) -> Result<Backend, String> {
+    Backend::parse(s).map_err(|e| e.to_string())
+}
+
+fn precision(s: &str) -> Result<Precision, String> {
+    Precision::parse(s).map_err(|e| e.to_string())
+}
+
+impl DeviceArgs {
+    /// Opens the device and prints what it is (the wgpu adapter).
+    pub fn open(&self) -> CliResult<NativeDevice> {
+        let d = open_device(self.device, self.dtype).map_err(|e| e.to_string())?;
+        println!("device {} dtype {}", d.description, d.precision.name());
+        Ok(d)
+    }
+}
+
 impl Weights {
-    /// The model on the CPU.
-    pub fn load(&self) -> CliResult<LoadedModel> {
-        let device = medseg::cpu_device();
+    /// The model on `device`.
+    pub fn load(&self, device: &medseg::Device) -> CliResult<LoadedModel> {
         let (store, preset) = match (&self.source.model, self.source.random) {
             (Some(path), _) => (read_weights(path)?, self.config),
             (None, Some(p)) => {
-                let keys = sam2_expected_keys(&p.config(), &device).map_err(|e| e.to_string())?;
+                let keys = sam2_expected_keys(&p.config(), &medseg::cpu_device())
+                    .map_err(|e| e.to_string())?;
                 (random_store(keys), Some(p))
             }
             (None, None) => return Err("give --model WEIGHTS or --random PRESET".into()),
         };
         let (model, _) =
-            LoadedModel::load(store, preset, None, &device).map_err(|e| e.to_string())?;
+            LoadedModel::load(store, preset, None, device).map_err(|e| e.to_string())?;
         Ok(model)
     }
 }
@@ -59,6 +95,8 @@ impl Weights {
 pub struct Args {
     #[command(flatten)]
     weights: Weights,
+    #[command(flatten)]
+    device: DeviceArgs,
     /// Timed runs.
     #[arg(long, default_value_t = 5)]
     runs: usize,
@@ -74,11 +112,36 @@ pub struct Args {
     /// in one pass, as PyTorch's step; `medseg finetune` uses 4).
     #[arg(long)]
     micro_batch: Option<usize>,
+    /// Instead of timing: compare the masks on --device/--dtype with the CPU's in f32
+    /// (IoU of logits > 0, max |logit difference|) for a box on a synthetic image and
+    /// one on a CT slice (--check-slice).
+    #[arg(long)]
+    check_masks: bool,
+    /// The CT slice for --check-masks: a MedSAM .npz (`imgs`, D×H×W uint8).
+    #[arg(
+        long,
+        value_name = "NPZ",
+        default_value = "../shared/data/ct-lesion/CT_Lesion_000001_02_01_008-023.npz"
+    )]
+    check_slice: PathBuf,
+    /// Its slice index (the lesion's key slice by default).
+    #[arg(long, default_value_t = 8)]
+    check_z: usize,
+    /// Its box x0,y0,x1,y1 in pixels (around the lesion by default).
+    #[arg(long, value_parser = numbers::<4>, default_value = "260,226,331,288")]
+    check_box: [f32; 4],
 }
 
 pub fn run(a: Args) -> CliResult {
-    let model = a.weights.load()?;
+    if a.check_masks {
+        return run_check(&a);
+    }
+    let device = a.device.open()?;
+    let model = a.weights.load(&device.device)?;
     if let Some(fixture) = &a.finetune {
+        if device.backend != Backend::Cpu {
+            return Err("--finetune runs on the CPU only (--device cpu)".into());
+        }
         return run_finetune(&model, fixture, &a);
     }
     // The pool the models run on (RAYON_NUM_THREADS sets it), not the machine's cores.
@@ -87,9 +150,12 @@ pub fn run(a: Args) -> CliResult {
     let now = || started.elapsed().as_secs_f64() * 1e3;
     let f = pollster::block_on(bench_model(&model, a.runs, &now)).map_err(|e| e.to_string())?;
     println!(
-        "model {} image_size={} threads={threads} runs={} (median after 1 warm-up)",
+        "model {} image_size={} device={} dtype={} threads={threads} runs={} (median after 1 \
+         warm-up)",
         model.kind().name(),
         f.image_size,
+        device.backend.name(),
+        device.precision.name(),
         f.runs
     );
     let (what, gflop) = match (&model, f.image_size) {
@@ -111,7 +177,73 @@ pub fn run(a: Args) -> CliResult {
         "prompt + decoder        {:9.2} ms   (box, single mask)",
         f.decoder_ms
     );
+    println!(
+        "first encoder run       {:9.1} ms   (warm-up; on wgpu with shader compilation)",
+        f.first_encoder_ms
+    );
     Ok(())
+}
+
+/// `medseg bench --check-masks`: the model on --device/--dtype against itself on the
+/// CPU in f32.
+fn run_check(a: &Args) -> CliResult {
+    let reference = a.weights.load(&medseg::cpu_device())?;
+    let device = a.device.open()?;
+    let model = a.weights.load(&device.device)?;
+    let s = model.image_size();
+    let b = s as f32;
+    let ct = ct_slice(&a.check_slice, a.check_z)?;
+    let cases = [
+        (
+            format!("synthetic {s}x{s}"),
+            synthetic_image(s),
+            [b * 0.3, b * 0.3, b * 0.7, b * 0.7],
+        ),
+        (
+            format!("{} z={}", a.check_slice.display(), a.check_z),
+            ct,
+            a.check_box,
+        ),
+    ];
+    println!(
+        "mask check: model {} on {} {} vs cpu f32",
+        model.kind().name(),
+        device.backend.name(),
+        device.precision.name()
+    );
+    for (name, image, bx) in cases {
+        let c = pollster::block_on(compare_masks(&reference, &model, &image, bx))
+            .map_err(|e| format!("{name}: {e}"))?;
+        println!(
+            "{name}: box {bx:?}  IoU {:.4}  max |logit diff| {:.3e} (cpu f32 max |logit| \
+             {:.3e})  mask px {} vs {} (cpu f32)  logits {}",
+            c.iou, c.max_abs_logit, c.max_abs_reference, c.pixels, c.reference_pixels, c.logits
+        );
+    }
+    Ok(())
+}
+
+/// Slice `z` of a MedSAM .npz volume (`imgs`, already windowed to 0..255) as grey RGB.
+fn ct_slice(path: &Path, z: usize) -> CliResult<RgbImage> {
+    let vol = Volume::from_npz_bytes(&read_file(path)?, &["imgs"])
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    if z >= vol.depth() {
+        return Err(format!(
+            "{}: slice {z} of {} slices",
+            path.display(),
+            vol.depth()
+        ));
+    }
+    let data = vol
+        .slice(z)
+        .iter()
+        .flat_map(|v| [v.round().clamp(0.0, 255.0) as u8; 3])
+        .collect();
+    Ok(RgbImage {
+        width: vol.width(),
+        height: vol.height(),
+        data,
+    })
 }
 
 /// `medseg bench --finetune`: the training step's medians per batch size.

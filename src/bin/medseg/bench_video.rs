@@ -3,11 +3,12 @@
 use std::time::Instant;
 
 use medseg::app::LoadedModel;
+use medseg::app::bench::median;
 use medseg::io::image::RgbImage;
 use medseg::session::frames::{FrameError, FrameSource};
 use medseg::session::video::{Direction, VideoSession};
 
-use crate::bench::Weights;
+use crate::bench::{DeviceArgs, Weights};
 use crate::common::CliResult;
 
 /// Propagate a box through a synthetic clip with SAM 2 memory; prints ms per frame and
@@ -17,6 +18,8 @@ use crate::common::CliResult;
 pub struct Args {
     #[command(flatten)]
     weights: Weights,
+    #[command(flatten)]
+    device: DeviceArgs,
     /// Number of frames.
     #[arg(long)]
     frames: usize,
@@ -26,7 +29,8 @@ pub struct Args {
 }
 
 pub fn run(a: Args) -> CliResult {
-    let LoadedModel::Sam2(model) = a.weights.load()? else {
+    let device = a.device.open()?;
+    let LoadedModel::Sam2(model) = a.weights.load(&device.device)? else {
         return Err("bench-video needs SAM 2 / MedSAM2 weights, not LiteMedSAM".into());
     };
     let image_size = model.image_size();
@@ -47,10 +51,14 @@ pub fn run(a: Args) -> CliResult {
         .map_err(|e| e.to_string())?;
     let started = Instant::now();
     let (mut after_10, mut done) = (f64::NAN, 0);
+    let mut per_frame = Vec::new();
+    let mut t = Instant::now();
     while pollster::block_on(session.step(&mut run))
         .map_err(|e| e.to_string())?
         .is_some()
     {
+        per_frame.push(t.elapsed().as_secs_f64() * 1e3);
+        t = Instant::now();
         done += 1;
         if done == 10 {
             after_10 = rss_mb().1;
@@ -59,11 +67,23 @@ pub fn run(a: Args) -> CliResult {
     let (peak, now) = rss_mb();
     let secs = started.elapsed().as_secs_f64();
     println!(
-        "frames={} size={} image_size={image_size} propagated={done} in {secs:.1} s ({:.1} ms/frame)",
+        "frames={} size={} image_size={image_size} device={} dtype={} propagated={done} in \
+         {secs:.1} s ({:.1} ms/frame)",
         a.frames,
         a.size,
+        device.backend.name(),
+        device.precision.name(),
         secs * 1e3 / done.max(1) as f64
     );
+    // The first step hands back the prompted frame (segmented when prompted); the next
+    // carries warm-up (on wgpu, the memory path's shader compilation).
+    if let [_, first, rest @ ..] = per_frame.as_slice() {
+        println!(
+            "per frame: first propagated {first:.1} ms, median of the rest {:.1} ms ({} frames)",
+            median(rest),
+            rest.len()
+        );
+    }
     println!("rss after 10 frames {after_10:.1} MB, at end {now:.1} MB, peak {peak:.1} MB");
     Ok(())
 }
