@@ -77,14 +77,20 @@ pub fn run(a: Args) -> CliResult {
     );
     // The first step hands back the prompted frame (segmented when prompted); the next
     // carries warm-up (on wgpu, the memory path's shader compilation).
-    if let [_, first, rest @ ..] = per_frame.as_slice() {
-        println!(
+    match per_frame.as_slice() {
+        [_, first] => println!("per frame: first propagated {first:.1} ms (no more frames)"),
+        [_, first, rest @ ..] => println!(
             "per frame: first propagated {first:.1} ms, median of the rest {:.1} ms ({} frames)",
             median(rest),
             rest.len()
-        );
+        ),
+        _ => {}
     }
-    println!("rss after 10 frames {after_10:.1} MB, at end {now:.1} MB, peak {peak:.1} MB");
+    if done >= 10 {
+        println!("rss after 10 frames {after_10:.1} MB, at end {now:.1} MB, peak {peak:.1} MB");
+    } else {
+        println!("rss at end {now:.1} MB, peak {peak:.1} MB");
+    }
     Ok(())
 }
 
