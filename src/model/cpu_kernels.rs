@@ -232,39 +232,23 @@ struct Product {
     rhs_strides: (isize, isize),
 }
 
-// SAFETY: a product's views are only read, except `dst`, and the pieces that
-// run on different threads ([`Product::rows`], [`Product::columns`]) write
-// disjoint parts of it.
+// SAFETY: a product's views are only read, except `dst`, and the blocks that
+// run on different threads ([`Product::block`]) write disjoint parts of it.
 unsafe impl Send for Product {}
 unsafe impl Sync for Product {}
 
 impl Product {
-    /// Rows `first..first + rows` of the product (the threaded browser
-    /// module's blocks in [`Product::run`]).
-    #[cfg(target_arch = "wasm32")]
-    fn rows(self, first: usize, rows: usize) -> Self {
+    /// The block of rows `r0..r0 + rows` and columns `c0..c0 + cols` of the product.
+    fn block(self, (r0, rows): (usize, usize), (c0, cols): (usize, usize)) -> Self {
+        let (r0, c0) = (r0 as isize, c0 as isize);
         Self {
             m: rows,
+            n: cols,
             dst: self
                 .dst
-                .wrapping_offset(first as isize * self.dst_strides.1),
-            lhs: self
-                .lhs
-                .wrapping_offset(first as isize * self.lhs_strides.1),
-            ..self
-        }
-    }
-
-    /// Columns `first..first + columns` of the product.
-    fn columns(self, first: usize, columns: usize) -> Self {
-        Self {
-            n: columns,
-            dst: self
-                .dst
-                .wrapping_offset(first as isize * self.dst_strides.0),
-            rhs: self
-                .rhs
-                .wrapping_offset(first as isize * self.rhs_strides.0),
+                .wrapping_offset(r0 * self.dst_strides.1 + c0 * self.dst_strides.0),
+            lhs: self.lhs.wrapping_offset(r0 * self.lhs_strides.1),
+            rhs: self.rhs.wrapping_offset(c0 * self.rhs_strides.0),
             ..self
         }
     }
@@ -335,7 +319,10 @@ impl Product {
             (0..self.m.div_ceil(block)).into_par_iter().for_each(|b| {
                 let first = b * block;
                 // SAFETY: by the caller; the row blocks are disjoint.
-                unsafe { self.rows(first, block.min(self.m - first)).run_here() }
+                unsafe {
+                    self.block((first, block.min(self.m - first)), (0, self.n))
+                        .run_here()
+                }
             });
         }
     }
@@ -413,7 +400,7 @@ pub fn linear(x: Tensor<2>, weight: &Tensor<2>, bias: Option<Tensor<1>>) -> Tens
         let width = n.div_ceil(blocks).next_multiple_of(16);
         (0..n.div_ceil(width)).into_par_iter().for_each(|i| {
             let j0 = i * width;
-            unsafe { product.columns(j0, width.min(n - j0)).run_here() }
+            unsafe { product.block((0, m), (j0, width.min(n - j0))).run_here() }
         });
     } else {
         unsafe { product.run() };
