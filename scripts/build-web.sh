@@ -4,7 +4,8 @@
 #   pkg/medseg.js, pkg/medseg_bg.wasm (+ .d.ts): WebGPU (burn's wgpu backend) and the CPU
 #     on one thread; stable Rust, features "wgpu".
 #   pkg/threads/…: the CPU on a pool of Web Workers (rayon, wasm-bindgen-rayon), for pages
-#     that are cross-origin isolated (SharedArrayBuffer); the pinned nightly of
+#     that are cross-origin isolated (SharedArrayBuffer) in browsers with relaxed SIMD
+#     (its fused multiply-add in the matrix multiply: vendor/README.md); the pinned nightly of
 #     toolchains/wasm-threads/ with `-Z build-std` (the standard library rebuilt with
 #     atomics), features "threads", its own target dir. MEDSEG_WASM_THREADS=0 skips it
 #     (the page then runs the CPU on one thread).
@@ -51,7 +52,11 @@ bindgen() {
   [ -f "$wasm" ] || die "no $wasm after the build"
   wasm-bindgen --target web "${names[@]}" --out-dir "$out" --out-name medseg "$wasm"
   if have node; then
-    env_imports=$(node -e '
+    # The threaded module uses relaxed SIMD, which Node before 22 compiles only when asked.
+    local flags=()
+    node --v8-options 2>/dev/null | grep -q -- --experimental-wasm-relaxed-simd &&
+      flags=(--experimental-wasm-relaxed-simd)
+    env_imports=$(node "${flags[@]}" -e '
       const m = new WebAssembly.Module(require("fs").readFileSync(process.argv[1]));
       console.log(WebAssembly.Module.imports(m).filter((i) => i.module === "env").map((i) => i.name).join(" "));
     ' "$out/medseg_bg.wasm")
@@ -66,7 +71,12 @@ threads_build() {
   # transform reads (nightlies from 2026-05 stop exporting __heap_base on their own).
   # --allow-undefined: Rust >= 1.96 no longer passes it to wasm-ld, and openjp2 (also a
   # cdylib) would not link alone; the final module's imports are checked by bindgen().
-  local flags=(-C "target-feature=+atomics,+bulk-memory,+mutable-globals" "${SIMD[@]}"
+  # Relaxed SIMD (Chrome/Edge 114+, Firefox 146+; not Safari, which runs WebGPU or the
+  # single-threaded module): gemm's multiply-add as one instruction, 1.17x on the matrix
+  # multiplies (BENCHMARKS.md "wasm matrix multiply"). web/worker.js checks for it.
+  local relaxed=()
+  [ "${MEDSEG_WASM_SIMD:-1}" = 1 ] && relaxed=(-C target-feature=+relaxed-simd)
+  local flags=(-C "target-feature=+atomics,+bulk-memory,+mutable-globals" "${SIMD[@]}" "${relaxed[@]}"
     -C link-arg=--shared-memory -C link-arg=--import-memory -C link-arg=--max-memory=4294967296
     -C link-arg=--export=__wasm_init_tls -C link-arg=--export=__tls_size
     -C link-arg=--export=__tls_align -C link-arg=--export=__tls_base
@@ -89,7 +99,15 @@ t0=$(date +%s)
 if [ "$threads" = 1 ]; then
   log "cargo +$(threads_toolchain) build -Z build-std=std,panic_abort --lib --profile $PROFILE --target $TARGET --features threads (output: $threads_log)"
   mkdir -p "$CARGO_TARGET_DIR"
-  (threads_build >"$threads_log" 2>&1; echo $? >"$threads_log.status"; date +%s >"$threads_log.end") &
+  # The status is written whatever happens (under `set -e` a failing command would end
+  # the subshell before it), and never left over from an earlier build.
+  rm -f "$threads_log.status" "$threads_log.end"
+  (
+    rc=0
+    threads_build >"$threads_log" 2>&1 || rc=$?
+    echo "$rc" >"$threads_log.status"
+    date +%s >"$threads_log.end"
+  ) &
   threads_pid=$!
 fi
 log "cargo build --lib --profile $PROFILE --target $TARGET --features wgpu"

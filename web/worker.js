@@ -14,7 +14,8 @@
 
 // Two builds of one API (scripts/build-web.sh): pkg/ has WebGPU and the CPU on this
 // thread; pkg/threads/ the CPU on a pool of Web Workers (shared memory: only where the page
-// is cross-origin isolated). `init` imports the one it runs.
+// is cross-origin isolated; built with relaxed SIMD: only where the browser has it).
+// `init` imports the one it runs.
 const SINGLE = "../pkg/";
 const THREADED = "../pkg/threads/";
 /** Pool size when the page asks for none: every core, at most this many. */
@@ -24,6 +25,13 @@ const THREAD_MAX = 64;
 // A minimal module with a shared memory and an atomic load: valid only where the browser
 // has wasm threads (the test of the wasm-feature-detect package).
 const THREADS_PROBE = new Uint8Array([0, 97, 115, 109, 1, 0, 0, 0, 1, 4, 1, 96, 0, 0, 3, 2, 1, 0, 5, 4, 1, 3, 1, 1, 10, 11, 1, 9, 0, 65, 0, 254, 16, 2, 0, 26, 11]);
+// A function of three zero v128 constants into f32x4.relaxed_madd (0xfd 0x105): valid only
+// where the browser has relaxed SIMD, which the threaded module is built with.
+const RELAXED_SIMD_PROBE = (() => {
+  const zero = [0xfd, 0x0c, ...new Array(16).fill(0)];
+  const body = [0, ...zero, ...zero, ...zero, 0xfd, 0x85, 0x02, 0x1a, 0x0b];
+  return new Uint8Array([0, 97, 115, 109, 1, 0, 0, 0, 1, 4, 1, 96, 0, 0, 3, 2, 1, 0, 10, body.length + 2, 1, body.length, ...body]);
+})();
 
 let session = null;
 /** The wasm module's exports (its memory), once init has run. */
@@ -475,6 +483,7 @@ function poolSize(asked) {
 function threadsMissing() {
   if (!self.crossOriginIsolated || typeof SharedArrayBuffer !== "function") return "the page is not cross-origin isolated (the server sends no COOP/COEP headers, and the service worker that adds them is not active yet)";
   if (!WebAssembly.validate(THREADS_PROBE)) return "this browser has no WebAssembly threads";
+  if (!WebAssembly.validate(RELAXED_SIMD_PROBE)) return "this browser has no WebAssembly relaxed SIMD, which the multi-threaded engine is built with";
   return null;
 }
 
