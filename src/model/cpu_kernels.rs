@@ -19,8 +19,8 @@
 //!   for every key of every memory frame (~5 % of a video frame).
 //!
 //! Each kernel takes the tensor's own buffer (no copy when the tensor is
-//! contiguous and not shared). Tensors on any other device (wgpu in the
-//! browser) go through burn's ops; both compute the same function up to f32
+//! contiguous and not shared). Tensors on any other device (wgpu) go through
+//! burn's ops; both compute the same function up to f32
 //! rounding. So do tensors that carry autodiff (fine-tuning, `app::training`):
 //! a kernel here reads values and writes a fresh tensor, which records nothing
 //! on the tape, so gradients would silently stop at it. GELU is the exception:
@@ -191,7 +191,7 @@ pub(crate) fn flex_tensor<const D: usize>(t: Tensor<D>) -> burn_flex::FlexTensor
 }
 
 /// A 2-D f32 view of a flex tensor: the buffer from the view's first element
-/// and the (row, column) strides, which gemm takes as they are. Negative
+/// and the strides, which gemm takes as they are. Negative
 /// strides (flipped views, never made here) are copied to contiguous first.
 struct Strided2 {
     t: burn_flex::FlexTensor,
@@ -209,9 +209,10 @@ impl Strided2 {
     fn values(&self) -> &[f32] {
         &self.t.storage::<f32>()[self.t.layout().start_offset()..]
     }
+    /// (column, row) strides: gemm's order, as [`Product`] takes them.
     fn strides(&self) -> (isize, isize) {
         let s = self.t.layout().strides();
-        (s[0], s[1])
+        (s[1], s[0])
     }
 }
 
@@ -328,10 +329,11 @@ impl Product {
     }
 }
 
-/// `x·weight + bias` for `x` `[rows, d_in]`, `weight` `[d_in, d_out]`.
-/// Native CPU only. Both inputs are read in place through their strides
-/// (no copy, even when shared or a transposed view); [`crate::model::layers::Linear`]
-/// keeps its weight contiguous `[d_in, d_out]`, the layout gemm needs no
+/// `x·weight + bias` for `x` `[rows, d_in]`, `weight` `[d_in, d_out]`, on the
+/// CPU backend (natively and in the browser). Both inputs are read in place
+/// through their strides (no copy, even when shared or a transposed view);
+/// [`crate::model::layers::Linear`] keeps its weight contiguous `[d_in, d_out]`
+/// on the CPU, the layout gemm needs no
 /// serial repacking for (and ~3–5× faster for few-row inputs). flex's matmul
 /// zero-fills its output and then copies it into a freshly aligned buffer
 /// (`FlexTensor::empty`), two single-threaded passes over every output, and
@@ -347,7 +349,7 @@ pub fn linear(x: Tensor<2>, weight: &Tensor<2>, bias: Option<Tensor<1>>) -> Tens
     let bias = bias.map(|b| Strided2::new(flex_tensor(b.unsqueeze::<2>())));
     let mut out: Vec<f32> = Vec::with_capacity(m * n);
     if let Some(b) = &bias {
-        let (_, bs) = b.strides();
+        let (bs, _) = b.strides();
         let src = b.values();
         let fill = |row: &mut [std::mem::MaybeUninit<f32>]| {
             if bs == 1 {
@@ -376,15 +378,9 @@ pub fn linear(x: Tensor<2>, weight: &Tensor<2>, bias: Option<Tensor<1>>) -> Tens
         dst_strides: (1, n as isize),
         read_dst: bias.is_some(),
         lhs: xv.as_ptr(),
-        lhs_strides: {
-            let (rs, cs) = x.strides();
-            (cs, rs)
-        },
+        lhs_strides: x.strides(),
         rhs: wv.as_ptr(),
-        rhs_strides: {
-            let (rs, cs) = w.strides();
-            (cs, rs)
-        },
+        rhs_strides: w.strides(),
     };
     // Few rows (the mask decoder's prompt tokens, 9 × 256 → 2048): below
     // [`PARALLEL_GEMM`] gemm runs on one thread, while the weight streaming
@@ -437,7 +433,7 @@ pub fn conv1x1(x: &Tensor<4>, weight: &Tensor<4>, bias: Option<Tensor<1>>) -> Op
                 }
             });
     }
-    let (w_rs, w_cs) = wf.strides();
+    let (w_cs, w_rs) = wf.strides();
     let values = &xf.storage::<f32>()[xf.layout().start_offset()..];
     for bi in 0..b {
         // dst `[hw, c_out]` with strides (1, hw) is image `bi`'s NCHW output;
@@ -480,7 +476,7 @@ pub fn conv_transpose_kxk(x: &Tensor<4>, weight: &Tensor<4>, bias: Tensor<1>) ->
     let device = x.device();
     let n = c_out * k * k;
     let wf = Strided2::new(flex_tensor(weight.clone().reshape([c_in, n])));
-    let (w_rs, w_cs) = wf.strides();
+    let (w_cs, w_rs) = wf.strides();
     let bias = host_values(bias);
     let hw = h * w;
     let values = &xf.storage::<f32>()[xf.layout().start_offset()..];
@@ -553,9 +549,9 @@ fn contiguous_values(t: &burn_flex::FlexTensor) -> Option<&[f32]> {
     t.as_slice::<f32>()
 }
 
-/// `[B, C, H, W]` as token-major `[B, H·W, C]`, contiguous: natively on the
-/// host a tiled transpose on the rayon pool (flex copies the permuted view on
-/// the calling thread, element by element along a stride of H·W), elsewhere
+/// `[B, C, H, W]` as token-major `[B, H·W, C]`, contiguous: on the host a
+/// tiled transpose on the rayon pool (flex copies the permuted view on the
+/// calling thread, element by element along a stride of H·W), on a GPU
 /// burn's permute + reshape.
 pub fn tokens_from_nchw(x: Tensor<4>) -> Tensor<3> {
     let [b, c, h, w] = x.dims();
@@ -861,8 +857,8 @@ fn exp_f32(v: f32) -> f32 {
 /// and values `[B, H, Nk, dv]`; `bias` `[H, Nq, Nk]` is shared by the batch.
 ///
 /// On the CPU: [`attention_fused`] for few queries or keys, else two gemms on
-/// the strided head views around a vectorised softmax ([`attention_gemm`]; in
-/// the browser flex matmuls). flex's own attention evaluates libm `expf`
+/// the strided head views around a vectorised softmax ([`attention_gemm`]).
+/// flex's own attention evaluates libm `expf`
 /// one score at a time, which made softmax most of the attention time
 /// (~20 % of the TinyViT encoder, memory attention's 100 M+ scores per layer).
 pub fn attention(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, bias: Option<Tensor<3>>) -> Tensor<4> {
@@ -891,7 +887,7 @@ pub fn attention(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, bias: Option<Tensor<3
 /// 1024 queries × ~7 K keys would otherwise hold 29 MB per head.
 const TASK_SCORES: usize = 1 << 22;
 
-/// [`attention`] natively on the CPU: per (batch, head, block of queries), one
+/// [`attention`] on the CPU: per (batch, head, block of queries), one
 /// gemm of the strided query and key views into a scratch score block (no
 /// zero-fill, no realignment copy as flex's matmul makes), the vectorised
 /// softmax in place, and one gemm of the probabilities by the values written
@@ -999,7 +995,7 @@ impl SharedOut {
     }
 }
 
-/// What the native attention kernels read: the strided query, key and value
+/// What the host attention kernels read: the strided query, key and value
 /// views, the bias rows on the host, the sizes `[b, h, nq, nk, d, dv]` (batch,
 /// heads, queries, keys, key and value channels) and the device.
 type HostAttention = (Heads, Heads, Heads, Option<Vec<f32>>, [usize; 6], Device);
@@ -1015,12 +1011,7 @@ fn host_attention(
     let device = q.device();
     let sizes = [b, h, nq, nk, d, dv];
     let (q, k, v) = (Heads::new(q), Heads::new(k), Heads::new(v));
-    (q, k, v, bias_on_host(bias), sizes, device)
-}
-
-/// The `[H, Nq, Nk]` bias of an attention as host values.
-fn bias_on_host(bias: Option<Tensor<3>>) -> Option<Vec<f32>> {
-    bias.map(host_values)
+    (q, k, v, bias.map(host_values), sizes, device)
 }
 
 /// An f32 tensor's values, copied to a vector.
