@@ -323,13 +323,11 @@ async fn box_logits(
             Ok(p.predict(&e, &prompt).await?.logits)
         }
         LoadedModel::LiteMedSam(m) => {
-            let (h, w) = (image.height, image.width);
             let grey: Vec<u8> = image.grey().collect();
-            let t = m.transform();
-            let input = t.prepare_gray(&grey, h, w)?;
-            let e = m.encode(m.input_tensor(&input));
-            let (low, _) = m.decode(e, t.box_to_model(box_xyxy, (h, w)));
-            Ok(read_f32(low).await?)
+            let p = m
+                .segment_gray(&grey, image.height, image.width, box_xyxy)
+                .await?;
+            Ok(p.low_res_logits)
         }
     }
 }

@@ -10,6 +10,7 @@ use medseg::app::bench::{
     synthetic_image,
 };
 use medseg::app::device::{Backend, NativeDevice, Precision, open_device};
+use medseg::app::document::Document;
 use medseg::app::training::FineTuneConfig;
 use medseg::io::image::RgbImage;
 use medseg::io::volume::Volume;
@@ -223,27 +224,15 @@ fn run_check(a: &Args) -> CliResult {
     Ok(())
 }
 
-/// Slice `z` of a MedSAM .npz volume (`imgs`, already windowed to 0..255) as grey RGB.
+/// Slice `z` of a MedSAM .npz volume (`imgs`) as the model's input frame, made as
+/// `medseg track` makes it (the volume's automatic window: as stored for 0..255 data).
 fn ct_slice(path: &Path, z: usize) -> CliResult<RgbImage> {
-    let vol = Volume::from_npz_bytes(&read_file(path)?, &["imgs"])
-        .map_err(|e| format!("{}: {e}", path.display()))?;
-    if z >= vol.depth() {
-        return Err(format!(
-            "{}: slice {z} of {} slices",
-            path.display(),
-            vol.depth()
-        ));
-    }
-    let data = vol
-        .slice(z)
-        .iter()
-        .flat_map(|v| [v.round().clamp(0.0, 255.0) as u8; 3])
-        .collect();
-    Ok(RgbImage {
-        width: vol.width(),
-        height: vol.height(),
-        data,
-    })
+    let name = path.display().to_string();
+    let vol =
+        Volume::from_npz_bytes(&read_file(path)?, &["imgs"]).map_err(|e| format!("{name}: {e}"))?;
+    Document::volume(name.clone(), vol, None)
+        .and_then(|doc| doc.frame_rgb(z))
+        .map_err(|e| format!("{name}: {e}"))
 }
 
 /// `medseg bench --finetune`: the training step's medians per batch size.
