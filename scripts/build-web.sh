@@ -33,8 +33,23 @@ have wasm-bindgen || die "wasm-bindgen is not installed: run scripts/setup.sh"
 got=$(wasm_bindgen_installed)
 [ "$got" = "$want" ] || die "wasm-bindgen $got does not match the crate's $want: run scripts/setup.sh"
 
+# The threaded module adds relaxed SIMD (Chrome/Edge 114+, Firefox 146+; not Safari, which
+# runs WebGPU or the single-threaded module): gemm's and flex's multiply-adds as one
+# instruction, 1.17x on the matrix multiplies (BENCHMARKS.md "wasm matrix multiply").
+# web/worker.js checks for it.
 SIMD=()
-[ "${MEDSEG_WASM_SIMD:-1}" = 1 ] && SIMD=(-C target-feature=+simd128)
+THREADS_SIMD=()
+if [ "${MEDSEG_WASM_SIMD:-1}" = 1 ]; then
+  SIMD=(-C target-feature=+simd128)
+  THREADS_SIMD=(-C "target-feature=+simd128,+relaxed-simd")
+fi
+# Node before 22 compiles relaxed SIMD only when asked (for bindgen's import check).
+NODE_WASM=()
+if have node; then
+  case "$(node --v8-options 2>/dev/null)" in
+    *--experimental-wasm-relaxed-simd*) NODE_WASM=(--experimental-wasm-relaxed-simd) ;;
+  esac
+fi
 
 # The wasm "name" section (function names for stack traces, ~7.6 MB of ~42 MB) is left
 # out of the shipped modules; MEDSEG_WASM_NAMES=1 keeps it for debugging a panic's trace
@@ -52,11 +67,7 @@ bindgen() {
   [ -f "$wasm" ] || die "no $wasm after the build"
   wasm-bindgen --target web "${names[@]}" --out-dir "$out" --out-name medseg "$wasm"
   if have node; then
-    # The threaded module uses relaxed SIMD, which Node before 22 compiles only when asked.
-    local flags=()
-    node --v8-options 2>/dev/null | grep -q -- --experimental-wasm-relaxed-simd &&
-      flags=(--experimental-wasm-relaxed-simd)
-    env_imports=$(node "${flags[@]}" -e '
+    env_imports=$(node "${NODE_WASM[@]}" -e '
       const m = new WebAssembly.Module(require("fs").readFileSync(process.argv[1]));
       console.log(WebAssembly.Module.imports(m).filter((i) => i.module === "env").map((i) => i.name).join(" "));
     ' "$out/medseg_bg.wasm")
@@ -71,12 +82,7 @@ threads_build() {
   # transform reads (nightlies from 2026-05 stop exporting __heap_base on their own).
   # --allow-undefined: Rust >= 1.96 no longer passes it to wasm-ld, and openjp2 (also a
   # cdylib) would not link alone; the final module's imports are checked by bindgen().
-  # Relaxed SIMD (Chrome/Edge 114+, Firefox 146+; not Safari, which runs WebGPU or the
-  # single-threaded module): gemm's multiply-add as one instruction, 1.17x on the matrix
-  # multiplies (BENCHMARKS.md "wasm matrix multiply"). web/worker.js checks for it.
-  local relaxed=()
-  [ "${MEDSEG_WASM_SIMD:-1}" = 1 ] && relaxed=(-C target-feature=+relaxed-simd)
-  local flags=(-C "target-feature=+atomics,+bulk-memory,+mutable-globals" "${SIMD[@]}" "${relaxed[@]}"
+  local flags=(-C "target-feature=+atomics,+bulk-memory,+mutable-globals" "${THREADS_SIMD[@]}"
     -C link-arg=--shared-memory -C link-arg=--import-memory -C link-arg=--max-memory=4294967296
     -C link-arg=--export=__wasm_init_tls -C link-arg=--export=__tls_size
     -C link-arg=--export=__tls_align -C link-arg=--export=__tls_base
