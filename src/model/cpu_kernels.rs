@@ -760,7 +760,7 @@ simd_dispatch! {
         for (x, d) in v.iter_mut().zip(slope.iter_mut()) {
             let a = *x;
             let cdf = 0.5 * (1.0 + erf_f32(a * std::f32::consts::FRAC_1_SQRT_2));
-            *d = cdf + a * PDF * exp_f32((-0.5 * a * a).max(-87.0));
+            *d = cdf + a * PDF * exp_f32(at_least(-0.5 * a * a, -87.0));
             *x = gelu_f32(a);
         }
     }
@@ -808,14 +808,27 @@ pub(crate) fn erf_f32(x: f32) -> f32 {
     }
     let small = x + x * p;
 
-    let xb = ax.min(4.0);
+    // `ax.min(4.0)` by a comparison, as in [`at_least`].
+    let xb = if ax < 4.0 { ax } else { 4.0 };
     let t = 1.0 / (1.0 + 0.5 * xb) - 0.5;
     let mut r = R[7];
     for &c in R[..7].iter().rev() {
         r = r * t + c;
     }
-    let big = (1.0 - exp_f32(-(xb * xb)) * r).copysign(x);
+    // `copysign` by bits: wasm has no vector copysign, so LLVM would take the
+    // `copysign` call out of the vector loop, one lane at a time.
+    let big = 1.0 - exp_f32(-(xb * xb)) * r;
+    let big = f32::from_bits((big.to_bits() & 0x7fff_ffff) | (x.to_bits() & 0x8000_0000));
     if ax < 1.0 { small } else { big }
+}
+
+/// `v`, or `lo` where `v` is below it (or NaN), as `v.max(lo)` but by a comparison:
+/// `f32::max` is IEEE `maxNum`, which wasm has no instruction for, so LLVM calls
+/// libm `fmaxf` once per lane inside the vector loop. The comparison is one
+/// `maxps` natively and one `f32x4.pmax` in wasm.
+#[inline(always)]
+fn at_least(v: f32, lo: f32) -> f32 {
+    if v > lo { v } else { lo }
 }
 
 /// `e^v` for `v` in [-87, 0] (callers clamp), branch-free: Cody–Waite
@@ -1272,7 +1285,7 @@ simd_dispatch! {
         }
         for row in scores.chunks_exact_mut(nq) {
             for ((x, &m), t) in row.iter_mut().zip(max.iter()).zip(sum.iter_mut()) {
-                *x = exp_f32((*x - m).max(-87.0));
+                *x = exp_f32(at_least(*x - m, -87.0));
                 *t += *x;
             }
         }
@@ -1355,13 +1368,13 @@ fn exp_scores(row: &mut [f32], scale: f32, bias: Option<&[f32]>) -> f32 {
     let mut chunks = row.chunks_exact_mut(L);
     for c in &mut chunks {
         for (s, x) in sums.iter_mut().zip(c) {
-            *x = exp_f32((*x - max).max(-87.0));
+            *x = exp_f32(at_least(*x - max, -87.0));
             *s += *x;
         }
     }
     let mut sum = 0f32;
     for x in chunks.into_remainder() {
-        *x = exp_f32((*x - max).max(-87.0));
+        *x = exp_f32(at_least(*x - max, -87.0));
         sum += *x;
     }
     1.0 / (sum + sums.iter().sum::<f32>())
