@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # gemm's f32 matrix multiply on one core of headless Chromium, in GFLOP/s, for three
 # builds of tools/wasm-gemm-bench: upstream gemm-f32 (SIMD128), the vendored gemm-f32
-# (vendor/README.md: 8x4 kernels), and the vendored one with relaxed SIMD. The evidence
-# for the vendored change; BENCHMARKS.md "wasm matrix multiply" records a run.
+# (vendor/README.md: 8x4 kernels), and the vendored one with relaxed SIMD; then the same
+# products natively on one core, with gemm's AVX2 + FMA kernels and (where the processor
+# has AVX-512F) its AVX-512 ones: how far 128-bit SIMD can get from native code. The
+# evidence for the vendored change; BENCHMARKS.md "wasm matrix multiply" records a run.
 set -euo pipefail
 # shellcheck source=scripts/common.sh
 . "$(dirname "${BASH_SOURCE[0]}")/common.sh"
@@ -25,3 +27,14 @@ build vendored "-C target-feature=+simd128" "${patch[@]}"
 build vendored-relaxed "-C target-feature=+simd128,+relaxed-simd" "${patch[@]}"
 log "$(chromium --version 2>/dev/null | head -1); $(lscpu | sed -n 's/^Model name: *//p'); load $(cut -d' ' -f1-3 /proc/loadavg)"
 node "$crate/run.mjs" "$out/upstream.wasm" "$out/vendored.wasm" "$out/vendored-relaxed.wasm"
+native() { # NAME [cargo args...]: the native rows, on one core
+  local name=$1
+  shift
+  CARGO_TARGET_DIR="$out/target-native" cargo build --quiet --manifest-path "$crate/Cargo.toml" \
+    --release --bin wasm-gemm-bench "$@" >&2
+  taskset -c 0 "$out/target-native/release/wasm-gemm-bench" "$name"
+}
+native native-avx2
+if grep -q -m1 -w avx512f /proc/cpuinfo; then
+  native native-avx512 --features avx512
+fi

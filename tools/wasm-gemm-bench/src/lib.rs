@@ -1,8 +1,19 @@
 //! `run(m, k, n, iters)`: the fastest of `iters` single-threaded f32 products
-//! C (m×n) = A (m×k) · B (k×n), in milliseconds, timed with the host's `now()`.
+//! C (m×n) = A (m×k) · B (k×n), in milliseconds, timed with the host's `now()` in the
+//! browser and with the monotonic clock natively (`src/main.rs`, the native rows).
 
+#[cfg(target_arch = "wasm32")]
 extern "C" {
     fn now() -> f64;
+}
+
+/// Milliseconds on the monotonic clock (the browser's `performance.now()` in wasm).
+#[cfg(not(target_arch = "wasm32"))]
+unsafe fn now() -> f64 {
+    use std::sync::OnceLock;
+    use std::time::Instant;
+    static START: OnceLock<Instant> = OnceLock::new();
+    START.get_or_init(Instant::now).elapsed().as_secs_f64() * 1e3
 }
 
 #[no_mangle]
