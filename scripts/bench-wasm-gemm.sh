@@ -27,11 +27,13 @@ build vendored "-C target-feature=+simd128" "${patch[@]}"
 build vendored-relaxed "-C target-feature=+simd128,+relaxed-simd" "${patch[@]}"
 log "$(chromium --version 2>/dev/null | head -1); $(lscpu | sed -n 's/^Model name: *//p'); load $(cut -d' ' -f1-3 /proc/loadavg)"
 node "$crate/run.mjs" "$out/upstream.wasm" "$out/vendored.wasm" "$out/vendored-relaxed.wasm"
+# Natively the vendored gemm-f32 is upstream's code (vendor/README.md); patched all the
+# same, so that the last build leaves the crate's Cargo.lock as committed.
 native() { # NAME [cargo args...]: the native rows, on one core
   local name=$1
   shift
   CARGO_TARGET_DIR="$out/target-native" cargo build --quiet --manifest-path "$crate/Cargo.toml" \
-    --release --bin wasm-gemm-bench "$@" >&2
+    --release --bin wasm-gemm-bench "${patch[@]}" "$@" >&2
   taskset -c 0 "$out/target-native/release/wasm-gemm-bench" "$name"
 }
 native native-avx2
