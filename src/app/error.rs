@@ -111,7 +111,7 @@ impl From<crate::io::volume::VolumeError> for AppError {
     fn from(e: crate::io::volume::VolumeError) -> Self {
         use crate::io::volume::VolumeError as V;
         let kind = match &e {
-            V::TooLarge { .. } => ErrorKind::TooLarge,
+            V::TooLarge { .. } | V::OutOfMemory { .. } => ErrorKind::TooLarge,
             _ => ErrorKind::BadInput,
         };
         Self::new(kind, e.to_string())

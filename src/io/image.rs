@@ -46,18 +46,21 @@ pub fn decode_rgb(bytes: &[u8]) -> Result<RgbImage, ImageError> {
     }
     let reader = image::ImageReader::new(std::io::Cursor::new(bytes))
         .with_guessed_format()
-        .map_err(|e| ImageError::Decode(e.to_string()))?;
-    let (w, h) = reader
-        .into_dimensions()
-        .map_err(|e| ImageError::Decode(e.to_string()))?;
+        .map_err(decode_error)?;
+    let (w, h) = reader.into_dimensions().map_err(decode_error)?;
     check_size(w, h)?;
-    let img = image::load_from_memory(bytes).map_err(|e| ImageError::Decode(e.to_string()))?;
+    let img = image::load_from_memory(bytes).map_err(decode_error)?;
     let rgb = img.to_rgb8();
     Ok(RgbImage {
         width: rgb.width() as usize,
         height: rgb.height() as usize,
         data: rgb.into_raw(),
     })
+}
+
+/// The decoder's error as one line: some (the JPEG decoder's) end in a newline.
+fn decode_error(e: impl std::fmt::Display) -> ImageError {
+    ImageError::Decode(e.to_string().trim_end().to_string())
 }
 
 fn check_size(w: u32, h: u32) -> Result<(), ImageError> {

@@ -94,6 +94,24 @@ pub enum VolumeError {
         expected: usize,
         dims: [usize; 3],
     },
+    #[error(
+        "not enough memory: {what} needs {bytes} bytes{}",
+        if cfg!(target_arch = "wasm32") { " in the browser: crop or resample the volume, or use the medseg command line" } else { "" }
+    )]
+    OutOfMemory { what: &'static str, bytes: u64 },
+}
+
+/// An empty buffer with room for `voxels` f32 values, or [`VolumeError::OutOfMemory`]:
+/// a volume under [`MAX_VOXELS`] may still not fit (in the browser the module's 4 GB hold
+/// the file and the model too), and a failed allocation must be a message, not an abort.
+fn voxel_buffer(voxels: usize) -> Result<Vec<f32>, VolumeError> {
+    let mut out = Vec::new();
+    out.try_reserve_exact(voxels)
+        .map_err(|_| VolumeError::OutOfMemory {
+            what: "the volume as 32-bit floats",
+            bytes: voxels as u64 * 4,
+        })?;
+    Ok(out)
 }
 
 /// The element type a volume was stored with (its voxels are widened to `f32`).
@@ -456,10 +474,12 @@ impl Fields<'_> {
 
 /// Parses the 348-byte NIfTI-1 header (`hdr.len() >= 348`).
 fn parse_nifti_header(hdr: &[u8]) -> Result<NiftiHeader, VolumeError> {
-    if hdr.len() < NIFTI1_HEADER_LEN {
+    if hdr.len() < 4 {
         return Err(VolumeError::TruncatedHeader { got: hdr.len() });
     }
-    // Endianness from sizeof_hdr, as every NIfTI reader does.
+    // Endianness from sizeof_hdr, as every NIfTI reader does. Checked before the length:
+    // a short file that does not start like NIfTI (a text file, a .npz that is not a zip)
+    // is not a "truncated NIfTI header".
     let le = i32::from_le_bytes([hdr[0], hdr[1], hdr[2], hdr[3]]);
     let be = i32::from_be_bytes([hdr[0], hdr[1], hdr[2], hdr[3]]);
     let big = match (le, be) {
@@ -476,6 +496,9 @@ fn parse_nifti_header(hdr: &[u8]) -> Result<NiftiHeader, VolumeError> {
             )));
         }
     };
+    if hdr.len() < NIFTI1_HEADER_LEN {
+        return Err(VolumeError::TruncatedHeader { got: hdr.len() });
+    }
     let f = Fields { b: hdr, big };
     let magic = &hdr[344..348];
     match magic {
@@ -587,7 +610,7 @@ fn read_nifti_raw(bytes: &[u8]) -> Result<Volume, VolumeError> {
         });
     }
     let data = &bytes[h.vox_offset..h.vox_offset + need as usize];
-    Ok(finish_nifti(h, data, SourceFormat::Nifti))
+    finish_nifti(h, data, SourceFormat::Nifti)
 }
 
 /// Reads from a gzip stream, mapping decoder errors to [`VolumeError::Gzip`]; returns
@@ -610,9 +633,27 @@ fn read_nifti_gz(bytes: &[u8]) -> Result<Volume, VolumeError> {
     let h = parse_nifti_header(&hdr)?;
     let need = (h.voxels as u64) * h.dtype.size() as u64;
     let skip = (h.vox_offset - NIFTI1_HEADER_LEN) as u64;
-    let gap = read_up_to(&mut dec, skip)?;
-    let data = if gap.len() as u64 == skip {
-        read_up_to(&mut dec, need)?
+    // The gap (extensions) is skipped, not kept: vox_offset may claim more than the
+    // whole stream (a gzip bomb would be read into memory).
+    let skipped = std::io::copy(&mut dec.by_ref().take(skip), &mut std::io::sink())
+        .map_err(|e| VolumeError::Gzip(e.to_string()))?;
+    let data = if skipped == skip {
+        // Room for all the voxels at once (`need` follows from a voxel count under
+        // MAX_VOXELS): one allocation that fails with a message, not a doubling that
+        // aborts when memory runs out.
+        let mut room = Vec::new();
+        usize::try_from(need)
+            .ok()
+            .and_then(|n| room.try_reserve_exact(n).ok())
+            .ok_or(VolumeError::OutOfMemory {
+                what: "the inflated voxels",
+                bytes: need,
+            })?;
+        dec.by_ref()
+            .take(need)
+            .read_to_end(&mut room)
+            .map_err(|e| VolumeError::Gzip(e.to_string()))?;
+        room
     } else {
         Vec::new()
     };
@@ -625,12 +666,12 @@ fn read_nifti_gz(bytes: &[u8]) -> Result<Volume, VolumeError> {
     }
     // Inflate the rest (nothing, normally) so a cut or corrupt trailer (CRC) is reported.
     std::io::copy(&mut dec, &mut std::io::sink()).map_err(|e| VolumeError::Gzip(e.to_string()))?;
-    Ok(finish_nifti(h, &data, SourceFormat::NiftiGz))
+    finish_nifti(h, &data, SourceFormat::NiftiGz)
 }
 
 /// Converts the raw voxel bytes (`voxels * size` of them) to f32 with scaling.
-fn finish_nifti(h: NiftiHeader, raw: &[u8], format: SourceFormat) -> Volume {
-    let mut data = decode_elements(raw, h.dtype, h.big_endian);
+fn finish_nifti(h: NiftiHeader, raw: &[u8], format: SourceFormat) -> Result<Volume, VolumeError> {
+    let mut data = decode_elements(raw, h.dtype, h.big_endian)?;
     // NIfTI-1: scale when scl_slope is non-zero (nibabel also ignores a non-finite slope).
     let (slope, inter) = (h.scl_slope, h.scl_inter);
     if slope.is_finite() && slope != 0.0 {
@@ -642,37 +683,36 @@ fn finish_nifti(h: NiftiHeader, raw: &[u8], format: SourceFormat) -> Volume {
         }
     }
     let spacing = h.geometry.spacing();
-    Volume {
+    Ok(Volume {
         data,
         dims: h.geometry.dims,
         spacing,
         geometry: h.geometry,
         dtype: h.dtype,
         format,
-    }
+    })
 }
 
 /// Decodes packed elements of `dtype` to f32.
-fn decode_elements(raw: &[u8], dtype: DataType, big: bool) -> Vec<f32> {
+fn decode_elements(raw: &[u8], dtype: DataType, big: bool) -> Result<Vec<f32>, VolumeError> {
+    let mut out = voxel_buffer(raw.len() / dtype.size())?;
     macro_rules! conv {
         ($t:ty, $n:expr) => {
-            raw.chunks_exact($n)
-                .map(|c| {
-                    let mut b = [0u8; $n];
-                    b.copy_from_slice(c);
-                    let v = if big {
-                        <$t>::from_be_bytes(b)
-                    } else {
-                        <$t>::from_le_bytes(b)
-                    };
-                    v as f32
-                })
-                .collect()
+            out.extend(raw.chunks_exact($n).map(|c| {
+                let mut b = [0u8; $n];
+                b.copy_from_slice(c);
+                let v = if big {
+                    <$t>::from_be_bytes(b)
+                } else {
+                    <$t>::from_le_bytes(b)
+                };
+                v as f32
+            }))
         };
     }
     match dtype {
-        DataType::Bool | DataType::U8 => raw.iter().map(|&v| v as f32).collect(),
-        DataType::I8 => raw.iter().map(|&v| v as i8 as f32).collect(),
+        DataType::Bool | DataType::U8 => out.extend(raw.iter().map(|&v| v as f32)),
+        DataType::I8 => out.extend(raw.iter().map(|&v| v as i8 as f32)),
         DataType::U16 => conv!(u16, 2),
         DataType::I16 => conv!(i16, 2),
         DataType::U32 => conv!(u32, 4),
@@ -682,6 +722,7 @@ fn decode_elements(raw: &[u8], dtype: DataType, big: bool) -> Vec<f32> {
         DataType::F32 => conv!(f32, 4),
         DataType::F64 => conv!(f64, 8),
     }
+    Ok(out)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -819,8 +860,16 @@ fn write_nifti(
 // npz
 // ---------------------------------------------------------------------------------------
 
+/// An npz error on one line: npyz reports a header it cannot parse with several lines
+/// of source excerpt, and an error is one line of stderr or one message in the page.
 fn npz_err(e: impl std::fmt::Display) -> VolumeError {
-    VolumeError::Npz(e.to_string())
+    let text = e.to_string();
+    let lines: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    VolumeError::Npz(lines.join(" "))
 }
 
 fn read_npz(bytes: &[u8], keys: &[&str]) -> Result<Volume, VolumeError> {
@@ -1008,10 +1057,29 @@ fn read_npy_values<R: Read>(npy: npyz::NpyFile<R>, dtype: DataType) -> std::io::
         npy: npyz::NpyFile<R>,
         f: impl Fn(T) -> f32,
     ) -> std::io::Result<Vec<f32>> {
+        // Room for every value at once (the caller checked the count against MAX_VOXELS):
+        // a failed allocation is an error that names the size, not an abort.
+        let values = npy.len();
+        let mut out = Vec::new();
+        usize::try_from(values)
+            .ok()
+            .and_then(|n| out.try_reserve_exact(n).ok())
+            .ok_or_else(|| {
+                std::io::Error::new(
+                    std::io::ErrorKind::OutOfMemory,
+                    format!(
+                        "not enough memory: {values} values need {} bytes as 32-bit floats",
+                        values.saturating_mul(4)
+                    ),
+                )
+            })?;
         let reader = npy
             .data::<T>()
             .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()))?;
-        reader.map(|r| r.map(&f)).collect()
+        for value in reader {
+            out.push(f(value?));
+        }
+        Ok(out)
     }
     match dtype {
         DataType::Bool => widen::<bool, R>(npy, |v| f32::from(u8::from(v))),

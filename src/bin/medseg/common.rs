@@ -24,15 +24,23 @@ pub fn read_weights(path: &Path) -> CliResult<TensorStore> {
     TensorStore::from_bytes(&bytes).map_err(|e| format!("{}: {e}", path.display()))
 }
 
-/// `N` comma-separated numbers (`--box x0,y0,x1,y1`), for clap's `value_parser`.
+/// `N` comma-separated finite numbers (`--box x0,y0,x1,y1`), for clap's `value_parser`.
+/// NaN and infinities parse as `f32` but are refused here with a message that says so:
+/// no coordinate, frame or range is infinite.
 pub fn numbers<const N: usize>(s: &str) -> Result<[f32; N], String> {
-    let v: Vec<f32> = s
+    let expected = || format!("expected {N} comma-separated numbers, got `{s}`");
+    let values: Vec<f32> = s
         .split(',')
         .map(|p| p.trim().parse::<f32>())
         .collect::<Result<_, _>>()
-        .map_err(|_| format!("expected {N} comma-separated numbers, got `{s}`"))?;
-    v.try_into()
-        .map_err(|_| format!("expected {N} comma-separated numbers, got `{s}`"))
+        .map_err(|_| expected())?;
+    if let Some(bad) = values.iter().find(|v| !v.is_finite()) {
+        return Err(format!(
+            "{bad} is not a finite number: {}",
+            expected().replace("numbers", "finite numbers")
+        ));
+    }
+    values.try_into().map_err(|_| expected())
 }
 
 /// A SAM 2 preset name (`--config`), for clap's `value_parser`.
@@ -94,6 +102,19 @@ pub fn is_dicom_input(path: &Path) -> CliResult<bool> {
         }
     }
     Ok(false)
+}
+
+/// For a file named like DICOM (`.dcm`, `.dicom`) that is not (see [`is_dicom_input`]):
+/// the message to give instead of the error of the format it was then tried as.
+pub fn named_dicom_but_not(path: &Path) -> Option<String> {
+    let ext = path.extension()?.to_str()?.to_ascii_lowercase();
+    matches!(ext.as_str(), "dcm" | "dicom").then(|| {
+        format!(
+            "{}: not a DICOM file: no `DICM` at byte 128 (a DICOM Part 10 file starts with \
+             a 128-byte preamble and `DICM`)",
+            path.display()
+        )
+    })
 }
 
 fn starts_like_dicom(path: &Path) -> bool {

@@ -61,7 +61,21 @@ fn keep_freed_memory() {
 fn main() -> ExitCode {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     keep_freed_memory();
-    let result = match Cli::parse().command {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        // --help and --version print to stdout and succeed; `medseg` alone shows the help.
+        Err(e)
+            if !e.use_stderr()
+                || e.kind() == clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand =>
+        {
+            e.exit()
+        }
+        Err(e) => {
+            eprintln!("medseg: {}", one_line(&e.render().to_string()));
+            return ExitCode::from(2);
+        }
+    };
+    let result = match cli.command {
         Command::Segment(a) => segment::run(a),
         Command::Track(a) => track::run(a),
         Command::Eval(a) => eval::run(a),
@@ -74,8 +88,20 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("medseg: error: {e}");
+            eprintln!("medseg: error: {}", e.trim_end());
             ExitCode::FAILURE
         }
     }
+}
+
+/// clap's error as one line of stderr, as the commands' own errors are: its several
+/// lines (the error, a tip, the usage, a pointer to --help) become the error and the tip.
+fn one_line(clap_message: &str) -> String {
+    let kept: Vec<&str> = clap_message
+        .lines()
+        .map(str::trim)
+        .take_while(|l| !l.starts_with("Usage:") && !l.starts_with("For more information"))
+        .filter(|l| !l.is_empty())
+        .collect();
+    format!("{} (see --help)", kept.join(" | "))
 }

@@ -8,7 +8,8 @@ use medseg::io::image::{decode_rgb, encode_mask_png};
 use medseg::predictor::ImagePrompt;
 
 use crate::common::{
-    CliResult, ModelArgs, is_dicom_input, numbers, open_dicom, read_file, write_file,
+    CliResult, ModelArgs, is_dicom_input, named_dicom_but_not, numbers, open_dicom, read_file,
+    write_file,
 };
 
 /// Segment one image with a box and/or points (pixel coordinates of the image); writes a
@@ -20,11 +21,11 @@ pub struct Args {
     /// PNG, JPEG or WebP image, or a DICOM image (one frame).
     #[arg(long)]
     image: PathBuf,
-    /// Box x0,y0,x1,y1.
-    #[arg(long = "box", value_name = "X0,Y0,X1,Y1", value_parser = numbers::<4>)]
+    /// Box x0,y0,x1,y1 (a leading minus sign is a coordinate, not an option).
+    #[arg(long = "box", value_name = "X0,Y0,X1,Y1", value_parser = numbers::<4>, allow_hyphen_values = true)]
     box_xyxy: Option<[f32; 4]>,
     /// Point x,y,label (label 1 = object, 0 = background); repeatable.
-    #[arg(long = "point", value_name = "X,Y,LABEL", value_parser = numbers::<3>)]
+    #[arg(long = "point", value_name = "X,Y,LABEL", value_parser = numbers::<3>, allow_hyphen_values = true)]
     points: Vec<[f32; 3]>,
     /// The mask PNG to write.
     #[arg(long)]
@@ -60,7 +61,8 @@ pub fn run(a: Args) -> CliResult {
         }
         doc
     } else {
-        let image = decode_rgb(&read_file(&a.image)?).map_err(|e| format!("{name}: {e}"))?;
+        let image = decode_rgb(&read_file(&a.image)?)
+            .map_err(|e| named_dicom_but_not(&a.image).unwrap_or_else(|| format!("{name}: {e}")))?;
         Document::image(name, image).map_err(|e| e.to_string())?
     };
     let (w, h) = (doc.width(), doc.height());

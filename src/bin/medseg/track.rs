@@ -2,6 +2,7 @@
 //! on one frame, through the same workspace the browser uses (same window choice, same
 //! propagation recipe, same masks).
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
@@ -13,7 +14,8 @@ use medseg::predictor::ImagePrompt;
 use medseg::session::frames::FolderFrames;
 
 use crate::common::{
-    CliResult, ModelArgs, is_dicom_input, numbers, open_dicom, read_file, utc_date_time, write_file,
+    CliResult, ModelArgs, is_dicom_input, named_dicom_but_not, numbers, open_dicom, read_file,
+    utc_date_time, write_file,
 };
 use medseg::app::masks::SegRequest;
 
@@ -35,11 +37,11 @@ pub struct Args {
     #[arg(long)]
     series: Option<String>,
     /// The frame (slice) the box is on.
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     frame: usize,
     /// Box x0,y0,x1,y1 in the slice's pixel grid: x = column (NIfTI voxel index i), y =
     /// row (index j).
-    #[arg(long = "box", value_name = "X0,Y0,X1,Y1", value_parser = numbers::<4>)]
+    #[arg(long = "box", value_name = "X0,Y0,X1,Y1", value_parser = numbers::<4>, allow_hyphen_values = true)]
     box_xyxy: [f32; 4],
     /// Object id, the label value in the output (1..=255).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=255))]
@@ -48,7 +50,7 @@ pub struct Args {
     #[arg(long, default_value = "both", value_parser = |s: &str| Directions::parse(s).map_err(|e| e.to_string()))]
     direction: Directions,
     /// Frames FIRST,LAST (inclusive) to track over; default all.
-    #[arg(long, value_name = "FIRST,LAST", value_parser = numbers::<2>)]
+    #[arg(long, value_name = "FIRST,LAST", value_parser = numbers::<2>, allow_hyphen_values = true)]
     range: Option<[f32; 2]>,
     /// Volume window: soft, lung, bone, brain, mr, none, or auto (chosen from the data,
     /// as the browser does).
@@ -119,15 +121,22 @@ pub fn run(a: Args) -> CliResult {
             a.frame, low.reason
         );
     }
+    // Progress only on a terminal: in a log or a pipe the `\r` updates are noise, and
+    // stderr stays the one line of an error when tracking fails.
+    let progress = std::io::stderr().is_terminal();
     let report = |done: usize, total: usize| {
-        eprint!(
-            "\rframe {done}/{total}  {:.1} s",
-            started.elapsed().as_secs_f64()
-        );
+        if progress {
+            eprint!(
+                "\rframe {done}/{total}  {:.1} s",
+                started.elapsed().as_secs_f64()
+            );
+        }
     };
-    pollster::block_on(ws.propagate(a.direction, Some((lo, hi)), report))
-        .map_err(|e| e.to_string())?;
-    eprintln!();
+    let tracked = pollster::block_on(ws.propagate(a.direction, Some((lo, hi)), report));
+    if progress {
+        eprintln!();
+    }
+    tracked.map_err(|e| e.to_string())?;
     let segmented = ws
         .masks()
         .frames_of(a.obj)
@@ -183,7 +192,8 @@ fn open_input(
         let frames = FolderFrames::open(path).map_err(|e| e.to_string())?;
         Document::clip_from_source(name, Arc::new(frames))
     } else {
-        let volume = Volume::from_bytes(&read_file(path)?).map_err(|e| format!("{name}: {e}"))?;
+        let volume = Volume::from_bytes(&read_file(path)?)
+            .map_err(|e| named_dicom_but_not(path).unwrap_or_else(|| format!("{name}: {e}")))?;
         Document::volume(name, volume, window)
     };
     doc.map_err(|e| e.to_string())

@@ -1,0 +1,144 @@
+// The bad-input corpus (tests/bad-input/, run against the CLI by tests/bad_input.rs)
+// through the page: a representative third of it, every format, through openFile /
+// loadModel and a few through the page's own file inputs. After each refusal the error
+// names the problem, and the document, its mask and the model are still there and usable.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import fs from "node:fs";
+import path from "node:path";
+import { launch, openPage, log, putFile, SHARED, ROOT, DATA_URL_PATH, errorsText } from "./lib.mjs";
+
+const CORPUS = path.join(ROOT, "tests/bad-input");
+const FIX = path.join(SHARED, "fixtures/sam2-small");
+
+/** cases.tsv's rows by name: {file, expected} (the file its ARGS name under files/). */
+function manifest() {
+  const rows = new Map();
+  for (const line of fs.readFileSync(path.join(CORPUS, "cases.tsv"), "utf8").split("\n")) {
+    if (!line.trim() || line.startsWith("#")) continue;
+    const [name, format, args, expected] = line.split("\t");
+    const file = args.split(" ").find((a) => a.startsWith("files/") && !a.startsWith("files/valid/"));
+    rows.set(name, { format, file, expected });
+  }
+  return rows;
+}
+
+const escape = (s) => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+
+// [case, how the page takes it, the message when the page words it otherwise than the CLI]
+/** @type {[string, "open" | "model", RegExp?][]} */
+const PAGE_CASES = [
+  ["st-empty", "model"],
+  ["st-header-beyond-file", "model"],
+  ["st-offsets-overlap", "model"],
+  ["st-terabyte-tensor", "model"],
+  ["st-not-a-model", "model"],
+  ["pt-no-data-pkl", "model"],
+  ["pt-unknown-opcode", "model"],
+  ["pt-storage-too-short", "model"],
+  ["pt-deep-nesting", "model"],
+  ["nii-bad-sizeof-hdr", "open"],
+  ["nii-huge-dims", "open"],
+  ["nii-dims-vs-little-data", "open"],
+  ["nii-truncated-gz", "open"],
+  ["nii-unknown-datatype", "open"],
+  ["npz-no-imgs", "open"],
+  ["npz-object-dtype", "open"],
+  ["npz-huge-shape", "open"],
+  ["img-text-named-png", "open"],
+  ["img-huge-dimensions", "open"],
+  ["img-truncated-jpg", "open"],
+  ["img-garbage-webp", "open"],
+  ["frames-mixed-sizes", "open", /frame_002\.png/i],
+  ["frames-non-image", "open", /frame_002\.png/i],
+  ["dcm-no-pixel-data", "open"],
+  ["dcm-unsupported-syntax", "open"],
+  ["dcm-structured-report", "open"],
+];
+
+async function rejection(page, how, names) {
+  return page.evaluate(
+    async ([how, names]) => {
+      try {
+        const files = names.map((n) => window.__files[n]);
+        if (how === "model") await window.medseg.loadModel(files[0]);
+        else await window.medseg.openFile(files.length === 1 ? files[0] : files);
+        return { ok: true };
+      } catch (e) {
+        return { ok: false, isError: e instanceof Error, message: e.message };
+      }
+    },
+    [how, names],
+  );
+}
+
+const maskSum = (page) => page.evaluate(async () => (await window.medseg.getMask(0, 1))?.data.reduce((a, b) => a + b, 0) ?? null);
+
+test("the bad-input corpus through the page keeps the session", { timeout: 900000 }, async () => {
+  const rows = manifest();
+  const formats = new Set(PAGE_CASES.map(([name]) => rows.get(name)?.format));
+  assert.ok(PAGE_CASES.length >= 14 && formats.size >= 7, `${PAGE_CASES.length} cases, formats ${[...formats]}`);
+  const { context, close } = await launch();
+  try {
+    const { page, errors } = await openPage(context, "?backend=cpu&model=none");
+    await page.evaluate((url) => window.medseg.loadModel(url), `${DATA_URL_PATH}/sam2-small.safetensors`);
+    await putFile(page, path.join(FIX, "image.png"), "image.png");
+    await page.evaluate(() => window.medseg.openFile(window.__files["image.png"]));
+    await page.evaluate(() => window.medseg.addBox(0, 1, [32, 28.8, 89.6, 76.8]));
+    const area = await maskSum(page);
+    assert.ok(area > 0, "the box on image.png gives a mask");
+
+    for (const [name, how, pageMessage] of PAGE_CASES) {
+      const row = rows.get(name);
+      assert.ok(row?.file, `${name} is a case of cases.tsv with a file`);
+      const local = path.join(CORPUS, row.file);
+      // A folder of frames is opened as its files, in name order.
+      const files = fs.statSync(local).isDirectory() ? fs.readdirSync(local).sort().map((f) => path.join(local, f)) : [local];
+      const names = [];
+      for (const f of files) names.push(await putFile(page, f, path.basename(f)));
+      const r = await rejection(page, how, names);
+      log(`${name} (${how} ${row.file}): ${r.ok ? "accepted!" : r.message}`);
+      assert.equal(r.ok, false, `${row.file} was accepted`);
+      assert.equal(r.isError, true, "rejects with an Error");
+      assert.match(r.message, pageMessage ?? new RegExp(escape(row.expected), "i"));
+      assert.equal(await page.evaluate(() => window.medseg.architecture()), "sam2", `the model after ${name}`);
+      assert.equal(await page.evaluate(() => window.medseg.frameCount()), 1, `the document after ${name}`);
+      assert.equal(await maskSum(page), area, `the mask changed after ${name}`);
+    }
+    // Still usable: another box segments.
+    const again = await page.evaluate(() => window.medseg.addBox(0, 2, [32, 28.8, 89.6, 76.8]));
+    assert.ok(again.area > 0, `segmenting after the errors: area ${again.area}`);
+
+    // Through the page's own inputs: the message is shown, the image and mask stay.
+    /** @type {[string, string, boolean][]} */
+    const ui = [
+      ["#file-input", "nii-dims-vs-little-data", true],
+      ["#file-input", "img-huge-dimensions", true],
+      ["#model-file", "pt-storage-too-short", false],
+    ];
+    for (const [input, name, asks] of ui) {
+      const row = rows.get(name);
+      const buffer = fs.readFileSync(path.join(CORPUS, row.file));
+      await page.setInputFiles(input, { name: path.basename(row.file), mimeType: "application/octet-stream", buffer });
+      if (asks) await page.click("#dialog button:has-text('without saving')", { timeout: 30000 });
+      const shown = await page.waitForFunction(
+        (src) => {
+          const re = new RegExp(src, "i");
+          const hit = [...document.querySelectorAll("#messages .msg-error .msg-text")].find((e) => re.test(e.textContent));
+          return hit && document.body.dataset.busy === "" ? hit.textContent : null;
+        },
+        escape(row.expected),
+        { timeout: 60000 },
+      );
+      log(`the page shows: ${await shown.jsonValue()}`);
+      assert.match(await page.evaluate(() => document.getElementById("file-info").textContent), /image\.png/, `the page still shows the image after ${name}`);
+      assert.equal(await maskSum(page), area, `the mask changed after ${name} (page)`);
+    }
+    assert.equal(await page.evaluate(() => window.medseg.architecture()), "sam2", "the page keeps its model");
+    const expected = PAGE_CASES.map(([name]) => path.basename(rows.get(name).file));
+    const unexpected = errors.filter((e) => !expected.some((n) => e.includes(n)) && !/bad input|not a model|too large|truncated|unsupported/i.test(e));
+    assert.deepEqual(unexpected, [], `console errors:${errorsText(unexpected)}`);
+  } finally {
+    await close();
+  }
+});
