@@ -3,7 +3,9 @@
 
 use std::path::PathBuf;
 
-use medseg::io::volume::{DataType, SourceFormat, Volume, VolumeError, write_nifti_mask};
+use medseg::io::volume::{
+    DataType, SourceFormat, Volume, VolumeError, VolumeSeries, write_nifti_mask,
+};
 use medseg::metrics::{EvalError, eval_files, eval_volumes};
 
 const CASES: [&str; 3] = [
@@ -188,5 +190,114 @@ fn eval_whole_volume_prediction() {
     assert_eq!(
         format!("DSC={dsc:.4} NSD={nsd:.4}"),
         "DSC=0.0056 NSD=0.0000"
+    );
+}
+
+/// The 4-D fixtures (tests/fixtures/nifti4d, made from case 000001 by make_nifti4d.py)
+/// and what nibabel read from them.
+fn nifti4d(name: &str) -> Vec<u8> {
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/nifti4d")
+        .join(name);
+    std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
+fn nibabel_expected() -> serde_json::Value {
+    serde_json::from_slice(&nifti4d("expected.json")).expect("expected.json")
+}
+
+/// Shape, affine, zooms and values as nibabel reads them.
+fn assert_as_nibabel(series: &VolumeSeries, want: &serde_json::Value, what: &str) {
+    let shape: Vec<usize> = want["shape"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap() as usize)
+        .collect();
+    assert_eq!(series.geometry.shape(), shape, "{what}: shape");
+    let affine = series.geometry.affine();
+    for (r, row) in want["affine"].as_array().unwrap().iter().enumerate() {
+        for (c, v) in row.as_array().unwrap().iter().enumerate() {
+            assert_eq!(
+                affine[r][c],
+                v.as_f64().unwrap(),
+                "{what}: affine[{r}][{c}]"
+            );
+        }
+    }
+    let zooms: Vec<f64> = want["zooms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect();
+    let pixdim: Vec<f64> = series.geometry.pixdim[1..=4]
+        .iter()
+        .map(|&p| p as f64)
+        .collect();
+    assert_eq!(pixdim, zooms, "{what}: zooms (pixdim[4] = the time step)");
+    assert_eq!(
+        series.geometry.xyzt_units as u64,
+        want["xyzt_units"].as_u64().unwrap()
+    );
+    let [nx, ny, nz] = series.dims();
+    for (t, sum) in want["sum_per_time_point"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .enumerate()
+    {
+        let v = series.time_point(t).unwrap();
+        let ours: f64 = v.data.iter().map(|&x| x as f64).sum();
+        assert_eq!(ours, sum.as_f64().unwrap(), "{what}: sum of time point {t}");
+        assert_eq!(
+            v.geometry.affine(),
+            affine,
+            "{what}: time point {t} is placed as the file"
+        );
+    }
+    for s in want["voxels_ijkt_value"].as_array().unwrap() {
+        let s: Vec<f64> = s
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap())
+            .collect();
+        let [i, j, k, t] = [s[0], s[1], s[2], s[3]].map(|v| v as usize);
+        assert_eq!(
+            series.data[((t * nz + k) * ny + j) * nx + i] as f64,
+            s[4],
+            "{what}: voxel ({i}, {j}, {k}, {t})"
+        );
+    }
+}
+
+#[test]
+fn four_d_nifti_reads_as_nibabel_and_masks_keep_its_geometry() {
+    let want = nibabel_expected();
+    for name in ["frames.nii.gz", "frames_gt.nii.gz", "series.nii.gz"] {
+        let series = VolumeSeries::from_bytes(&nifti4d(name)).unwrap();
+        assert_as_nibabel(&series, &want[name], name);
+    }
+    // A single-slice sequence: its time points as slices; a mask over them is written
+    // back (x, y, 1, t), read as nibabel reads the source.
+    let frames = VolumeSeries::from_bytes(&nifti4d("frames.nii.gz")).unwrap();
+    let volume = frames.clone().into_time_frames().expect("one slice");
+    assert_eq!(volume.dims, [128, 128, 4]);
+    let gt = VolumeSeries::from_bytes(&nifti4d("frames_gt.nii.gz")).unwrap();
+    let mask: Vec<u8> = gt.data.iter().map(|&v| u8::from(v != 0.0)).collect();
+    let back =
+        VolumeSeries::from_bytes(&write_nifti_mask(&volume.geometry, &mask).unwrap()).unwrap();
+    assert_eq!(back.geometry, frames.geometry);
+    assert_as_nibabel(
+        &back,
+        &want["frames_gt.nii.gz"],
+        "mask written over frames.nii.gz",
+    );
+    // Where one volume is wanted, a 4-D file names its time points.
+    let e = Volume::from_bytes(&nifti4d("series.nii.gz")).unwrap_err();
+    assert!(
+        e.to_string().contains("3 time points of 96×96×7 voxels"),
+        "{e}"
     );
 }

@@ -18,12 +18,18 @@
 //   await medseg.backend()          // "webgpu" | "cpu"
 //   await medseg.threads()          // threads the CPU backend computes on (1 on WebGPU)
 //   await medseg.loadModel(urlOrFile, { expect: "lite-medsam" | "sam2", onProgress })
-//   await medseg.openFile(file, { window, maxFrames, maxSide, fps, onProgress, name, series })
+//   await medseg.openFile(file, { window, maxFrames, maxSide, fps, onProgress, name, series, timePoint })
 //                                   // image (PNG/JPEG/WebP), clip (MP4/WebM/...), volume
 //                                   // (.nii, .nii.gz, .npz), DICOM → {kind: "image" | "clip" |
 //                                   // "volume", name, frames, width, height, [spacing, window,
 //                                   // format, dicom, file_window, notices]}
 //                                   // (an array of images opens as one "clip")
+// 4-D NIfTI: one slice and a time axis (x, y, 1, t), as ultrasound and cine MR store
+// sequences, opens as a "clip" of its time points (exported masks keep the 4-D geometry);
+// several slices (x, y, z, t) open the volume of time point `timePoint` (0-based, `info.
+// time_point` {index, of}); without it openFile rejects with an Error of kind
+// "choose-time-point" with `timePoints` and `dims` [x, y, z]: call it again with
+// {timePoint}.
 // DICOM: a .dcm file (or one without extension that has "DICM" at byte 128), several (a
 // folder's files: an array or FileList), or a .zip of them. The files are grouped into
 // series; a CT/MR series opens as a "volume", a multi-frame cine (US, XA, endoscopy) as a
@@ -132,8 +138,10 @@ export const DEFAULT_MODEL_URL = new URL(`../${DEFAULT_MODEL_PATH}`, import.meta
  * openFile's options: the CT window of a volume, the limits of a clip, progress of its decoding.
  * `name`: the document's name (several files: default the first's folder or name);
  * `series`: the UID of the DICOM series to open when the files hold several.
+ * `timePoint`: the time point (0-based) to open of a 4-D NIfTI of several slices.
  * @typedef {{ window?: string, maxFrames?: number, maxSide?: number, fps?: number,
- *   onProgress?: (progress: object) => void, name?: string, series?: string }} OpenOptions
+ *   onProgress?: (progress: object) => void, name?: string, series?: string,
+ *   timePoint?: number }} OpenOptions
  */
 
 /** Limits for clips decoded in the page (each can be overridden per openFile call). */
@@ -206,9 +214,29 @@ export class MedSeg extends EngineClient {
     const kind = await this._kindOf(file, name);
     if (!kind) throw this._error(`${name}: ${unsupportedFileText(name)}.`);
     if (kind === "dicom") return this._openDicom([file], opts);
-    if (kind === "volume") return this._op("openVolume", [file, name, { window: opts.window || "" }]);
+    if (kind === "volume") return this._openVolume(file, name, opts);
     if (kind === "image") return this._op("openImage", [file, name]);
     return this._openVideo(file, name, opts);
+  }
+
+  /**
+   * A volume file; a 4-D NIfTI of several slices and no `opts.timePoint` rejects with
+   * kind "choose-time-point" (the engine keeps nothing: the file is read again).
+   * @param {Blob} file
+   * @param {string} name
+   * @param {OpenOptions} opts
+   */
+  async _openVolume(file, name, opts) {
+    const res = await this._op("openVolume", [file, name, { window: opts.window || "", timePoint: opts.timePoint ?? null }]);
+    const choice = res?.choose_time_point;
+    if (choice) {
+      const [x, y, z] = choice.dims;
+      throw Object.assign(
+        this._error(`${name}: a 4-D NIfTI of ${choice.time_points} time points of ${x}×${y}×${z} voxels, choose one (timePoint 0..${choice.time_points - 1})`),
+        { kind: "choose-time-point", timePoints: choice.time_points, dims: choice.dims },
+      );
+    }
+    return res;
   }
 
   /**

@@ -171,9 +171,11 @@ const ops = {
     return { ...info, bytes: bytes.length, downloadMs: t1 - t0, loadMs: performance.now() - t1 };
   },
 
-  async openVolume(src, name, { window = "" } = {}) {
+  // → the document's info, or {choose_time_point: {time_points, dims}} (a 4-D NIfTI of
+  // several slices and no `timePoint`).
+  async openVolume(src, name, { window = "", timePoint = null } = {}) {
     const bytes = await bytesOf(src, name);
-    return need().open_volume(bytes, name, window || undefined);
+    return need().open_volume(bytes, name, window || undefined, timePoint ?? undefined);
   },
 
   async openImage(src, name) {

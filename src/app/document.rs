@@ -1,7 +1,9 @@
 //! The open document: one image, a clip (frames of a video or a folder of images) or a
 //! volume (NIfTI, MedSAM npz), with the window that brings a volume to the model's 0..255
-//! input. Frames are `height × width`; a volume slice `k` has row `j`, column `i` (the
-//! NIfTI voxel grid, like `imgs[k][j][i]` of a MedSAM npz).
+//! input. A 4-D NIfTI ([`Document::open_volume_file`]) opens as a clip of its time points
+//! when it has one slice (x, y, 1, t), and as the volume of one chosen time point when
+//! it has several. Frames are `height × width`; a volume slice `k` has row `j`, column
+//! `i` (the NIfTI voxel grid, like `imgs[k][j][i]` of a MedSAM npz).
 
 use std::cell::OnceCell;
 use std::sync::Arc;
@@ -11,7 +13,7 @@ use serde::Serialize;
 use crate::app::error::{AppError, AppResult, ErrorKind};
 use crate::io::dicom::DicomSource;
 use crate::io::image::RgbImage;
-use crate::io::volume::{DataType, NiftiGeometry, SourceFormat, Volume};
+use crate::io::volume::{DataType, NiftiGeometry, SourceFormat, Volume, VolumeSeries};
 use crate::io::window::{WindowLevel, WindowPreset, is_hounsfield, value_range};
 use crate::session::frames::{FrameSource, InMemoryFrames, VolumeFrames};
 
@@ -71,6 +73,33 @@ pub struct Document {
     notices: Vec<String>,
     /// The file's own display window (DICOM's first Window Center/Width).
     file_window: Option<WindowLevel>,
+    /// The time point opened of a 4-D NIfTI, and how many it has.
+    time_point: Option<TimePoint>,
+}
+
+/// Which time point of a 4-D NIfTI a volume document is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct TimePoint {
+    /// 0-based.
+    pub index: usize,
+    /// The file's time points.
+    pub of: usize,
+}
+
+/// What [`Document::open_volume_file`] gives: the document, or the time points to choose
+/// from.
+pub enum VolumeOpening {
+    Opened(Document),
+    /// A 4-D NIfTI of several 3-D volumes and no time point chosen.
+    ChooseTimePoint(TimePointChoice),
+}
+
+/// The choice a 4-D NIfTI of several slices asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct TimePointChoice {
+    pub time_points: usize,
+    /// `[nx, ny, nz]` of each time point.
+    pub dims: [usize; 3],
 }
 
 /// What the page shows about a DICOM source: nothing that identifies the patient.
@@ -116,6 +145,9 @@ pub struct DocInfo {
     /// What the user should know about how the file was read.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub notices: Vec<String>,
+    /// The time point opened of a 4-D NIfTI of several slices.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub time_point: Option<TimePoint>,
 }
 
 impl Document {
@@ -159,6 +191,7 @@ impl Document {
             dicom: None,
             notices: Vec::new(),
             file_window: None,
+            time_point: None,
         })
     }
 
@@ -168,10 +201,64 @@ impl Document {
         volume: Volume,
         window: Option<WindowPreset>,
     ) -> AppResult<Self> {
-        Self::volume_windowed(name.into(), Arc::new(volume), window)
+        Self::volume_windowed(DocKind::Volume, name.into(), Arc::new(volume), window)
     }
 
+    /// Opens a volume file (NIfTI-1, MedSAM `.npz`) under `window`: a 3-D volume as a
+    /// volume; a single-slice time series (x, y, 1, t) as a clip whose frame k is time
+    /// point k (windowed as a volume is, its masks written back as (x, y, 1, t)); of a
+    /// series of 3-D volumes (x, y, z, t) the volume of `time_point` (0-based), or the
+    /// choice when none is given. `time_point` also picks one time point of a
+    /// single-slice series (a one-slice volume). The one rule the CLI's `--volume` and the
+    /// page's choice share.
+    pub fn open_volume_file(
+        name: impl Into<String>,
+        bytes: &[u8],
+        window: Option<WindowPreset>,
+        time_point: Option<usize>,
+    ) -> AppResult<VolumeOpening> {
+        let name = name.into();
+        let file = name.clone();
+        let bad = |e: crate::io::volume::VolumeError| AppError::from(e).context(&file);
+        let series = VolumeSeries::from_bytes(bytes).map_err(bad)?;
+        let time_points = series.time_points();
+        let doc = match time_point {
+            Some(t) => {
+                let volume = series.time_point(t).map_err(bad)?;
+                let mut doc = Self::volume(name, volume, window)?;
+                if time_points > 1 {
+                    doc.time_point = Some(TimePoint {
+                        index: t,
+                        of: time_points,
+                    });
+                }
+                doc
+            }
+            None if time_points == 1 => {
+                Self::volume(name, series.into_volume().map_err(bad)?, window)?
+            }
+            None => {
+                let dims = series.dims();
+                match series.into_time_frames() {
+                    Some(frames) => {
+                        Self::volume_windowed(DocKind::Clip, name, Arc::new(frames), window)?
+                    }
+                    None => {
+                        return Ok(VolumeOpening::ChooseTimePoint(TimePointChoice {
+                            time_points,
+                            dims,
+                        }));
+                    }
+                }
+            }
+        };
+        Ok(VolumeOpening::Opened(doc))
+    }
+
+    /// A document over `volume`'s slices: a volume, or a clip whose slices are the time
+    /// points of a single-slice series.
     fn volume_windowed(
+        kind: DocKind,
         name: String,
         volume: Arc<Volume>,
         window: Option<WindowPreset>,
@@ -187,7 +274,7 @@ impl Document {
         let dims = [volume.depth(), volume.height(), volume.width()];
         let frames = VolumeFrames::new(slices.clone(), dims).map_err(AppError::from)?;
         Ok(Self {
-            kind: DocKind::Volume,
+            kind,
             name,
             width: volume.width(),
             height: volume.height(),
@@ -202,6 +289,7 @@ impl Document {
             dicom: None,
             notices: Vec::new(),
             file_window: None,
+            time_point: None,
         })
     }
 
@@ -234,10 +322,12 @@ impl Document {
         let v = self.volume.as_ref().ok_or_else(|| {
             AppError::bad_input("windowing applies to volumes; the open file is not one")
         })?;
-        let mut doc = Self::volume_windowed(self.name.clone(), v.volume.clone(), window)?;
+        let mut doc =
+            Self::volume_windowed(self.kind, self.name.clone(), v.volume.clone(), window)?;
         doc.dicom = self.dicom.clone();
         doc.notices = self.notices.clone();
         doc.file_window = self.file_window;
+        doc.time_point = self.time_point;
         Ok(doc)
     }
 
@@ -370,8 +460,8 @@ impl Document {
         }
     }
 
-    /// Where masks of this document lie in space: a volume's own NIfTI geometry, else
-    /// `width × height × frames` with 1 mm voxels.
+    /// Where masks of this document lie in space: a volume's own NIfTI geometry (a time
+    /// series' 4-D one), else `width × height × frames` with 1 mm voxels.
     pub fn geometry(&self) -> NiftiGeometry {
         match &self.volume {
             Some(v) => v.volume.geometry.clone(),
@@ -404,6 +494,7 @@ impl Document {
             }),
             file_window: self.file_window,
             notices: self.notices.clone(),
+            time_point: self.time_point,
         }
     }
 }
@@ -565,6 +656,56 @@ mod tests {
         assert!(
             doc.display_slice(2, DisplayWindow::Preset(WindowPreset::None))
                 .is_err()
+        );
+    }
+
+    /// A 4-D uint8 NIfTI of `dims` and `t` time points (value = voxel index % 251).
+    fn four_d(dims: [usize; 3], t: usize) -> Vec<u8> {
+        let mut g = NiftiGeometry::from_spacing(dims, [1.0, 1.0, 2.0]);
+        g.time_points = t;
+        let n = dims.iter().product::<usize>() * t;
+        let data: Vec<u8> = (0..n).map(|i| (i % 251) as u8).collect();
+        crate::io::volume::write_nifti_mask_uncompressed(&g, &data).unwrap()
+    }
+
+    #[test]
+    fn a_4d_nifti_opens_as_a_clip_or_asks_for_a_time_point() {
+        // One slice: a clip of the time points, windowed as a volume, masks back in 4-D.
+        let VolumeOpening::Opened(doc) =
+            Document::open_volume_file("seq.nii", &four_d([4, 3, 1], 5), None, None).unwrap()
+        else {
+            panic!("a single-slice series opens");
+        };
+        assert_eq!((doc.kind(), doc.dims()), (DocKind::Clip, [5, 3, 4]));
+        assert_eq!(doc.frame_word(), "frame");
+        assert_eq!(doc.geometry().shape(), vec![4, 3, 1, 5]);
+        assert_eq!(doc.slice_values(1).unwrap()[0], 12.0);
+        assert!(doc.info().values.is_some() && doc.window().is_some());
+        let rewindowed = doc.rewindowed(Some(WindowPreset::None)).unwrap();
+        assert_eq!(rewindowed.kind(), DocKind::Clip);
+        // Several slices: the choice, then the time point asked for.
+        let bytes = four_d([4, 3, 2], 3);
+        match Document::open_volume_file("vol.nii", &bytes, None, None).unwrap() {
+            VolumeOpening::ChooseTimePoint(c) => {
+                assert_eq!((c.time_points, c.dims), (3, [4, 3, 2]));
+            }
+            VolumeOpening::Opened(_) => panic!("several slices need a time point"),
+        }
+        let VolumeOpening::Opened(doc) =
+            Document::open_volume_file("vol.nii", &bytes, None, Some(2)).unwrap()
+        else {
+            panic!("time point 2 opens");
+        };
+        assert_eq!((doc.kind(), doc.dims()), (DocKind::Volume, [2, 3, 4]));
+        assert_eq!(doc.slice_values(0).unwrap()[0], 48.0);
+        assert_eq!(doc.info().time_point, Some(TimePoint { index: 2, of: 3 }));
+        assert_eq!(doc.geometry().shape(), vec![4, 3, 2]);
+        let e = Document::open_volume_file("vol.nii", &bytes, None, Some(3))
+            .err()
+            .unwrap();
+        assert_eq!(
+            e.message,
+            "vol.nii: time point 3 is outside the 3 time point(s) of the file (0..2)"
         );
     }
 

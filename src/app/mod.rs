@@ -31,7 +31,7 @@ pub mod propagation;
 pub mod training;
 pub mod workspace;
 
-pub use document::{DocInfo, DocKind, Document};
+pub use document::{DocInfo, DocKind, Document, TimePoint, TimePointChoice, VolumeOpening};
 pub use error::{AppError, AppResult, ErrorKind};
 pub use history::{Action, HistoryState, Restored};
 pub use model::{LoadedModel, ModelInfo, ModelKind};

@@ -6,6 +6,12 @@
 //!   is `data[i + nx * (j + ny * k)]` (x fastest), scaled by `scl_slope`/`scl_inter` when
 //!   the slope is finite and non-zero, spacing from `pixdim[1..=3]`, and the affine chosen as
 //!   `Nifti1Header.get_best_affine` does (sform, else qform, else the base affine).
+//!   A time axis (`dim[4] = t`, ultrasound and cine MR sequences) is read into a
+//!   [`VolumeSeries`]: `t` volumes of the one 3-D geometry, time slowest (`nibabel`'s
+//!   `get_fdata()[..., t]`); `pixdim[4]` (the time step) and the time unit in `xyzt_units`
+//!   are kept for writing but take no part in the 3-D affine. `dim[5..=7] > 1` is refused.
+//! - MedSAM's 2-D npz layout, `imgs` (H, W, 3) RGB, is refused with a pointer to the image
+//!   files: only the 3-D (D, H, W) layout is a volume.
 //! - MedSAM's `.npz` (`pre_CT_MR.py`: `np.savez_compressed(imgs=D×H×W, gts=D×H×W,
 //!   spacing=sitk.GetSpacing())`): `imgs[k][j][i]` is slice k, row j, column i and
 //!   `spacing` is (x, y, z).
@@ -80,8 +86,30 @@ pub enum VolumeError {
         if cfg!(target_arch = "wasm32") { " in the browser: crop or resample it, or use the medseg command line" } else { "" }
     )]
     TooLarge { voxels: u128 },
-    #[error("unsupported shape {0:?}: expected a 3-D (D, H, W) or 2-D (H, W) array")]
-    UnsupportedShape(Vec<u64>),
+    #[error(
+        "`{key}` has shape {shape:?}, a {}-D array: a volume is a 3-D (D, H, W) array of slices",
+        shape.len()
+    )]
+    UnsupportedShape { key: String, shape: Vec<u64> },
+    #[error(
+        "`{key}` has shape {shape:?}, MedSAM's 2-D layout (H, W, channels) of an RGB image: \
+         open the image (PNG or JPEG) itself; a volume's `{key}` is (D, H, W)"
+    )]
+    RgbImageArray { key: String, shape: Vec<u64> },
+    #[error(
+        "a 4-D NIfTI of {time_points} time points of {}×{}×{} voxels: only one 3-D volume \
+         can be read here (`medseg track --volume T` and the page open one time point)",
+        dims[0], dims[1], dims[2]
+    )]
+    TimeSeries {
+        dims: [usize; 3],
+        time_points: usize,
+    },
+    #[error(
+        "time point {wanted} is outside the {time_points} time point(s) of the file (0..{})",
+        time_points - 1
+    )]
+    TimePointOutOfRange { wanted: usize, time_points: usize },
     #[error("npz: {0}")]
     Npz(String),
     #[error("npz has no array {wanted} (it has: {found})")]
@@ -92,7 +120,8 @@ pub enum VolumeError {
     MaskLength {
         got: usize,
         expected: usize,
-        dims: [usize; 3],
+        /// `[nx, ny, nz]`, then the time points when there are several.
+        dims: Vec<usize>,
     },
     #[error(
         "not enough memory: {what} needs {bytes} bytes{}",
@@ -193,6 +222,10 @@ pub struct NiftiGeometry {
     pub ndim: u16,
     /// `[nx, ny, nz]` (nz = 1 for 2-D).
     pub dims: [usize; 3],
+    /// `dim[4]`: how many 3-D volumes the file holds along time (1: no time axis). Masks
+    /// over all of them are written 4-D, `(nx, ny, nz, t)`, so that they overlay the
+    /// source in a viewer.
+    pub time_points: usize,
     /// `pixdim[0..8]`; `pixdim[0]` is qfac, `pixdim[1..=3]` the voxel size.
     pub pixdim: [f32; 8],
     pub dim_info: u8,
@@ -218,6 +251,7 @@ impl NiftiGeometry {
         Self {
             ndim: 3,
             dims,
+            time_points: 1,
             pixdim: [1.0, s[0], s[1], s[2], 1.0, 1.0, 1.0, 1.0],
             dim_info: 0,
             xyzt_units: 2, // millimetres, no time unit
@@ -231,6 +265,16 @@ impl NiftiGeometry {
                 [0.0, 0.0, s[2], 0.0],
             ],
         }
+    }
+
+    /// The voxel grid with the time axis when there is one: `[nx, ny, nz]` or
+    /// `[nx, ny, nz, t]`.
+    pub fn shape(&self) -> Vec<usize> {
+        let mut shape = self.dims.to_vec();
+        if self.time_points > 1 {
+            shape.push(self.time_points);
+        }
+        shape
     }
 
     /// Voxel size (x, y, z) in mm: `|pixdim[1..=3]|`, a zero or non-finite entry read as 1
@@ -316,11 +360,14 @@ pub struct Volume {
     /// order (x fastest) and the C order of MedSAM's `imgs[k][j][i]`. NIfTI scaling
     /// (`scl_slope`, `scl_inter`) is applied. Integers above 2^24 lose precision.
     pub data: Vec<f32>,
-    /// `[nx, ny, nz]` = (width, height, depth); a 2-D image has nz = 1.
+    /// `[nx, ny, nz]` = (width, height, depth); a 2-D image has nz = 1. The time points
+    /// of a single-slice series ([`VolumeSeries::into_time_frames`]) are its slices:
+    /// `[nx, ny, t]`.
     pub dims: [usize; 3],
     /// Voxel size (x, y, z) in mm.
     pub spacing: [f64; 3],
-    /// Where the voxels are in space; what [`write_nifti_mask`] copies.
+    /// Where the voxels are in space; what [`write_nifti_mask`] copies. Its voxel count
+    /// (time points included) is always `data.len()`.
     pub geometry: NiftiGeometry,
     /// The element type in the file.
     pub dtype: DataType,
@@ -335,33 +382,21 @@ impl Volume {
     }
 
     /// As [`Volume::from_bytes`], taking the first of `npz_keys` that an `.npz` holds
-    /// (e.g. `["segs", "gts"]` for a mask).
+    /// (e.g. `["segs", "gts"]` for a mask). A NIfTI with several time points is refused
+    /// ([`VolumeError::TimeSeries`]; [`VolumeSeries`] reads it).
     pub fn from_bytes_with_npz_keys(bytes: &[u8], npz_keys: &[&str]) -> Result<Self, VolumeError> {
-        if bytes.is_empty() {
-            return Err(VolumeError::Empty);
-        }
-        if is_zip(bytes) {
-            Self::from_npz_bytes(bytes, npz_keys)
-        } else {
-            Self::from_nifti_bytes(bytes)
-        }
+        VolumeSeries::from_bytes_with_npz_keys(bytes, npz_keys)?.into_volume()
     }
 
-    /// Reads a NIfTI-1 single file, gzipped (`.nii.gz`, told by the gzip magic) or not.
+    /// Reads a NIfTI-1 single file, gzipped (`.nii.gz`, told by the gzip magic) or not;
+    /// one with several time points is refused ([`VolumeError::TimeSeries`]).
     pub fn from_nifti_bytes(bytes: &[u8]) -> Result<Self, VolumeError> {
-        if bytes.is_empty() {
-            return Err(VolumeError::Empty);
-        }
-        if is_gzip(bytes) {
-            read_nifti_gz(bytes)
-        } else {
-            read_nifti_raw(bytes)
-        }
+        VolumeSeries::from_nifti_bytes(bytes)?.into_volume()
     }
 
-    /// Reads the first of `keys` (e.g. `["imgs"]`) from a MedSAM `.npz`: a (D, H, W) or
-    /// (H, W) array of any integer, bool or float dtype, C or Fortran order, plus
-    /// `spacing` (x, y, z; (1, 1, 1) when the archive has none).
+    /// Reads the first of `keys` (e.g. `["imgs"]`) from a MedSAM `.npz`: a (D, H, W)
+    /// array of any integer, bool or float dtype, C or Fortran order, plus `spacing`
+    /// (x, y, z; (1, 1, 1) when the archive has none).
     pub fn from_npz_bytes(bytes: &[u8], keys: &[&str]) -> Result<Self, VolumeError> {
         if bytes.is_empty() {
             return Err(VolumeError::Empty);
@@ -408,6 +443,129 @@ impl Volume {
     /// Binary mask: 1 where the voxel is non-zero.
     pub fn to_mask(&self) -> Vec<u8> {
         self.data.iter().map(|&v| u8::from(v != 0.0)).collect()
+    }
+}
+
+/// What a volume file holds with its time axis: `time_points` 3-D volumes of one
+/// geometry (a NIfTI's `dim[4]`; 1 for a 3-D NIfTI and for every `.npz`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct VolumeSeries {
+    /// Time point `t` is `data[t * n..(t + 1) * n]` (`n = nx * ny * nz`), each laid out
+    /// as [`Volume::data`]: the NIfTI order, time slowest. Scaling applied.
+    pub data: Vec<f32>,
+    /// The 3-D geometry every time point shares, with the number of time points.
+    pub geometry: NiftiGeometry,
+    /// Voxel size (x, y, z) in mm (an npz's `spacing` as stored, in f64).
+    pub spacing: [f64; 3],
+    pub dtype: DataType,
+    pub format: SourceFormat,
+}
+
+impl VolumeSeries {
+    /// Reads a NIfTI-1 (with or without a time axis) or a MedSAM `.npz` (array `imgs`).
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, VolumeError> {
+        Self::from_bytes_with_npz_keys(bytes, &["imgs"])
+    }
+
+    fn from_bytes_with_npz_keys(bytes: &[u8], npz_keys: &[&str]) -> Result<Self, VolumeError> {
+        if bytes.is_empty() {
+            return Err(VolumeError::Empty);
+        }
+        if is_zip(bytes) {
+            Ok(read_npz(bytes, npz_keys)?.into())
+        } else {
+            Self::from_nifti_bytes(bytes)
+        }
+    }
+
+    fn from_nifti_bytes(bytes: &[u8]) -> Result<Self, VolumeError> {
+        if bytes.is_empty() {
+            return Err(VolumeError::Empty);
+        }
+        if is_gzip(bytes) {
+            read_nifti_gz(bytes)
+        } else {
+            read_nifti_raw(bytes)
+        }
+    }
+
+    /// `[nx, ny, nz]` of each time point.
+    pub fn dims(&self) -> [usize; 3] {
+        self.geometry.dims
+    }
+
+    pub fn time_points(&self) -> usize {
+        self.geometry.time_points
+    }
+
+    /// The one volume of a file without a time axis (or with one time point).
+    pub fn into_volume(self) -> Result<Volume, VolumeError> {
+        if self.time_points() > 1 {
+            return Err(VolumeError::TimeSeries {
+                dims: self.dims(),
+                time_points: self.time_points(),
+            });
+        }
+        Ok(self.into_volume_unchecked())
+    }
+
+    /// The 3-D volume of time point `t` (0-based), with the file's 3-D geometry.
+    pub fn time_point(&self, t: usize) -> Result<Volume, VolumeError> {
+        let time_points = self.time_points();
+        if t >= time_points {
+            return Err(VolumeError::TimePointOutOfRange {
+                wanted: t,
+                time_points,
+            });
+        }
+        let n = self.data.len() / time_points;
+        let mut geometry = self.geometry.clone();
+        geometry.time_points = 1;
+        Ok(Volume {
+            data: self.data[t * n..(t + 1) * n].to_vec(),
+            dims: geometry.dims,
+            spacing: self.spacing,
+            geometry,
+            dtype: self.dtype,
+            format: self.format,
+        })
+    }
+
+    /// The time points of a single-slice series `(nx, ny, 1, t)` as the slices of one
+    /// volume `[nx, ny, t]` (slice k = time point k: the same voxel order, nothing moves),
+    /// keeping the 4-D geometry, so that a mask over all frames is written back as
+    /// `(nx, ny, 1, t)` over the source. `None` when the series has several slices.
+    pub fn into_time_frames(self) -> Option<Volume> {
+        let [nx, ny, nz] = self.dims();
+        (nz == 1).then(|| {
+            let t = self.time_points();
+            let mut volume = self.into_volume_unchecked();
+            volume.dims = [nx, ny, t];
+            volume
+        })
+    }
+
+    fn into_volume_unchecked(self) -> Volume {
+        Volume {
+            data: self.data,
+            dims: self.geometry.dims,
+            spacing: self.spacing,
+            geometry: self.geometry,
+            dtype: self.dtype,
+            format: self.format,
+        }
+    }
+}
+
+impl From<Volume> for VolumeSeries {
+    fn from(v: Volume) -> Self {
+        Self {
+            data: v.data,
+            geometry: v.geometry,
+            spacing: v.spacing,
+            dtype: v.dtype,
+            format: v.format,
+        }
     }
 }
 
@@ -539,10 +697,10 @@ fn parse_nifti_header(hdr: &[u8]) -> Result<NiftiHeader, VolumeError> {
     if used.contains(&0) {
         return Err(VolumeError::ZeroDim(used));
     }
-    if used.iter().skip(3).any(|&d| d > 1) {
+    if used.iter().skip(4).any(|&d| d > 1) {
         return Err(VolumeError::InvalidHeader(format!(
-            "a {ndim}-D image with dim = {used:?}: only 2-D and 3-D images are supported \
-             (4-D time series are not)"
+            "a {ndim}-D image with dim = {used:?}: dimensions past the 4th (time) must be 1 \
+             (2-D, 3-D and 4-D time series are supported)"
         )));
     }
     let dims = [
@@ -550,7 +708,9 @@ fn parse_nifti_header(hdr: &[u8]) -> Result<NiftiHeader, VolumeError> {
         used.get(1).copied().unwrap_or(1),
         used.get(2).copied().unwrap_or(1),
     ];
-    let voxels = check_voxel_count(&dims)?;
+    let time_points = used.get(3).copied().unwrap_or(1);
+    // All time points are read: the limit holds for t × the voxels of one.
+    let voxels = check_voxel_count(&[dims[0], dims[1], dims[2], time_points])?;
 
     let code = f.i16(70);
     let dtype = DataType::from_nifti_code(code).ok_or(VolumeError::UnsupportedDatatype(code))?;
@@ -578,6 +738,7 @@ fn parse_nifti_header(hdr: &[u8]) -> Result<NiftiHeader, VolumeError> {
     let geometry = NiftiGeometry {
         ndim: ndim.min(3) as u16,
         dims,
+        time_points,
         pixdim,
         dim_info: hdr[39],
         xyzt_units: hdr[123],
@@ -598,7 +759,7 @@ fn parse_nifti_header(hdr: &[u8]) -> Result<NiftiHeader, VolumeError> {
     })
 }
 
-fn read_nifti_raw(bytes: &[u8]) -> Result<Volume, VolumeError> {
+fn read_nifti_raw(bytes: &[u8]) -> Result<VolumeSeries, VolumeError> {
     let h = parse_nifti_header(bytes)?;
     let need = (h.voxels as u64) * h.dtype.size() as u64;
     let available = (bytes.len() as u64).saturating_sub(h.vox_offset as u64);
@@ -623,7 +784,7 @@ fn read_up_to(r: &mut impl Read, n: u64) -> Result<Vec<u8>, VolumeError> {
     Ok(out)
 }
 
-fn read_nifti_gz(bytes: &[u8]) -> Result<Volume, VolumeError> {
+fn read_nifti_gz(bytes: &[u8]) -> Result<VolumeSeries, VolumeError> {
     let mut dec = MultiGzDecoder::new(bytes);
     // Header first: the voxel count is checked before the data are inflated.
     let hdr = read_up_to(&mut dec, NIFTI1_HEADER_LEN as u64)?;
@@ -670,7 +831,11 @@ fn read_nifti_gz(bytes: &[u8]) -> Result<Volume, VolumeError> {
 }
 
 /// Converts the raw voxel bytes (`voxels * size` of them) to f32 with scaling.
-fn finish_nifti(h: NiftiHeader, raw: &[u8], format: SourceFormat) -> Result<Volume, VolumeError> {
+fn finish_nifti(
+    h: NiftiHeader,
+    raw: &[u8],
+    format: SourceFormat,
+) -> Result<VolumeSeries, VolumeError> {
     let mut data = decode_elements(raw, h.dtype, h.big_endian)?;
     // NIfTI-1: scale when scl_slope is non-zero (nibabel also ignores a non-finite slope).
     let (slope, inter) = (h.scl_slope, h.scl_inter);
@@ -682,11 +847,9 @@ fn finish_nifti(h: NiftiHeader, raw: &[u8], format: SourceFormat) -> Result<Volu
             }
         }
     }
-    let spacing = h.geometry.spacing();
-    Ok(Volume {
+    Ok(VolumeSeries {
         data,
-        dims: h.geometry.dims,
-        spacing,
+        spacing: h.geometry.spacing(),
         geometry: h.geometry,
         dtype: h.dtype,
         format,
@@ -729,10 +892,11 @@ fn decode_elements(raw: &[u8], dtype: DataType, big: bool) -> Result<Vec<f32>, V
 // NIfTI-1 writer
 // ---------------------------------------------------------------------------------------
 
-/// Writes `mask` (slice-major, one byte per voxel, `nx * ny * nz` of them) as a gzipped
-/// NIfTI-1 (`.nii.gz`) of datatype uint8 with the dims, pixdim, units, qform and sform of
-/// `geometry` copied bit-for-bit, so nibabel sees the same shape, zooms and affine as for
-/// the volume the geometry came from. Little-endian, `vox_offset` 352, no scaling
+/// Writes `mask` (slice-major, one byte per voxel, `nx * ny * nz` of them, times the
+/// time points of a 4-D geometry) as a gzipped NIfTI-1 (`.nii.gz`) of datatype uint8
+/// with the dims, pixdim, units, qform and sform of `geometry` copied bit-for-bit, so
+/// nibabel sees the same shape, zooms and affine as for the volume the geometry came
+/// from. Little-endian, `vox_offset` 352, no scaling
 /// (`scl_slope` 1, `scl_inter` 0).
 pub fn write_nifti_mask(geometry: &NiftiGeometry, mask: &[u8]) -> Result<Vec<u8>, VolumeError> {
     gzip(&write_nifti_mask_uncompressed(geometry, mask)?)
@@ -791,7 +955,7 @@ fn gzip(raw: &[u8]) -> Result<Vec<u8>, VolumeError> {
 }
 
 /// A NIfTI-1 single file: the header of `geometry` and `dtype`, then `data` (that type's
-/// little-endian elements, `nx * ny * nz` of them).
+/// little-endian elements, `nx * ny * nz` of them, times the time points).
 fn write_nifti(
     geometry: &NiftiGeometry,
     dtype: DataType,
@@ -799,12 +963,13 @@ fn write_nifti(
     descrip: &str,
 ) -> Result<Vec<u8>, VolumeError> {
     let [nx, ny, nz] = geometry.dims;
-    let voxels = check_voxel_count(&geometry.dims)?;
+    let shape = geometry.shape();
+    let voxels = check_voxel_count(&shape)?;
     if data.len() != voxels * dtype.size() {
         return Err(VolumeError::MaskLength {
             got: data.len() / dtype.size(),
             expected: voxels,
-            dims: geometry.dims,
+            dims: shape,
         });
     }
     let too_big = |d: usize| {
@@ -815,7 +980,14 @@ fn write_nifti(
         })
     };
     let (dx, dy, dz) = (too_big(nx)?, too_big(ny)?, too_big(nz)?);
-    let ndim = if geometry.ndim == 2 && nz == 1 { 2 } else { 3 };
+    let dt = too_big(geometry.time_points)?;
+    let ndim = if dt > 1 {
+        4
+    } else if geometry.ndim == 2 && nz == 1 {
+        2
+    } else {
+        3
+    };
 
     let mut h = vec![0u8; NIFTI1_MIN_VOX_OFFSET];
     let put_i16 = |h: &mut [u8], at: usize, v: i16| h[at..at + 2].copy_from_slice(&v.to_le_bytes());
@@ -823,7 +995,7 @@ fn write_nifti(
     h[0..4].copy_from_slice(&348i32.to_le_bytes());
     h[38] = b'r'; // regular, as nibabel writes
     h[39] = geometry.dim_info;
-    let dim = [ndim, dx, dy, dz, 1, 1, 1, 1];
+    let dim = [ndim, dx, dy, dz, dt, 1, 1, 1];
     for (n, d) in dim.iter().enumerate() {
         put_i16(&mut h, 40 + 2 * n, *d);
     }
@@ -892,12 +1064,24 @@ fn read_npz(bytes: &[u8], keys: &[&str]) -> Result<Volume, VolumeError> {
                 .join(", "),
         });
     };
-    let (shape, dtype, data) = read_npy_entry(&mut zip, key)?;
-    let dims = match shape.as_slice() {
-        [d, h, w] => [*w as usize, *h as usize, *d as usize],
-        [h, w] => [*w as usize, *h as usize, 1],
-        _ => return Err(VolumeError::UnsupportedShape(shape)),
+    let shape = npy_shape(&mut zip, key)?;
+    let key = key.to_string();
+    // Refused before the array is read: MedSAM's 2-D dataset stores an RGB(A) image as
+    // (H, W, 3), which would otherwise pass as a volume of H slices of W × 3 voxels. A
+    // volume only 3 or 4 voxels wide cannot be segmented, so the last axis alone tells
+    // them apart (the first two are checked too, so that tiny test volumes still open).
+    match shape[..] {
+        [h, w, c @ (3 | 4)] if h > c && w > c => {
+            return Err(VolumeError::RgbImageArray { key, shape });
+        }
+        [_, _, _] => {}
+        _ => return Err(VolumeError::UnsupportedShape { key, shape }),
+    }
+    let (shape, dtype, data) = read_npy_entry(&mut zip, &key)?;
+    let [d, h, w] = shape[..] else {
+        return Err(VolumeError::UnsupportedShape { key, shape });
     };
+    let dims = [w as usize, h as usize, d as usize];
     let spacing = if names.iter().any(|n| n == "spacing.npy") {
         let (_, _, s) = read_npy_f64(&mut zip, "spacing")?;
         match s.as_slice() {
@@ -918,10 +1102,7 @@ fn read_npz(bytes: &[u8], keys: &[&str]) -> Result<Volume, VolumeError> {
             "`spacing` {spacing:?} must be positive"
         )));
     }
-    let mut geometry = NiftiGeometry::from_spacing(dims, spacing);
-    if shape.len() == 2 {
-        geometry.ndim = 2;
-    }
+    let geometry = NiftiGeometry::from_spacing(dims, spacing);
     Ok(Volume {
         data,
         dims,
@@ -930,6 +1111,14 @@ fn read_npz(bytes: &[u8], keys: &[&str]) -> Result<Volume, VolumeError> {
         dtype,
         format: SourceFormat::Npz,
     })
+}
+
+/// The shape of the array `key.npy`, from its header alone.
+fn npy_shape(zip: &mut zip::ZipArchive<Cursor<&[u8]>>, key: &str) -> Result<Vec<u64>, VolumeError> {
+    let name = format!("{key}.npy");
+    let entry = zip.by_name(&name).map_err(npz_err)?;
+    let npy = npyz::NpyFile::new(entry).map_err(|e| npz_err(format!("{name}: {e}")))?;
+    Ok(npy.shape().to_vec())
 }
 
 /// Reads the array `key.npy` from the archive, widened to f32, in C order.
@@ -1351,17 +1540,40 @@ mod tests {
             Err(VolumeError::TooLarge { voxels }) => assert_eq!(voxels, 32767u128.pow(3)),
             other => panic!("{other:?}"),
         }
-        // 4-D with several volumes.
+        // 4-D with several volumes: read by `VolumeSeries`, refused where one volume is
+        // wanted, with the count of time points.
+        let four_d = nifti(false, &[2, 2, 2, 3], 2, [1.0; 4], (0.0, 0.0), &[0; 24]);
+        match Volume::from_bytes(&four_d) {
+            Err(e @ VolumeError::TimeSeries { time_points: 3, .. }) => {
+                assert!(e.to_string().contains("3 time points of 2×2×2"), "{e}");
+            }
+            other => panic!("{other:?}"),
+        }
+        // Dimensions past time (dim[5..=7]) stay refused, naming the dims.
+        match Volume::from_bytes(&nifti(
+            false,
+            &[2, 2, 1, 1, 3],
+            2,
+            [1.0; 4],
+            (0.0, 0.0),
+            &[0; 12],
+        )) {
+            Err(e @ VolumeError::InvalidHeader(_)) => {
+                assert!(e.to_string().contains("[2, 2, 1, 1, 3]"), "{e}");
+            }
+            other => panic!("{other:?}"),
+        }
+        // The limit counts every time point: 2048² × 128 × 4 = 2^31 voxels + ... over it.
         assert!(matches!(
-            Volume::from_bytes(&nifti(
+            VolumeSeries::from_bytes(&nifti(
                 false,
-                &[2, 2, 2, 3],
+                &[2048, 2048, 128, 5],
                 2,
                 [1.0; 4],
                 (0.0, 0.0),
-                &[0; 24]
+                &[]
             )),
-            Err(VolumeError::InvalidHeader(_))
+            Err(VolumeError::TooLarge { .. })
         ));
         // Not a NIfTI at all; a NIfTI-2; an Analyze header.
         assert!(matches!(
@@ -1383,6 +1595,77 @@ mod tests {
         assert!(matches!(
             Volume::from_bytes(b"PK\x03\x04garbage"),
             Err(VolumeError::Npz(_))
+        ));
+    }
+
+    #[test]
+    fn time_series_share_the_3d_geometry() {
+        // (x=3, y=2, z=2, t=3), int16; value = 1000 t + 100 k + 10 j + i; pixdim[4] (the
+        // time step) and a seconds unit must leave the 3-D affine alone.
+        let vals: Vec<i16> = (0..36)
+            .map(|n| (1000 * (n / 12) + 100 * ((n / 6) % 2) + 10 * ((n / 3) % 2) + n % 3) as i16)
+            .collect();
+        let raw: Vec<u8> = vals.iter().flat_map(|v| v.to_le_bytes()).collect();
+        let mut bytes = nifti(
+            false,
+            &[3, 2, 2, 3],
+            4,
+            [1.0, 0.5, 0.75, 2.5],
+            (0.0, 0.0),
+            &raw,
+        );
+        bytes[92..96].copy_from_slice(&0.04f32.to_le_bytes()); // pixdim[4]
+        bytes[123] = 2 | 8; // mm, s
+        let series = VolumeSeries::from_bytes(&gzip(&bytes)).unwrap();
+        assert_eq!((series.dims(), series.time_points()), ([3, 2, 2], 3));
+        assert_eq!(series.geometry.shape(), vec![3, 2, 2, 3]);
+        let v = series.time_point(2).unwrap();
+        assert_eq!((v.dims, v.spacing), ([3, 2, 2], [0.5, 0.75, 2.5]));
+        assert_eq!(v.geometry.time_points, 1);
+        assert_eq!(v.get(1, 1, 2), 2112.0);
+        assert_eq!(v.geometry.affine(), series.geometry.affine());
+        // No sform/qform: nibabel's base affine, centred on the 3-D grid alone.
+        assert_eq!(v.geometry.affine()[2], [0.0, 0.0, 2.5, -1.25]);
+        let e = series.time_point(3).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "time point 3 is outside the 3 time point(s) of the file (0..2)"
+        );
+        // Several slices: not frames.
+        assert!(series.clone().into_time_frames().is_none());
+        // A mask of one time point is 3-D.
+        let one = write_nifti_mask(&v.geometry, &[1; 12]).unwrap();
+        assert_eq!(Volume::from_bytes(&one).unwrap().dims, [3, 2, 2]);
+
+        // (x=3, y=2, z=1, t=4): the time points are the slices of one volume, and a mask
+        // over them goes back (3, 2, 1, 4) with the source's header fields.
+        let raw: Vec<u8> = (0..24).collect();
+        let mut bytes = nifti(
+            false,
+            &[3, 2, 1, 4],
+            2,
+            [1.0, 0.5, 0.75, 2.5],
+            (0.0, 0.0),
+            &raw,
+        );
+        bytes[92..96].copy_from_slice(&0.04f32.to_le_bytes());
+        bytes[123] = 2 | 8;
+        let series = VolumeSeries::from_bytes(&bytes).unwrap();
+        let frames = series.clone().into_time_frames().unwrap();
+        assert_eq!(frames.dims, [3, 2, 4]);
+        assert_eq!(frames.slice(3), &[18.0, 19.0, 20.0, 21.0, 22.0, 23.0]);
+        let mask: Vec<u8> = (0..24).map(|n| (n % 5 == 0) as u8).collect();
+        let back =
+            VolumeSeries::from_bytes(&write_nifti_mask(&frames.geometry, &mask).unwrap()).unwrap();
+        assert_eq!(back.geometry, series.geometry);
+        assert_eq!(back.geometry.pixdim[4], 0.04);
+        assert_eq!(
+            back.data,
+            mask.iter().map(|&m| m as f32).collect::<Vec<_>>()
+        );
+        assert!(matches!(
+            write_nifti_mask(&frames.geometry, &mask[..6]),
+            Err(VolumeError::MaskLength { expected: 24, .. })
         ));
     }
 
@@ -1510,18 +1793,18 @@ mod tests {
             Err(VolumeError::MissingArray { found, .. }) => assert!(found.contains("imgs")),
             other => panic!("{other:?}"),
         }
-        // int16 big-endian 2-D image, no spacing.
+        // int16 big-endian one-slice volume, no spacing.
         let raw: Vec<u8> = [-5i16, 300, 7, 8]
             .iter()
             .flat_map(|v| v.to_be_bytes())
             .collect();
-        let v = Volume::from_bytes(&npz(&[("imgs", ">i2", &[2, 2], raw)])).unwrap();
+        let v = Volume::from_bytes(&npz(&[("imgs", ">i2", &[1, 2, 2], raw)])).unwrap();
         assert_eq!(
             (v.dims, v.spacing, v.dtype),
             ([2, 2, 1], [1.0; 3], DataType::I16)
         );
         assert_eq!(v.data, vec![-5.0, 300.0, 7.0, 8.0]);
-        assert_eq!(v.geometry.ndim, 2);
+        assert_eq!(v.geometry.ndim, 3);
         // bool and float64.
         let v = Volume::from_bytes(&npz(&[("imgs", "|b1", &[1, 1, 2], vec![1, 0])])).unwrap();
         assert_eq!(v.data, vec![1.0, 0.0]);
@@ -1541,11 +1824,33 @@ mod tests {
             matches!(e, VolumeError::TruncatedData { expected: 24, .. }),
             "{e:?}"
         );
-        // 4-D and unsupported dtype.
+        // 4-D, 2-D (once read as one slice: refused now, naming the shape) and MedSAM's
+        // 2-D RGB(A) layout (H, W, 3|4) (once read as H slices of W × 3).
         assert!(matches!(
             Volume::from_bytes(&npz(&[("imgs", "|u1", &[1, 1, 1, 2], vec![0; 2])])),
-            Err(VolumeError::UnsupportedShape(_))
+            Err(VolumeError::UnsupportedShape { .. })
         ));
+        let e = Volume::from_bytes(&npz(&[("imgs", "|u1", &[2, 3], vec![0; 6])])).unwrap_err();
+        assert!(matches!(e, VolumeError::UnsupportedShape { .. }), "{e:?}");
+        assert_eq!(
+            e.to_string(),
+            "`imgs` has shape [2, 3], a 2-D array: a volume is a 3-D (D, H, W) array of slices"
+        );
+        for c in [3, 4] {
+            let e = Volume::from_bytes(&npz(&[(
+                "imgs",
+                "|u1",
+                &[6, 5, c],
+                vec![0; 30 * c as usize],
+            )]))
+            .unwrap_err();
+            assert!(matches!(e, VolumeError::RgbImageArray { .. }), "{e:?}");
+            let m = e.to_string();
+            assert!(
+                m.contains(&format!("[6, 5, {c}]")) && m.contains("PNG or JPEG"),
+                "{m}"
+            );
+        }
         assert!(matches!(
             Volume::from_bytes(&npz(&[("imgs", "<c8", &[1, 1, 1], vec![0; 8])])),
             Err(VolumeError::UnsupportedDtype(_))
@@ -1576,7 +1881,17 @@ mod tests {
             .unwrap();
         w.write_all(&f).unwrap();
         let bytes = w.finish().unwrap().into_inner();
-        let v = Volume::from_bytes(&bytes).unwrap();
+        // A 2-D array is not a volume (the reordering above is what a 3-D one goes through).
+        assert!(matches!(
+            Volume::from_bytes(&bytes),
+            Err(VolumeError::UnsupportedShape { .. })
+        ));
+        let f = npy("|u1", &[1, 2, 3], true, &[0, 3, 1, 4, 2, 5]);
+        let mut w = zip::ZipWriter::new(Cursor::new(Vec::new()));
+        w.start_file("imgs.npy", zip::write::SimpleFileOptions::default())
+            .unwrap();
+        w.write_all(&f).unwrap();
+        let v = Volume::from_bytes(&w.finish().unwrap().into_inner()).unwrap();
         assert_eq!(v.dims, [3, 2, 1]);
         assert_eq!(v.data, vec![0.0, 1.0, 2.0, 3.0, 4.0, 5.0]);
     }

@@ -28,12 +28,11 @@ use wasm_bindgen_futures::future_to_promise;
 use crate::Device;
 use crate::app::bench::bench_model;
 use crate::app::dicom::DicomImport;
-use crate::app::document::{ClipBuilder, Document, rgb_from_pixels};
+use crate::app::document::{ClipBuilder, Document, VolumeOpening, rgb_from_pixels};
 use crate::app::prompts::object_id;
 use crate::app::workspace::{ModelChoice, TeachOptions};
 use crate::app::{AppError, AppResult, Directions, ModelKind, Workspace};
 use crate::io::image::decode_rgb;
-use crate::io::volume::Volume;
 use crate::io::window::WindowPreset;
 use types::{DisplayWindowArg, PromptArg, busy, from_js, js_error, to_js};
 
@@ -194,18 +193,25 @@ impl Session {
     }
 
     /// Opens a NIfTI-1 or MedSAM `.npz` volume under `window` (a preset name, or empty /
-    /// `auto` for the automatic choice).
+    /// `auto` for the automatic choice) → its info; a single-slice NIfTI time series
+    /// opens as a clip ([`Document::open_volume_file`]). A 4-D NIfTI of several slices
+    /// opens the volume of `time_point` (0-based); without one → `{choose_time_point:
+    /// {time_points, dims}}` and the open document stays.
     pub fn open_volume(
         &self,
         bytes: &[u8],
         name: String,
         window: Option<String>,
+        time_point: Option<u32>,
     ) -> Result<JsValue, JsValue> {
         let window = window_arg(window)?;
-        let doc = Volume::from_bytes(bytes)
-            .map_err(|e| AppError::from(e).context(&name))
-            .and_then(|v| Document::volume(name, v, window));
-        self.open(js(doc)?)
+        let time_point = time_point.map(|t| t as usize);
+        match js(Document::open_volume_file(name, bytes, window, time_point))? {
+            VolumeOpening::Opened(doc) => self.open(doc),
+            VolumeOpening::ChooseTimePoint(choice) => to_js(&types::ChooseTimePoint {
+                choose_time_point: choice,
+            }),
+        }
     }
 
     /// Segments every prompted frame again with the input as it is now (after

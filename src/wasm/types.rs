@@ -75,6 +75,12 @@ pub struct ChooseSeries {
     pub choose: Vec<SeriesInfo>,
 }
 
+/// A 4-D NIfTI of several 3-D volumes and no time point chosen: the user picks one.
+#[derive(Serialize)]
+pub struct ChooseTimePoint {
+    pub choose_time_point: crate::app::TimePointChoice,
+}
+
 /// Any serialisable result as a JavaScript value (plain objects and arrays).
 pub fn to_js<T: Serialize>(value: &T) -> Result<JsValue, JsValue> {
     value

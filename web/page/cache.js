@@ -1,7 +1,7 @@
 // Caches: frames (display RGBA as canvases, LRU by bytes) and mask overlays.
 import { medseg } from '../medseg.js';
 import { maskToOverlay, frameToCanvas } from '../ui/overlay.js';
-import { state } from './state.js';
+import { state, hasVoxelValues } from './state.js';
 
 class FrameCache {
   constructor(budgetBytes) {
@@ -86,7 +86,7 @@ let shownValues = { frame: -1, docGen: -1, values: /** @type {Float32Array | nul
  */
 export function voxelValue(frame, x, y) {
   const doc = state.doc;
-  if (!doc || doc.kind !== 'volume' || x < 0 || y < 0 || x >= doc.width || y >= doc.height) return undefined;
+  if (!hasVoxelValues(doc) || x < 0 || y < 0 || x >= doc.width || y >= doc.height) return undefined;
   if (shownValues.frame === frame && shownValues.docGen === state.docGen) return shownValues.values?.[y * doc.width + x];
   if (!shownValues.pending) {
     shownValues = { frame, docGen: state.docGen, values: null, pending: true };

@@ -1,8 +1,8 @@
 // Documents: opening a file, several, a folder or a DICOM series (file pickers, drag and
-// drop), showing it, CT window presets.
+// drop), the time point of a 4-D NIfTI, showing it, CT window presets.
 import { medseg, fileKind, unsupportedFileText, isDicomFile, anyDicom } from '../medseg.js';
 import { el, errorText, fmtBytes, fmtValue, plural } from '../ui/dom.js';
-import { ui, messages, state, ask } from './state.js';
+import { ui, messages, state, ask, dialogElement, hasVoxelValues } from './state.js';
 import { frameCache, maskCache } from './cache.js';
 import { scheduleRender, setFrame, schedulePrepare, updateControls, setToolHint, setTask, clearTask } from './view.js';
 import { withBusy } from './busy.js';
@@ -11,6 +11,7 @@ import { addObject } from './objects.js';
 import { exportMasks } from './export.js';
 import { mayReplaceDocument } from './unsaved.js';
 import { droppedFiles, chooseSeries, filePath } from './dicom.js';
+import { pick } from '../ui/dialog.js';
 
 /** What a file is for the page: by its name (strictly), else DICOM by its first bytes. */
 async function pageKind(file) {
@@ -57,7 +58,38 @@ async function openDocument(file) {
     messages.info(`Kept ${state.doc?.name}; ${file.name} was not opened.`);
     return;
   }
-  await openWithBusy(file.name, (onProgress) => medseg.openFile(file, { onProgress }));
+  let choice = await openWithBusy(file.name, (onProgress) => medseg.openFile(file, { onProgress }));
+  // A 4-D NIfTI of several slices: the user picks the time point (the file is read again).
+  while (choice?.kind === 'choose-time-point') {
+    const timePoint = await chooseTimePoint(file.name, choice.timePoints, choice.dims);
+    if (timePoint == null) {
+      messages.info(`No time point opened${state.doc ? `; still showing ${state.doc.name}` : ''}.`);
+      return;
+    }
+    choice = await openWithBusy(file.name, (onProgress) => medseg.openFile(file, { timePoint, onProgress }));
+  }
+}
+
+/**
+ * Asks which time point of a 4-D NIfTI of several slices to open (its volumes share one
+ * geometry). Answers the 0-based index, or null when cancelled.
+ * @param {string} label the file's name
+ * @param {number} timePoints
+ * @param {number[]} dims [x, y, z] of each time point
+ */
+async function chooseTimePoint(label, timePoints, dims) {
+  const [x, y, z] = dims;
+  const picked = await pick(dialogElement, {
+    title: 'Choose a time point',
+    text: `${label} is a 4-D NIfTI: ${timePoints} time points, each a volume of ${x}×${y}×${z} voxels. Which one should open?`,
+    head: ['Time point', 'Size'],
+    items: Array.from({ length: timePoints }, (_, t) => ({
+      value: String(t),
+      cells: [String(t), `${x}×${y}×${z}`],
+      label: `time point ${t} of ${timePoints}, ${x} by ${y} by ${z} voxels`,
+    })),
+  });
+  return picked == null ? null : Number(picked);
 }
 
 /**
@@ -74,8 +106,8 @@ async function openDicom(files, label) {
   }
   const name = files.length > 1 ? label : undefined;
   let choice = await openWithBusy(label, (onProgress) => medseg.openFile(files, { name, onProgress }));
-  while (choice) {
-    const uid = await chooseSeries(label, choice);
+  while (choice?.kind === 'choose-series') {
+    const uid = await chooseSeries(label, choice.series);
     if (!uid) {
       messages.info(`No series opened${state.doc ? `; still showing ${state.doc.name}` : ''}.`);
       return;
@@ -86,12 +118,14 @@ async function openDicom(files, label) {
 
 /**
  * Runs an opening under the busy state with its progress; messages its outcome. Answers
- * the series to choose from when the files hold several (kind "choose-series"), else null.
+ * the choice the user must make, else null: the series when DICOM files hold several
+ * ({kind: "choose-series", series}), the time point of a 4-D NIfTI of several slices
+ * ({kind: "choose-time-point", timePoints, dims}).
  * @param {string} label
  * @param {(onProgress: (p: any) => void) => Promise<any>} open
  */
 async function openWithBusy(label, open) {
-  /** @type {any[] | null} */
+  /** @type {{ kind: 'choose-series', series: any[] } | { kind: 'choose-time-point', timePoints: number, dims: number[] } | null} */
   let choose = null;
   await withBusy('open', `open ${label}`, async () => {
     state.taskTitle = `Opening ${label}`;
@@ -112,7 +146,11 @@ async function openWithBusy(label, open) {
       if (state.doc.notice) messages.warn(state.doc.notice);
     } catch (err) {
       if (err?.kind === 'choose-series' && Array.isArray(err.series)) {
-        choose = err.series;
+        choose = { kind: 'choose-series', series: err.series };
+        return;
+      }
+      if (err?.kind === 'choose-time-point' && Number.isInteger(err.timePoints)) {
+        choose = { kind: 'choose-time-point', timePoints: err.timePoints, dims: err.dims };
         return;
       }
       // The engine's message names the file already ("scan.png: not a PNG ...").
@@ -145,6 +183,7 @@ export function showDocument(info, { name, size }) {
     values: info.values ?? null,
     dicom: info.dicom ?? null, // {modality, description, series_number, frame_time_ms}: nothing about the patient
     fileWindow: info.file_window ?? null, // the DICOM file's own window {level, width}
+    timePoint: info.time_point ?? null, // {index, of}: the time point opened of a 4-D NIfTI
     notice: noticeText(info),
     name,
     size,
@@ -165,7 +204,7 @@ export function showDocument(info, { name, size }) {
   ui.fileWindowOption.hidden = !fw;
   ui.fileWindowOption.disabled = !fw;
   ui.fileWindowOption.textContent = fw ? `File (W${fmtValue(fw.width)} L${fmtValue(fw.level)})` : "File's window";
-  if (fw && state.doc.kind === 'volume') setDisplayWindow('file');
+  if (fw && hasVoxelValues(state.doc)) setDisplayWindow('file');
   // A DICOM cine's overlay video plays at its own pace (Frame Time).
   const ms = info.dicom?.frame_time_ms;
   if (Number.isFinite(ms) && ms > 0) ui.videoFps.value = String(Math.min(60, Math.max(1, Math.round(1000 / ms))));
@@ -194,7 +233,8 @@ function noticeText(info) {
 export function describeDoc(doc) {
   const n = doc.frameCount;
   const size = `${doc.width}×${doc.height}`;
-  if (doc.kind === 'volume') return `volume, ${size} × ${n} slices`;
+  const t = doc.timePoint;
+  if (doc.kind === 'volume') return `volume, ${size} × ${n} slices${t ? `, time point ${t.index} of ${t.of}` : ''}`;
   if (doc.kind === 'clip') return `clip, ${size}, ${n} frames`;
   return `image, ${size}`;
 }
@@ -228,6 +268,7 @@ function showFileInfo() {
     ['size', `${d.width} × ${d.height}${d.kind === 'volume' ? ` × ${d.frameCount}` : ''} px`],
   ];
   if (d.kind === 'clip') rows.push(['frames', String(d.frameCount)]);
+  if (d.timePoint) rows.push(['time point', `${d.timePoint.index} of ${d.timePoint.of} (0-based)`]);
   if (d.dicom) {
     // What the series is; never who the patient is (the engine does not send it).
     rows.push(['modality', d.dicom.modality || '—']);
@@ -320,7 +361,7 @@ function hounsfield() {
 
 /** Shows the slices through display window `preset` ('' = the model's input; 'file' = the DICOM file's own); instant. */
 function setDisplayWindow(preset) {
-  if (!state.doc || state.doc.kind !== 'volume') return;
+  if (!hasVoxelValues(state.doc)) return;
   if (preset === 'custom') return setCustomWindow(customStart());
   if (preset === 'file' && state.doc.fileWindow) {
     state.displayWindow = { ...state.doc.fileWindow };
@@ -386,7 +427,7 @@ function showWindow(preset) {
 
 /** Asks which window the model should see, says what that does, and applies it. */
 async function changeModelWindow() {
-  if (!state.doc || state.doc.kind !== 'volume' || state.busy) return;
+  if (!hasVoxelValues(state.doc) || state.busy) return;
   const choices = WINDOWS.filter((w) => w && w !== state.windowPreset && !(HU_WINDOWS.has(w) && !hounsfield()));
   const prompted = state.objects.reduce((n, o) => n + o.prompts.size, 0);
   const answer = await ask({
@@ -415,7 +456,7 @@ async function changeModelWindow() {
 
 // Every model input window change is shown from its "window" event, whoever made it.
 medseg.on('window', ({ window }) => {
-  if (!state.doc || state.doc.kind !== 'volume') return;
+  if (!hasVoxelValues(state.doc)) return;
   showWindow(window);
   scheduleRender();
 });

@@ -2,7 +2,7 @@
 import { medseg } from '../medseg.js';
 import { clamp, fmtBytes, baseName, downloadBlob } from '../ui/dom.js';
 import { recordOverlayVideo } from '../ui/video-export.js';
-import { ui, messages, state } from './state.js';
+import { ui, messages, state, hasVoxelValues } from './state.js';
 import { getFrameCanvas, edgeFor, getOverlay } from './cache.js';
 import { scheduleRender, setTask, clearTask } from './view.js';
 import { withBusy } from './busy.js';
@@ -36,16 +36,20 @@ async function isGzip(blob) {
   return b[0] === 0x1f && b[1] === 0x8b;
 }
 
-/** Saves the masks of the open document (a NIfTI label map of a volume, else PNGs in a zip). */
-export function exportMasks() {
-  if (state.doc?.kind === 'volume') {
+/**
+ * Saves the masks of the open document: a NIfTI label map with the file's geometry (a
+ * volume, a NIfTI time series), else PNGs in a zip; `format` picks one where both apply.
+ * @param {'nifti' | 'png'} [format]
+ */
+export function exportMasks(format = hasVoxelValues(state.doc) ? 'nifti' : 'png') {
+  if (format === 'nifti') {
     return exportBlob('NIfTI masks', () => medseg.exportNifti(), async (blob) => `${baseName(state.doc.name)}_masks.nii${(await isGzip(blob)) ? '.gz' : ''}`);
   }
   return exportBlob('PNG masks', () => medseg.exportPngZip(), `${baseName(state.doc?.name)}_masks.zip`);
 }
 
-ui.exportNifti.addEventListener('click', () => exportMasks());
-ui.exportPng.addEventListener('click', () => exportMasks());
+ui.exportNifti.addEventListener('click', () => exportMasks('nifti'));
+ui.exportPng.addEventListener('click', () => exportMasks('png'));
 
 ui.exportVideo.addEventListener('click', () => exportVideo());
 ui.exportSeg.addEventListener('click', () => exportDicomSeg());

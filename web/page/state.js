@@ -150,6 +150,16 @@ export const state = {
   teach: { labels: null, running: false, tuned: false, using: 'base', report: null }, // the engine's teachState(), from its events
 };
 
+/**
+ * Whether the open document has voxel values: a volume, or a NIfTI time series opened as
+ * a clip (its frames are time points). It gets the windows, the value readout and a
+ * NIfTI mask export with the file's geometry.
+ * @param {{ values?: object | null } | null | undefined} doc
+ */
+export function hasVoxelValues(doc) {
+  return !!doc?.values;
+}
+
 /** The word for one frame of the open document. */
 export function frameWord() {
   return state.doc?.kind === 'volume' ? 'slice' : 'frame';

@@ -4,7 +4,7 @@ import { medseg } from '../medseg.js';
 import { clamp, fmtBytes, fmtValue } from '../ui/dom.js';
 import { canRecordVideo } from '../ui/video-export.js';
 import { Viewer } from '../ui/viewer.js';
-import { ui, messages, state, frameWord, boxOnlyModel } from './state.js';
+import { ui, messages, state, frameWord, boxOnlyModel, hasVoxelValues } from './state.js';
 import { getFrameCanvas, edgeFor, getOverlay, voxelValue } from './cache.js';
 import { refreshAreas } from './objects.js';
 import { promptBox, promptPoint, setTool } from './prompts.js';
@@ -223,10 +223,10 @@ export function updateControls() {
   ui.cancel.disabled = !(state.busy === 'propagate' || state.busy === 'video');
 
   const exportOk = ready && !!doc && idle && prompted;
-  ui.exportNifti.disabled = !exportOk || doc.kind !== 'volume';
+  ui.exportNifti.disabled = !exportOk || !hasVoxelValues(doc);
   ui.exportPng.disabled = !exportOk || doc.kind === 'volume';
   ui.exportVideo.disabled = !exportOk || doc.kind !== 'clip' || !canRecordVideo();
-  ui.exportNifti.hidden = !!doc && doc.kind !== 'volume';
+  ui.exportNifti.hidden = !!doc && !hasVoxelValues(doc);
   ui.exportPng.hidden = !!doc && doc.kind === 'volume';
   ui.exportVideo.hidden = !!doc && doc.kind !== 'clip';
   ui.videoFps.parentElement.hidden = ui.exportVideo.hidden;
@@ -234,7 +234,7 @@ export function updateControls() {
   ui.exportSeg.hidden = !doc?.dicom;
   ui.exportSeg.disabled = !exportOk || !doc?.dicom;
 
-  ui.windowRow.hidden = !doc || doc.kind !== 'volume';
+  ui.windowRow.hidden = !hasVoxelValues(doc);
   // The display window changes any time; the model's input only between tasks.
   ui.modelWindowChange.disabled = !idle || !state.model;
   updateTeachControls();

@@ -7,8 +7,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
-use medseg::app::{Directions, DocKind, Document};
-use medseg::io::volume::Volume;
+use medseg::app::{Directions, DocKind, Document, VolumeOpening};
 use medseg::io::window::WindowPreset;
 use medseg::predictor::ImagePrompt;
 use medseg::session::frames::FolderFrames;
@@ -20,12 +19,14 @@ use crate::common::{
 use medseg::app::masks::SegRequest;
 
 /// Follow a structure through a volume (NIfTI .nii/.nii.gz, MedSAM .npz, a DICOM series
-/// folder or zip, an enhanced multi-frame DICOM), a clip (a multi-frame DICOM cine) or a
-/// folder of PNG/JPEG frames from a box on frame/slice K. MedSAM2 weights track with SAM 2
-/// memory (volumes: MedSAM2's two-pass recipe), LiteMedSAM weights with the walk that
-/// prompts each slice with the box of its neighbour's mask. Volumes give a NIfTI mask with
-/// the input's geometry, clips a folder of PNG masks (mask_00000.png, ...); DICOM input
-/// gives a DICOM Segmentation when --out ends in .dcm.
+/// folder or zip, an enhanced multi-frame DICOM), a clip (a multi-frame DICOM cine, a
+/// single-slice NIfTI time series (x, y, 1, t)) or a folder of PNG/JPEG frames from a box
+/// on frame/slice K. A 4-D NIfTI of several slices (x, y, z, t) needs --volume T. MedSAM2
+/// weights track with SAM 2 memory (volumes: MedSAM2's two-pass recipe), LiteMedSAM
+/// weights with the walk that prompts each slice with the box of its neighbour's mask.
+/// NIfTI and npz input give a NIfTI mask with the input's geometry (a time series': x, y,
+/// 1, t), other clips a folder of PNG masks (mask_00000.png, ...); DICOM input gives a
+/// DICOM Segmentation when --out ends in .dcm.
 #[derive(clap::Args)]
 pub struct Args {
     #[command(flatten)]
@@ -36,6 +37,10 @@ pub struct Args {
     /// The DICOM series to open (Series Instance UID) when the input holds several.
     #[arg(long)]
     series: Option<String>,
+    /// The time point (0-based) of a 4-D NIfTI to open as a 3-D volume; needed when the
+    /// file has several slices and several time points.
+    #[arg(long, value_name = "T")]
+    volume: Option<usize>,
     /// The frame (slice) the box is on.
     #[arg(long, allow_hyphen_values = true)]
     frame: usize,
@@ -56,15 +61,15 @@ pub struct Args {
     /// as the browser does).
     #[arg(long, default_value = "auto")]
     window: String,
-    /// The mask to write: a .nii.gz for volumes, a folder for frames, a .dcm (DICOM
-    /// Segmentation) for DICOM input.
+    /// The mask to write: a .nii.gz for NIfTI/npz input (time series included), a folder
+    /// for frames, a .dcm (DICOM Segmentation) for DICOM input.
     #[arg(long)]
     out: PathBuf,
 }
 
 pub fn run(a: Args) -> CliResult {
     let window = WindowPreset::parse(&a.window).map_err(|e| format!("--window: {e}"))?;
-    let doc = open_input(&a.input, window, a.series.as_deref())?;
+    let doc = open_input(&a.input, window, a.series.as_deref(), a.volume)?;
     let seg_out = a
         .out
         .extension()
@@ -106,7 +111,9 @@ pub fn run(a: Args) -> CliResult {
         ));
     }
     let (mut ws, _) = a.model.workspace()?;
-    let kind = doc.kind();
+    // A time series opens as a clip but keeps its NIfTI geometry: its mask goes back as
+    // NIfTI over the source (x, y, 1, t), which a viewer overlays.
+    let nifti_out = doc.kind() == DocKind::Volume || doc.source_volume().is_some();
     ws.open(doc);
     let started = Instant::now();
     let prompt = ImagePrompt {
@@ -154,7 +161,7 @@ pub fn run(a: Args) -> CliResult {
             .export_dicom_seg(None, &request)
             .map_err(|e| e.to_string())?;
         write_file(&a.out, &seg)?;
-    } else if kind == DocKind::Volume {
+    } else if nifti_out {
         write_file(&a.out, &ws.export_nifti(None).map_err(|e| e.to_string())?)?;
     } else {
         std::fs::create_dir_all(&a.out)
@@ -174,27 +181,43 @@ pub fn run(a: Args) -> CliResult {
 }
 
 /// DICOM input (with `window` for a volume), a folder of frames (decoded as the model
-/// reaches them) or a volume file.
+/// reaches them) or a volume file (`time_point`: of a 4-D NIfTI).
 fn open_input(
     path: &std::path::Path,
     window: Option<WindowPreset>,
     series: Option<&str>,
+    time_point: Option<usize>,
 ) -> CliResult<Document> {
     let name = path.display().to_string();
-    if is_dicom_input(path)? {
+    let dicom = is_dicom_input(path)?;
+    if time_point.is_some() && (dicom || path.is_dir()) {
+        return Err(format!(
+            "--volume: {name} is not a NIfTI file; --volume picks a time point of a 4-D NIfTI"
+        ));
+    }
+    if dicom {
         let doc = open_dicom(path, series)?;
         return match (doc.kind(), window) {
             (DocKind::Volume, Some(_)) => doc.rewindowed(window).map_err(|e| e.to_string()),
             _ => Ok(doc),
         };
     }
-    let doc = if path.is_dir() {
+    if path.is_dir() {
         let frames = FolderFrames::open(path).map_err(|e| e.to_string())?;
-        Document::clip_from_source(name, Arc::new(frames))
-    } else {
-        let volume = Volume::from_bytes(&read_file(path)?)
-            .map_err(|e| named_dicom_but_not(path).unwrap_or_else(|| format!("{name}: {e}")))?;
-        Document::volume(name, volume, window)
-    };
-    doc.map_err(|e| e.to_string())
+        return Document::clip_from_source(name, Arc::new(frames)).map_err(|e| e.to_string());
+    }
+    let bytes = read_file(path)?;
+    match Document::open_volume_file(name.as_str(), &bytes, window, time_point) {
+        Ok(VolumeOpening::Opened(doc)) => Ok(doc),
+        Ok(VolumeOpening::ChooseTimePoint(c)) => {
+            let [x, y, z] = c.dims;
+            Err(format!(
+                "{name}: a 4-D NIfTI of {} time points of {x}×{y}×{z} voxels: pass --volume T \
+                 (0..{}) to track through one of them",
+                c.time_points,
+                c.time_points - 1
+            ))
+        }
+        Err(e) => Err(named_dicom_but_not(path).unwrap_or_else(|| e.to_string())),
+    }
 }

@@ -489,6 +489,7 @@ pub fn ras_geometry(
     NiftiGeometry {
         ndim: 3,
         dims,
+        time_points: 1,
         pixdim: [
             qfac as f32,
             zooms[0] as f32,
