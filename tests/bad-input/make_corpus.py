@@ -238,6 +238,8 @@ def make_npz():
     put("npz/not-a-zip.npz", b"this is not a zip archive\n")
     put("npz/no-imgs.npz", zip_of([("gts.npy", npy("|u1", [2, 4, 4], bytes(32)))]))
     put("npz/imgs-1d.npz", zip_of([("imgs.npy", npy("|u1", [16], bytes(16)))]))
+    put("npz/imgs-2d.npz", zip_of([("imgs.npy", npy("|u1", [8, 8], bytes(64)))]))
+    put("npz/imgs-rgb.npz", zip_of([("imgs.npy", npy("|u1", [8, 8, 3], bytes(192)))]))
     put("npz/imgs-4d.npz", zip_of([("imgs.npy", npy("|u1", [2, 2, 4, 4], bytes(64)))]))
     put("npz/bad-npy-magic.npz", zip_of([("imgs.npy", npy("|u1", [2, 4, 4], bytes(32), magic=b"\x93NUMPX"))]))
     put("npz/bad-npy-header.npz", zip_of([("imgs.npy", npy("|u1", [2, 4, 4], bytes(32), header="{'descr': '|u1', 'shape': (2, 4"))]))
