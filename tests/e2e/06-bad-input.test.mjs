@@ -5,7 +5,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import fs from "node:fs";
 import path from "node:path";
-import { launch, openPage, log, putFile, putBytes, SHARED, DATA_URL_PATH, errorsText, openCtVolume, loadLiteMedSam, CT_VOLUME as VOL } from "./lib.mjs";
+import { launch, openPage, log, putFile, putBytes, SHARED, DATA_URL_PATH, errorsText, openCtVolume, loadLiteMedSam, CT_VOLUME as VOL, pickBadFile } from "./lib.mjs";
 
 
 async function rejection(page, expr, arg) {
@@ -94,18 +94,7 @@ test("bad input gives clear errors and keeps the session", { timeout: 900000 }, 
       ["#model-file", "not-a-model.safetensors", fs.readFileSync(path.join(SHARED, "fixtures/sam2-small/fixtures.safetensors")), /not-a-model\.safetensors.*not a model MedSeg knows/i, false],
     ];
     for (const [input, name, buffer, pattern, asks] of ui) {
-      await page.setInputFiles(input, { name, mimeType: "application/octet-stream", buffer });
-      if (asks) await page.click("#dialog button:has-text('without saving')", { timeout: 30000 });
-      const shown = await page.waitForFunction(
-        (src) => {
-          const re = new RegExp(src, "i");
-          const hit = [...document.querySelectorAll("#messages .msg-error .msg-text")].find((e) => re.test(e.textContent));
-          return hit && document.body.dataset.busy === "" ? hit.textContent : null;
-        },
-        pattern.source,
-        { timeout: 60000 },
-      );
-      log(`the page shows: ${await shown.jsonValue()}`);
+      log(`the page shows: ${await pickBadFile(page, input, name, buffer, pattern.source, asks)}`);
       assert.match(await page.evaluate(() => document.getElementById("file-info").textContent), /ct\.nii\.gz/, `the page still shows the volume after ${name}`);
       assert.equal(await maskSum(page), area, `the mask on slice 8 changed after ${name} (page)`);
     }

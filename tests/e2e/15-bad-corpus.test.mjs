@@ -6,7 +6,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import fs from "node:fs";
 import path from "node:path";
-import { launch, openPage, log, putFile, SHARED, ROOT, DATA_URL_PATH, errorsText } from "./lib.mjs";
+import { launch, openPage, log, putFile, SHARED, ROOT, DATA_URL_PATH, errorsText, pickBadFile } from "./lib.mjs";
 
 const CORPUS = path.join(ROOT, "tests/bad-input");
 const FIX = path.join(SHARED, "fixtures/sam2-small");
@@ -119,18 +119,7 @@ test("the bad-input corpus through the page keeps the session", { timeout: 90000
     for (const [input, name, asks] of ui) {
       const row = rows.get(name);
       const buffer = fs.readFileSync(path.join(CORPUS, row.file));
-      await page.setInputFiles(input, { name: path.basename(row.file), mimeType: "application/octet-stream", buffer });
-      if (asks) await page.click("#dialog button:has-text('without saving')", { timeout: 30000 });
-      const shown = await page.waitForFunction(
-        (src) => {
-          const re = new RegExp(src, "i");
-          const hit = [...document.querySelectorAll("#messages .msg-error .msg-text")].find((e) => re.test(e.textContent));
-          return hit && document.body.dataset.busy === "" ? hit.textContent : null;
-        },
-        escape(row.expected),
-        { timeout: 60000 },
-      );
-      log(`the page shows: ${await shown.jsonValue()}`);
+      log(`the page shows: ${await pickBadFile(page, input, path.basename(row.file), buffer, escape(row.expected), asks)}`);
       assert.match(await page.evaluate(() => document.getElementById("file-info").textContent), /image\.png/, `the page still shows the image after ${name}`);
       assert.equal(await maskSum(page), area, `the mask changed after ${name} (page)`);
     }

@@ -356,3 +356,24 @@ export const DICOM_SITE = (() => {
 /** pydicom's own test files, and the pydicom-data store (the larger ones). */
 export const DICOM_TEST_FILES = DICOM_SITE && path.join(DICOM_SITE, "pydicom/data/test_files");
 export const DICOM_DATA_STORE = DICOM_SITE && path.join(DICOM_SITE, "data_store/data");
+
+/**
+ * Gives `buffer` as `name` to the page's file input `input` (`#file-input`, `#model-file`)
+ * as a user picking it would, confirms the "open without saving" question when `asks`, and
+ * waits for an error message matching `pattern` (a RegExp source, case-insensitive) with
+ * the page no longer busy; returns the message's text.
+ */
+export async function pickBadFile(page, input, name, buffer, pattern, asks) {
+  await page.setInputFiles(input, { name, mimeType: "application/octet-stream", buffer });
+  if (asks) await page.click("#dialog button:has-text('without saving')", { timeout: 30000 });
+  const shown = await page.waitForFunction(
+    (src) => {
+      const re = new RegExp(src, "i");
+      const hit = [...document.querySelectorAll("#messages .msg-error .msg-text")].find((e) => re.test(e.textContent));
+      return hit && document.body.dataset.busy === "" ? hit.textContent : null;
+    },
+    pattern,
+    { timeout: 60000 },
+  );
+  return /** @type {string} */ (await shown.jsonValue());
+}
