@@ -11,8 +11,11 @@ use medseg::io::image::decode_rgb;
 use medseg::io::volume::Volume;
 use medseg::weights::{TensorStore, pytorch, safetensors_io};
 
+/// A target's code: takes one input, panics on a finding.
+pub type Target = fn(&[u8]);
+
 /// Every target, by the name `scripts/fuzz.sh` and the regression folders use.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Target)] = &[
     ("safetensors", safetensors),
     ("pytorch", pytorch),
     ("nifti", nifti),
