@@ -33,6 +33,10 @@ pub enum ImageError {
     Decode(String),
     #[error("image is {width}×{height}: larger than the {max_side} px side / {max_mp} MP limit", max_side = MAX_IMAGE_SIDE, max_mp = MAX_IMAGE_PIXELS / 1_000_000)]
     TooLarge { width: u32, height: u32 },
+    /// The decoder refused the image's size before telling it (in wasm32 the PNG
+    /// decoder's buffer size of a huge header does not fit its 32-bit `usize`).
+    #[error("image is larger than the decoder can hold ({0}): larger than the {max_side} px side / {max_mp} MP limit", max_side = MAX_IMAGE_SIDE, max_mp = MAX_IMAGE_PIXELS / 1_000_000)]
+    TooLargeToRead(String),
     #[error("image has no pixels")]
     NoPixels,
     #[error("could not write {path}: {reason}")]
@@ -47,7 +51,10 @@ pub fn decode_rgb(bytes: &[u8]) -> Result<RgbImage, ImageError> {
     let reader = image::ImageReader::new(std::io::Cursor::new(bytes))
         .with_guessed_format()
         .map_err(decode_error)?;
-    let (w, h) = reader.into_dimensions().map_err(decode_error)?;
+    let (w, h) = reader.into_dimensions().map_err(|e| match e {
+        image::ImageError::Limits(l) => ImageError::TooLargeToRead(l.to_string()),
+        e => decode_error(e),
+    })?;
     check_size(w, h)?;
     let img = image::load_from_memory(bytes).map_err(decode_error)?;
     let rgb = img.to_rgb8();
