@@ -41,6 +41,7 @@ const SHELL = [
   'web/medseg.js',
   'web/engine-client.js',
   'web/dicom-open.js',
+  'web/volume-open.js',
   'web/files.js',
   'web/clip-decode.js',
   'web/worker.js',

@@ -122,6 +122,7 @@
 import { fileKind, magicKind, unsupportedFileText, anyDicom, MAGIC_BYTES } from "./files.js";
 import { decodeClip } from "./clip-decode.js";
 import { openDicom, segmentStyles, dicomNow } from "./dicom-open.js";
+import { openVolume } from "./volume-open.js";
 import { EngineClient } from "./engine-client.js";
 
 export { fileKind, magicKind, unsupportedFileText, isDicomDir, isDicomFile, anyDicom, SUPPORTED_FILES, MAGIC_BYTES } from "./files.js";
@@ -214,29 +215,9 @@ export class MedSeg extends EngineClient {
     const kind = await this._kindOf(file, name);
     if (!kind) throw this._error(`${name}: ${unsupportedFileText(name)}.`);
     if (kind === "dicom") return this._openDicom([file], opts);
-    if (kind === "volume") return this._openVolume(file, name, opts);
+    if (kind === "volume") return openVolume(this, file, name, opts);
     if (kind === "image") return this._op("openImage", [file, name]);
     return this._openVideo(file, name, opts);
-  }
-
-  /**
-   * A volume file; a 4-D NIfTI of several slices and no `opts.timePoint` rejects with
-   * kind "choose-time-point" (the engine keeps nothing: the file is read again).
-   * @param {Blob} file
-   * @param {string} name
-   * @param {OpenOptions} opts
-   */
-  async _openVolume(file, name, opts) {
-    const res = await this._op("openVolume", [file, name, { window: opts.window || "", timePoint: opts.timePoint ?? null }]);
-    const choice = res?.choose_time_point;
-    if (choice) {
-      const [x, y, z] = choice.dims;
-      throw Object.assign(
-        this._error(`${name}: a 4-D NIfTI of ${choice.time_points} time points of ${x}×${y}×${z} voxels, choose one (timePoint 0..${choice.time_points - 1})`),
-        { kind: "choose-time-point", timePoints: choice.time_points, dims: choice.dims },
-      );
-    }
-    return res;
   }
 
   /**
