@@ -1165,7 +1165,7 @@ fn read_npy_entry(
         });
     }
     let data = if fortran && dims.len() > 1 {
-        fortran_to_c(&data, &dims)
+        fortran_to_c(&data, &dims)?
     } else {
         data
     };
@@ -1286,9 +1286,9 @@ fn read_npy_values<R: Read>(npy: npyz::NpyFile<R>, dtype: DataType) -> std::io::
 }
 
 /// Reorders a Fortran-order (first index fastest) array of `dims` to C order.
-fn fortran_to_c(data: &[f32], dims: &[usize]) -> Vec<f32> {
-    let n = data.len();
-    let mut out = vec![0f32; n];
+fn fortran_to_c(data: &[f32], dims: &[usize]) -> Result<Vec<f32>, VolumeError> {
+    let mut out = voxel_buffer(data.len())?;
+    out.resize(data.len(), 0.0);
     // Fortran strides.
     let mut fstride = vec![1usize; dims.len()];
     for a in 1..dims.len() {
@@ -1307,7 +1307,7 @@ fn fortran_to_c(data: &[f32], dims: &[usize]) -> Vec<f32> {
             idx[a] = 0;
         }
     }
-    out
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -1871,7 +1871,7 @@ mod tests {
         // shape (2, 3): C order [[0,1,2],[3,4,5]] stored column-major is 0,3,1,4,2,5.
         let data = [0.0, 3.0, 1.0, 4.0, 2.0, 5.0];
         assert_eq!(
-            fortran_to_c(&data, &[2, 3]),
+            fortran_to_c(&data, &[2, 3]).unwrap(),
             vec![0.0, 1.0, 2.0, 3.0, 4.0, 5.0]
         );
         let f = npy("|u1", &[2, 3], true, &[0, 3, 1, 4, 2, 5]);

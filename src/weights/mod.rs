@@ -59,6 +59,35 @@ pub enum WeightError {
     },
     #[error("weights metadata: {0}")]
     Metadata(String),
+    #[error(
+        "not enough memory: {what} needs {bytes} bytes{}",
+        if cfg!(target_arch = "wasm32") { " in the browser (the page holds the model, the file and the images in 4 GB)" } else { "" }
+    )]
+    OutOfMemory { what: String, bytes: u64 },
+}
+
+/// An empty buffer with room for `len` values of tensor `key`, reserved whole: a model
+/// that does not fit is [`WeightError::OutOfMemory`], not an abort (natively, or a dead
+/// worker in the page).
+pub(crate) fn f32_buffer(key: &str, len: usize) -> Result<Vec<f32>, WeightError> {
+    let mut out = Vec::new();
+    out.try_reserve_exact(len)
+        .map_err(|_| WeightError::OutOfMemory {
+            what: format!("tensor `{key}`"),
+            bytes: len as u64 * 4,
+        })?;
+    Ok(out)
+}
+
+/// `values` (`len` of them) in a buffer from [`f32_buffer`].
+pub(crate) fn collect_f32(
+    key: &str,
+    len: usize,
+    values: impl Iterator<Item = f32>,
+) -> Result<Vec<f32>, WeightError> {
+    let mut out = f32_buffer(key, len)?;
+    out.extend(values.take(len));
+    Ok(out)
 }
 
 fn preview(keys: &[String]) -> String {

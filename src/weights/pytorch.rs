@@ -32,7 +32,7 @@ use zip::CompressionMethod;
 use zip::result::ZipError;
 
 use super::safetensors_io::decode_to_f32;
-use super::{HostTensor, TensorStore, WeightError};
+use super::{HostTensor, TensorStore, WeightError, collect_f32, f32_buffer};
 
 const FORMAT: &str = "PyTorch checkpoint";
 
@@ -131,12 +131,46 @@ impl<'a> Archive<'a> {
                 ))),
             };
         }
-        let capacity = usize::try_from(file.size())
-            .unwrap_or(0)
-            .min(self.bytes.len().saturating_mul(4));
-        let mut out = Vec::with_capacity(capacity);
-        file.read_to_end(&mut out)
+        // A deflated entry (torch writes none; a re-zipped checkpoint has them) is read
+        // up to the size its header declares, in one buffer reserved first: deflate
+        // expands at most 1032:1, so a larger declared size is a lie, and a stream that
+        // inflates past it (a zip bomb) is stopped there.
+        let declared = file.size();
+        if declared
+            > file
+                .compressed_size()
+                .saturating_mul(1032)
+                .saturating_add(1024)
+        {
+            return Err(err(format!(
+                "zip entry `{name}` declares {declared} bytes from {} compressed bytes, \
+                 more than deflate can expand to (corrupt archive?)",
+                file.compressed_size()
+            )));
+        }
+        let mut out = Vec::new();
+        usize::try_from(declared)
+            .ok()
+            .and_then(|n| out.try_reserve_exact(n).ok())
+            .ok_or_else(|| WeightError::OutOfMemory {
+                what: format!("zip entry `{name}`"),
+                bytes: declared,
+            })?;
+        file.by_ref()
+            .take(declared.saturating_add(1))
+            .read_to_end(&mut out)
             .map_err(|e| err(format!("cannot decompress zip entry `{name}`: {e}")))?;
+        if out.len() as u64 != declared {
+            let inflated = if out.len() as u64 > declared {
+                "more".to_string()
+            } else {
+                out.len().to_string()
+            };
+            return Err(err(format!(
+                "zip entry `{name}` inflates to {inflated} bytes where its header declares \
+                 {declared} (corrupt archive?)"
+            )));
+        }
         Ok(Some(Cow::Owned(out)))
     }
 }
@@ -919,11 +953,14 @@ fn is_row_major(size: &[usize], stride: &[usize]) -> bool {
 
 fn decode(name: &str, dtype: Dtype, bytes: &[u8]) -> Result<Vec<f32>, WeightError> {
     match dtype {
-        Dtype::I8 => Ok(bytes.iter().map(|&b| b as i8 as f32).collect()),
-        Dtype::I16 => Ok(bytes
-            .chunks_exact(2)
-            .map(|c| i16::from_le_bytes([c[0], c[1]]) as f32)
-            .collect()),
+        Dtype::I8 => collect_f32(name, bytes.len(), bytes.iter().map(|&b| b as i8 as f32)),
+        Dtype::I16 => collect_f32(
+            name,
+            bytes.len() / 2,
+            bytes
+                .chunks_exact(2)
+                .map(|c| i16::from_le_bytes([c[0], c[1]]) as f32),
+        ),
         _ => decode_to_f32(name, dtype, bytes),
     }
 }
@@ -1001,20 +1038,28 @@ fn materialise(
         )?
     } else {
         let src = decode(name, dtype, &raw[t.offset * elem..needed * elem])?;
-        gather(&src, &t.size, &t.stride, numel)
-            .ok_or_else(|| err(format!("tensor `{name}`: strided view out of range")))?
+        gather(name, &src, &t.size, &t.stride, numel)?
     };
     Ok(HostTensor::new(t.size.clone(), data))
 }
 
 /// Copies a strided view (offset already applied to `src`) into row-major order.
-fn gather(src: &[f32], size: &[usize], stride: &[usize], numel: usize) -> Option<Vec<f32>> {
+fn gather(
+    name: &str,
+    src: &[f32],
+    size: &[usize],
+    stride: &[usize],
+    numel: usize,
+) -> Result<Vec<f32>, WeightError> {
     let rank = size.len();
-    let mut out = Vec::with_capacity(numel);
+    let mut out = f32_buffer(name, numel)?;
     let mut idx = vec![0usize; rank];
     let mut pos = 0usize;
     for _ in 0..numel {
-        out.push(*src.get(pos)?);
+        let value = src
+            .get(pos)
+            .ok_or_else(|| err(format!("tensor `{name}`: strided view out of range")))?;
+        out.push(*value);
         for d in (0..rank).rev() {
             idx[d] += 1;
             pos = pos.wrapping_add(stride[d]);
@@ -1025,7 +1070,7 @@ fn gather(src: &[f32], size: &[usize], stride: &[usize], numel: usize) -> Option
             idx[d] = 0;
         }
     }
-    Some(out)
+    Ok(out)
 }
 
 #[cfg(test)]

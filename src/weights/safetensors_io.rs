@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use safetensors::{Dtype, SafeTensors};
 
-use super::{HostTensor, TensorStore, WeightError};
+use super::{HostTensor, TensorStore, WeightError, collect_f32};
 
 fn format_err(reason: impl ToString) -> WeightError {
     WeightError::Format {
@@ -23,32 +23,41 @@ pub fn decode_to_f32(key: &str, dtype: Dtype, bytes: &[u8]) -> Result<Vec<f32>, 
             a
         })
     }
-    Ok(match dtype {
-        Dtype::F32 => chunks::<4>(bytes).map(f32::from_le_bytes).collect(),
-        Dtype::F16 => chunks::<2>(bytes)
-            .map(|c| half::f16::from_le_bytes(c).to_f32())
-            .collect(),
-        Dtype::BF16 => chunks::<2>(bytes)
-            .map(|c| half::bf16::from_le_bytes(c).to_f32())
-            .collect(),
-        Dtype::F64 => chunks::<8>(bytes)
-            .map(|c| f64::from_le_bytes(c) as f32)
-            .collect(),
-        Dtype::I64 => chunks::<8>(bytes)
-            .map(|c| i64::from_le_bytes(c) as f32)
-            .collect(),
-        Dtype::I32 => chunks::<4>(bytes)
-            .map(|c| i32::from_le_bytes(c) as f32)
-            .collect(),
-        Dtype::U8 => bytes.iter().map(|&b| b as f32).collect(),
-        Dtype::BOOL => bytes.iter().map(|&b| (b != 0) as u8 as f32).collect(),
-        other => {
-            return Err(WeightError::UnsupportedDtype {
-                key: key.to_string(),
-                dtype: format!("{other:?}"),
-            });
-        }
-    })
+    let n = |size: usize| bytes.len() / size;
+    match dtype {
+        Dtype::F32 => collect_f32(key, n(4), chunks::<4>(bytes).map(f32::from_le_bytes)),
+        Dtype::F16 => collect_f32(
+            key,
+            n(2),
+            chunks::<2>(bytes).map(|c| half::f16::from_le_bytes(c).to_f32()),
+        ),
+        Dtype::BF16 => collect_f32(
+            key,
+            n(2),
+            chunks::<2>(bytes).map(|c| half::bf16::from_le_bytes(c).to_f32()),
+        ),
+        Dtype::F64 => collect_f32(
+            key,
+            n(8),
+            chunks::<8>(bytes).map(|c| f64::from_le_bytes(c) as f32),
+        ),
+        Dtype::I64 => collect_f32(
+            key,
+            n(8),
+            chunks::<8>(bytes).map(|c| i64::from_le_bytes(c) as f32),
+        ),
+        Dtype::I32 => collect_f32(
+            key,
+            n(4),
+            chunks::<4>(bytes).map(|c| i32::from_le_bytes(c) as f32),
+        ),
+        Dtype::U8 => collect_f32(key, n(1), bytes.iter().map(|&b| b as f32)),
+        Dtype::BOOL => collect_f32(key, n(1), bytes.iter().map(|&b| (b != 0) as u8 as f32)),
+        other => Err(WeightError::UnsupportedDtype {
+            key: key.to_string(),
+            dtype: format!("{other:?}"),
+        }),
+    }
 }
 
 /// Reads every tensor of a safetensors buffer.

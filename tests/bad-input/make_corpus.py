@@ -40,6 +40,20 @@ def zip_of(entries, method=zipfile.ZIP_STORED):
     return buf.getvalue()
 
 
+def with_declared_size(archive, name, size):
+    """`archive` with the uncompressed size of entry `name` set to `size` in its local and
+    central headers (APPNOTE 4.3.7 and 4.3.12: the size field, the name length, the name)."""
+    out = bytearray(archive)
+    for sig, size_at, name_len_at, name_at in ((b"PK\x03\x04", 22, 26, 30), (b"PK\x01\x02", 24, 28, 46)):
+        i = out.find(sig)
+        while i >= 0:
+            n = struct.unpack_from("<H", out, i + name_len_at)[0]
+            if out[i + name_at : i + name_at + n] == name:
+                struct.pack_into("<I", out, i + size_at, size)
+            i = out.find(sig, i + 4)
+    return bytes(out)
+
+
 def gz(data):
     return gzip.compress(data, mtime=0)
 
@@ -179,6 +193,12 @@ def make_pytorch():
     # drops the value recursively would overflow the stack. Deflated, the pickle is ~1 KB.
     deep = b"\x80\x02)" + b"\x85" * 300_000 + b"."
     put("pytorch/deep-nesting.pth", zip_of([("archive/data.pkl", deep), ("archive/version", b"3\n")], zipfile.ZIP_DEFLATED))
+    # Deflated entries whose headers lie about the inflated size: 1 MB of zeros declared
+    # as 100 bytes (a zip bomb is stopped at the declared size), and ~1 KB of deflate
+    # declared as 1 TB (more than deflate can expand to: refused before allocating).
+    zeros = zip_of([("archive/data.pkl", bytes(1_000_000)), ("archive/version", b"3\n")], zipfile.ZIP_DEFLATED)
+    put("pytorch/deflate-past-declared.pth", with_declared_size(zeros, b"archive/data.pkl", 100))
+    put("pytorch/deflate-declared-terabyte.pth", with_declared_size(zeros, b"archive/data.pkl", 0xFFFF_FFF0))
     # A zip that is not a checkpoint at all (a zip of text).
     put("pytorch/zip-of-text.pt", zip_of([("readme.txt", b"hello")]))
 
