@@ -5,10 +5,14 @@
 //! `Err` is the right answer to a bad file) or, under libFuzzer, by exceeding its memory
 //! limit.
 
-use medseg::app::Document;
 use medseg::app::dicom::{DicomImport, DicomOpening};
+use medseg::app::prompts::{check_prompt, parse_numbers, point_label};
+use medseg::app::propagation::{frame_range, whole_range};
+use medseg::app::{Document, VolumeOpening};
 use medseg::io::image::decode_rgb;
 use medseg::io::volume::Volume;
+use medseg::predictor::ImagePrompt;
+use medseg::preprocess::{LiteMedSamTransform, Sam2ImageTransform};
 use medseg::weights::{TensorStore, pytorch, safetensors_io};
 
 /// A target's code: takes one input, panics on a finding.
@@ -23,6 +27,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("image", image),
     ("frames", frames),
     ("dicom", dicom),
+    ("arguments", arguments),
 ];
 
 /// safetensors: the JSON header, the tensor table (dtypes, shapes, offsets) and the
@@ -54,6 +59,17 @@ fn check_store(store: &TensorStore) {
 pub fn nifti(data: &[u8]) {
     if let Ok(v) = Volume::from_nifti_bytes(data) {
         check_volume(&v);
+    }
+    // As a file is opened: a 4-D NIfTI is a clip (x, y, 1, t), a choice of time points or
+    // the volume of the one chosen.
+    for time_point in [None, Some(1)] {
+        match Document::open_volume_file("fuzz.nii", data, None, time_point) {
+            Ok(VolumeOpening::Opened(doc)) => {
+                let _ = doc.frame_rgb(doc.len().saturating_sub(1));
+            }
+            Ok(VolumeOpening::ChooseTimePoint(c)) => assert!(c.time_points > 1, "{c:?}"),
+            Err(_) => {}
+        }
     }
 }
 
@@ -113,6 +129,52 @@ pub fn dicom(data: &[u8]) {
         for k in 0..doc.len() {
             let _ = doc.frame_rgb(k);
         }
+    }
+}
+
+/// The CLI's typed numbers (`--box`, `--point`, `--range`) through the rules every face
+/// shares: the first 3 bytes give a frame of width 1 + 4·b0, height 1 + 4·b1 and
+/// 1 + b2 frames; the rest is text, a line each for the box, the point and the range. A
+/// box or point that passes `check_prompt` maps to finite model coordinates (SAM 2's and
+/// LiteMedSAM's transforms); a range that passes lies within the frames.
+pub fn arguments(data: &[u8]) {
+    let &[bw, bh, bd, ref rest @ ..] = data else {
+        return;
+    };
+    let Ok(text) = std::str::from_utf8(rest) else {
+        return;
+    };
+    let (width, height, frames) = (1 + 4 * bw as usize, 1 + 4 * bh as usize, 1 + bd as usize);
+    let mut lines = text.lines();
+    let (box_text, point_text, range_text) = (lines.next(), lines.next(), lines.next());
+    if let Some(Ok(b)) = box_text.map(parse_numbers::<4>) {
+        let prompt = ImagePrompt {
+            box_xyxy: Some(b),
+            points: Vec::new(),
+        };
+        if check_prompt(&prompt, width, height).is_ok() {
+            let hw = (height, width);
+            let sam2 = Sam2ImageTransform::new(1024).box_to_model(b, hw);
+            let lite = LiteMedSamTransform::default().box_to_model(b, hw);
+            assert!(sam2.iter().chain(&lite).all(|v| v.is_finite()), "{b:?}");
+        }
+    }
+    if let Some(Ok([x, y, label])) = point_text.map(parse_numbers::<3>)
+        && let Ok(label) = point_label(label as f64)
+    {
+        let prompt = ImagePrompt {
+            box_xyxy: None,
+            points: vec![([x, y], label)],
+        };
+        if check_prompt(&prompt, width, height).is_ok() {
+            let p = Sam2ImageTransform::new(1024).point_to_model([x, y], (height, width));
+            assert!(p.iter().all(|v| v.is_finite()), "{x}, {y}");
+        }
+    }
+    if let Some(Ok(r)) = range_text.map(parse_numbers::<2>)
+        && let Ok((lo, hi)) = whole_range(r).and_then(|r| frame_range(Some(r), frames))
+    {
+        assert!(lo <= hi && hi < frames, "{r:?} → {lo}..={hi} of {frames}");
     }
 }
 

@@ -200,7 +200,7 @@ fn track_volume_t_picks_a_time_point_of_a_4d_nifti() {
     };
     fails(
         &[],
-        "a 4-D NIfTI of 3 time points of 96×96×7 voxels: pass --volume T (0..2)",
+        "a 4-D NIfTI of 3 time points of 96×96×7 voxels: choose one with --volume T (0..2)",
     );
     fails(
         &["--volume", "3"],

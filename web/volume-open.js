@@ -14,9 +14,8 @@ export async function openVolume(client, file, name, { window = "", timePoint = 
   const res = await client._op("openVolume", [file, name, { window: window || "", timePoint: timePoint ?? null }]);
   const choice = res?.choose_time_point;
   if (!choice) return res;
-  const [x, y, z] = choice.dims;
   throw Object.assign(
-    client._error(`${name}: a 4-D NIfTI of ${choice.time_points} time points of ${x}×${y}×${z} voxels, choose one (timePoint 0..${choice.time_points - 1})`),
+    client._error(res.message),
     { kind: "choose-time-point", timePoints: choice.time_points, dims: choice.dims },
   );
 }

@@ -82,4 +82,8 @@ put("image", "rgb.webp", image_bytes(rgb, "WEBP", lossless=True))
 put("image", "lossy.webp", image_bytes(rgb, "WEBP", quality=50))
 put("frames", "three_frames", b"FRAME".join(image_bytes(rgb.rotate(a), "PNG") for a in (0, 90, 180)))
 put("frames", "png_then_jpeg", image_bytes(rgb, "PNG") + b"FRAME" + image_bytes(rgb, "JPEG"))
+# arguments: 3 bytes of frame size (width 1 + 4*b0, height 1 + 4*b1, 1 + b2 frames), then
+# the --box, --point and --range texts a line each.
+put("arguments", "typical", bytes([32, 24, 9]) + b"260,226,331,288\n40,30,1\n2,7\n")
+put("arguments", "edges", bytes([0, 0, 0]) + b"-1e30,0,1e30,1\n0,0,0\n0,0\n")
 print("seeds written under", HERE)

@@ -102,6 +102,20 @@ pub struct TimePointChoice {
     pub dims: [usize; 3],
 }
 
+impl TimePointChoice {
+    /// What the user of file `name` is told: the one wording of the CLI and the page,
+    /// each naming its own way to choose (`how`: `--volume T`, the `timePoint` option).
+    pub fn message(&self, name: &str, how: &str) -> String {
+        let [x, y, z] = self.dims;
+        format!(
+            "{name}: a 4-D NIfTI of {} time points of {x}×{y}×{z} voxels: choose one with {how} \
+             (0..{})",
+            self.time_points,
+            self.time_points.saturating_sub(1)
+        )
+    }
+}
+
 /// What the page shows about a DICOM source: nothing that identifies the patient.
 #[derive(Clone, Debug, Serialize)]
 pub struct DicomInfo {

@@ -16,6 +16,27 @@ use crate::session::video::ObjectId;
 /// The largest object id: ids are the label values of exported masks (uint8).
 pub const MAX_OBJECT_ID: u32 = 255;
 
+/// `N` comma-separated finite numbers as a user types them (the CLI's `--box x0,y0,x1,y1`,
+/// `--point x,y,label`, `--range first,last`). NaN and infinities parse as `f32` but are
+/// refused with a message that says so: no coordinate, label or frame is infinite.
+pub fn parse_numbers<const N: usize>(s: &str) -> AppResult<[f32; N]> {
+    let expected = |what: &str| format!("expected {N} comma-separated {what}, got `{s}`");
+    let values: Vec<f32> = s
+        .split(',')
+        .map(|p| p.trim().parse::<f32>())
+        .collect::<Result<_, _>>()
+        .map_err(|_| AppError::bad_input(expected("numbers")))?;
+    if let Some(bad) = values.iter().find(|v| !v.is_finite()) {
+        return Err(AppError::bad_input(format!(
+            "{bad} is not a finite number: {}",
+            expected("finite numbers")
+        )));
+    }
+    values
+        .try_into()
+        .map_err(|_| AppError::bad_input(expected("numbers")))
+}
+
 /// An object id from a caller, checked to be 1..=255.
 pub fn object_id(value: f64) -> AppResult<ObjectId> {
     if value.fract() == 0.0 && (1.0..=MAX_OBJECT_ID as f64).contains(&value) {
@@ -228,6 +249,20 @@ impl PromptStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn typed_numbers_are_finite_and_counted() {
+        assert_eq!(
+            parse_numbers::<4>(" 1, 2.5,3 ,-4").unwrap(),
+            [1.0, 2.5, 3.0, -4.0]
+        );
+        let e = |s: &str| parse_numbers::<3>(s).unwrap_err().message;
+        assert!(e("1,2").contains("expected 3 comma-separated numbers, got `1,2`"));
+        assert!(e("1,2,x").contains("expected 3 comma-separated numbers"));
+        assert!(e("1,NaN,2").contains("NaN is not a finite number"));
+        assert!(e("inf,1,2").contains("inf is not a finite number"));
+        assert!(e("").contains("expected 3"));
+    }
 
     fn points(p: &[(f32, f32, PointLabel)]) -> ImagePrompt {
         ImagePrompt {

@@ -53,6 +53,17 @@ impl Directions {
     }
 }
 
+/// A range `[first, last]` as a user types it (`--range FIRST,LAST`): whole numbers,
+/// `0 <= first <= last`; [`frame_range`] then checks it against the frames.
+pub fn whole_range([first, last]: [f32; 2]) -> AppResult<(usize, usize)> {
+    if first >= 0.0 && last >= first && first.fract() == 0.0 && last.fract() == 0.0 {
+        return Ok((first as usize, last as usize));
+    }
+    Err(AppError::bad_input(format!(
+        "range {first},{last}: expected FIRST,LAST whole numbers with 0 <= FIRST <= LAST"
+    )))
+}
+
 /// A frame range `first..=last` checked against `len` frames (`None`: all of them).
 pub fn frame_range(range: Option<(usize, usize)>, len: usize) -> AppResult<(usize, usize)> {
     let (lo, hi) = range.unwrap_or((0, len.saturating_sub(1)));
@@ -180,6 +191,11 @@ mod tests {
         assert!(frame_range(Some((3, 1)), 5).is_err());
         assert!(frame_range(Some((0, 5)), 5).is_err());
         assert!(frame_range(None, 0).is_err());
+        assert_eq!(whole_range([2.0, 5.0]).unwrap(), (2, 5));
+        for bad in [[0.5, 3.0], [-1.0, 3.0], [3.0, 1.0], [0.0, f32::NAN]] {
+            let e = whole_range(bad).unwrap_err().message;
+            assert!(e.contains("whole numbers"), "{bad:?}: {e}");
+        }
     }
 
     #[test]

@@ -196,7 +196,7 @@ impl Session {
     /// `auto` for the automatic choice) → its info; a single-slice NIfTI time series
     /// opens as a clip ([`Document::open_volume_file`]). A 4-D NIfTI of several slices
     /// opens the volume of `time_point` (0-based); without one → `{choose_time_point:
-    /// {time_points, dims}}` and the open document stays.
+    /// {time_points, dims}, message}` and the open document stays.
     pub fn open_volume(
         &self,
         bytes: &[u8],
@@ -206,9 +206,15 @@ impl Session {
     ) -> Result<JsValue, JsValue> {
         let window = window_arg(window)?;
         let time_point = time_point.map(|t| t as usize);
-        match js(Document::open_volume_file(name, bytes, window, time_point))? {
+        match js(Document::open_volume_file(
+            name.as_str(),
+            bytes,
+            window,
+            time_point,
+        ))? {
             VolumeOpening::Opened(doc) => self.open(doc),
             VolumeOpening::ChooseTimePoint(choice) => to_js(&types::ChooseTimePoint {
+                message: choice.message(&name, "the timePoint option"),
                 choose_time_point: choice,
             }),
         }

@@ -79,6 +79,8 @@ pub struct ChooseSeries {
 #[derive(Serialize)]
 pub struct ChooseTimePoint {
     pub choose_time_point: crate::app::TimePointChoice,
+    /// What to tell the user ([`crate::app::TimePointChoice::message`]).
+    pub message: String,
 }
 
 /// Any serialisable result as a JavaScript value (plain objects and arrays).

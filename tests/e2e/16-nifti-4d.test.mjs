@@ -72,6 +72,7 @@ test("4-D NIfTI: the time-point picker, the API's choice, a single-slice sequenc
     });
     log(`API: ${JSON.stringify(api.none)} / ${api.out?.message}`);
     assert.equal(api.none?.kind, "choose-time-point");
+    assert.match(api.none?.message ?? "", /3 time points of 96×96×7 voxels: choose one with the timePoint option \(0\.\.2\)/);
     assert.equal(api.none.timePoints, 3);
     assert.deepEqual(api.none.dims, [96, 96, 7]);
     assert.match(api.out?.message ?? "", /time point 3 is outside the 3 time point\(s\) of the file \(0\.\.2\)/);

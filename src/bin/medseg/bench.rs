@@ -11,6 +11,7 @@ use medseg::app::bench::{
 };
 use medseg::app::device::{Backend, NativeDevice, Precision, open_device};
 use medseg::app::document::Document;
+use medseg::app::prompts::parse_numbers;
 use medseg::app::training::FineTuneConfig;
 use medseg::io::image::RgbImage;
 use medseg::io::volume::Volume;
@@ -18,7 +19,7 @@ use medseg::model::config::Sam2Preset;
 use medseg::model::sam2_expected_keys;
 use medseg::weights::{HostTensor, TensorStore};
 
-use crate::common::{CliResult, numbers, preset, read_file, read_weights};
+use crate::common::{CliResult, preset, read_file, read_weights};
 
 /// Which weights a benchmark runs: a file, or random weights of a preset.
 #[derive(clap::Args)]
@@ -129,7 +130,7 @@ pub struct Args {
     #[arg(long, default_value_t = 8)]
     check_z: usize,
     /// Its box x0,y0,x1,y1 in pixels (around the lesion by default).
-    #[arg(long, value_parser = numbers::<4>, default_value = "260,226,331,288")]
+    #[arg(long, value_parser = parse_numbers::<4>, default_value = "260,226,331,288")]
     check_box: [f32; 4],
 }
 

@@ -24,25 +24,6 @@ pub fn read_weights(path: &Path) -> CliResult<TensorStore> {
     TensorStore::from_bytes(&bytes).map_err(|e| format!("{}: {e}", path.display()))
 }
 
-/// `N` comma-separated finite numbers (`--box x0,y0,x1,y1`), for clap's `value_parser`.
-/// NaN and infinities parse as `f32` but are refused here with a message that says so:
-/// no coordinate, frame or range is infinite.
-pub fn numbers<const N: usize>(s: &str) -> Result<[f32; N], String> {
-    let expected = || format!("expected {N} comma-separated numbers, got `{s}`");
-    let values: Vec<f32> = s
-        .split(',')
-        .map(|p| p.trim().parse::<f32>())
-        .collect::<Result<_, _>>()
-        .map_err(|_| expected())?;
-    if let Some(bad) = values.iter().find(|v| !v.is_finite()) {
-        return Err(format!(
-            "{bad} is not a finite number: {}",
-            expected().replace("numbers", "finite numbers")
-        ));
-    }
-    values.try_into().map_err(|_| expected())
-}
-
 /// A SAM 2 preset name (`--config`), for clap's `value_parser`.
 pub fn preset(s: &str) -> Result<Sam2Preset, String> {
     Sam2Preset::parse(s).map_err(|e| e.to_string())

@@ -3,13 +3,12 @@
 use std::path::{Path, PathBuf};
 
 use medseg::app::Document;
-use medseg::app::prompts::point_label;
+use medseg::app::prompts::{parse_numbers, point_label};
 use medseg::io::image::{decode_rgb, encode_mask_png};
 use medseg::predictor::ImagePrompt;
 
 use crate::common::{
-    CliResult, ModelArgs, is_dicom_input, named_dicom_but_not, numbers, open_dicom, read_file,
-    write_file,
+    CliResult, ModelArgs, is_dicom_input, named_dicom_but_not, open_dicom, read_file, write_file,
 };
 
 /// Segment one image with a box and/or points (pixel coordinates of the image); writes a
@@ -22,10 +21,10 @@ pub struct Args {
     #[arg(long)]
     image: PathBuf,
     /// Box x0,y0,x1,y1 (a leading minus sign is a coordinate, not an option).
-    #[arg(long = "box", value_name = "X0,Y0,X1,Y1", value_parser = numbers::<4>, allow_hyphen_values = true)]
+    #[arg(long = "box", value_name = "X0,Y0,X1,Y1", value_parser = parse_numbers::<4>, allow_hyphen_values = true)]
     box_xyxy: Option<[f32; 4]>,
     /// Point x,y,label (label 1 = object, 0 = background); repeatable.
-    #[arg(long = "point", value_name = "X,Y,LABEL", value_parser = numbers::<3>, allow_hyphen_values = true)]
+    #[arg(long = "point", value_name = "X,Y,LABEL", value_parser = parse_numbers::<3>, allow_hyphen_values = true)]
     points: Vec<[f32; 3]>,
     /// The mask PNG to write.
     #[arg(long)]

@@ -7,13 +7,15 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
+use medseg::app::prompts::parse_numbers;
+use medseg::app::propagation::{frame_range, whole_range};
 use medseg::app::{Directions, DocKind, Document, VolumeOpening};
 use medseg::io::window::WindowPreset;
 use medseg::predictor::ImagePrompt;
 use medseg::session::frames::FolderFrames;
 
 use crate::common::{
-    CliResult, ModelArgs, is_dicom_input, named_dicom_but_not, numbers, open_dicom, read_file,
+    CliResult, ModelArgs, is_dicom_input, named_dicom_but_not, open_dicom, read_file,
     utc_date_time, write_file,
 };
 use medseg::app::masks::SegRequest;
@@ -46,7 +48,7 @@ pub struct Args {
     frame: usize,
     /// Box x0,y0,x1,y1 in the slice's pixel grid: x = column (NIfTI voxel index i), y =
     /// row (index j).
-    #[arg(long = "box", value_name = "X0,Y0,X1,Y1", value_parser = numbers::<4>, allow_hyphen_values = true)]
+    #[arg(long = "box", value_name = "X0,Y0,X1,Y1", value_parser = parse_numbers::<4>, allow_hyphen_values = true)]
     box_xyxy: [f32; 4],
     /// Object id, the label value in the output (1..=255).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=255))]
@@ -55,7 +57,7 @@ pub struct Args {
     #[arg(long, default_value = "both", value_parser = |s: &str| Directions::parse(s).map_err(|e| e.to_string()))]
     direction: Directions,
     /// Frames FIRST,LAST (inclusive) to track over; default all.
-    #[arg(long, value_name = "FIRST,LAST", value_parser = numbers::<2>, allow_hyphen_values = true)]
+    #[arg(long, value_name = "FIRST,LAST", value_parser = parse_numbers::<2>, allow_hyphen_values = true)]
     range: Option<[f32; 2]>,
     /// Volume window: soft, lung, bone, brain, mr, none, or auto (chosen from the data,
     /// as the browser does).
@@ -90,23 +92,13 @@ pub fn run(a: Args) -> CliResult {
             depth - 1
         ));
     }
-    let (lo, hi) = match a.range {
-        Some([first, last])
-            if first >= 0.0 && last >= first && first.fract() == 0.0 && last.fract() == 0.0 =>
-        {
-            (first as usize, last as usize)
-        }
-        Some([first, last]) => {
-            return Err(format!(
-                "--range {first},{last}: expected FIRST,LAST whole numbers with FIRST <= LAST"
-            ));
-        }
-        None => (0, depth - 1),
-    };
-    if hi >= depth || a.frame < lo || a.frame > hi {
+    let range = a.range.map(whole_range).transpose();
+    let (lo, hi) = range
+        .and_then(|r| frame_range(r, depth))
+        .map_err(|e| format!("--range: {e}"))?;
+    if a.frame < lo || a.frame > hi {
         return Err(format!(
-            "--range {lo},{hi} must lie within 0..{} and contain --frame {}",
-            depth - 1,
+            "--range {lo},{hi} must contain --frame {}",
             a.frame
         ));
     }
@@ -209,15 +201,7 @@ fn open_input(
     let bytes = read_file(path)?;
     match Document::open_volume_file(name.as_str(), &bytes, window, time_point) {
         Ok(VolumeOpening::Opened(doc)) => Ok(doc),
-        Ok(VolumeOpening::ChooseTimePoint(c)) => {
-            let [x, y, z] = c.dims;
-            Err(format!(
-                "{name}: a 4-D NIfTI of {} time points of {x}×{y}×{z} voxels: pass --volume T \
-                 (0..{}) to track through one of them",
-                c.time_points,
-                c.time_points - 1
-            ))
-        }
+        Ok(VolumeOpening::ChooseTimePoint(c)) => Err(c.message(&name, "--volume T")),
         Err(e) => Err(named_dicom_but_not(path).unwrap_or_else(|| e.to_string())),
     }
 }
