@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Fuzzing of every parser of user data (issue 13; FUZZING.md records the runs):
 #   scripts/fuzz.sh [TARGET|all] [SECONDS]      default: all targets, 600 s each
-# Targets (fuzz/targets.rs): safetensors pytorch nifti npz image frames dicom.
+# Targets (fuzz/targets.rs): safetensors pytorch nifti npz image frames dicom arguments.
 # Builds fuzz/ with cargo-fuzz (installed here, pinned, when missing) on the nightly pinned
 # in toolchains/wasm-threads/ (libFuzzer's coverage instrumentation and AddressSanitizer
 # need a nightly), with overflow checks and debug assertions on. Each target's corpus
@@ -17,7 +17,7 @@ set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 CARGO_FUZZ_VERSION=0.13.2
-ALL=(safetensors pytorch nifti npz image frames dicom)
+ALL=(safetensors pytorch nifti npz image frames dicom arguments)
 what=${1:-all}
 seconds=${2:-600}
 case "$what" in

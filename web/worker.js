@@ -34,6 +34,8 @@ const RELAXED_SIMD_PROBE = (() => {
 })();
 
 let session = null;
+/** The engine module (its Session and InputBytes classes), once init has run. */
+let engine = null;
 /** The wasm module's exports (its memory), once init has run. */
 let wasm = null;
 let cancelRequested = false;
@@ -66,6 +68,24 @@ function fail(message) {
 function need() {
   if (!session) fail("the session is not started: call init first");
   return session;
+}
+
+/** `bytes` copied into the engine's memory: room reserved first (InputBytes), so a file
+ * that does not fit is a "too-large" message naming it, not a trap in wasm-bindgen's
+ * allocator. Passed by value, the engine owns it. */
+function input(bytes, name) {
+  need();
+  return engine.InputBytes.copy(bytes, String(name));
+}
+
+/** `use(input(bytes, name))`, synchronous, with the copy freed after. */
+function withInput(bytes, name, use) {
+  const copy = input(bytes, name);
+  try {
+    return use(copy);
+  } finally {
+    copy.free();
+  }
 }
 
 // Lets queued messages (a cancel) in between two model steps.
@@ -152,6 +172,7 @@ const ops = {
     }
     mod ??= await loadModule(SINGLE);
     session = await locked(() => mod.Session.create(want));
+    engine = mod;
     if (session.notice()) notices.push(session.notice());
     const notice = notices.length ? notices.join("; ") : null;
     if (notice) event("notice", { message: notice });
@@ -166,7 +187,7 @@ const ops = {
     );
     const t1 = performance.now();
     const info = await locked(() =>
-      s.load_model(bytes, expect || undefined, (stage, fraction) => event("progress", { task: "model", stage, fraction })),
+      s.load_model(input(bytes, src?.name || (typeof src === "string" ? src : "the model file")), expect || undefined, (stage, fraction) => event("progress", { task: "model", stage, fraction })),
     );
     return { ...info, bytes: bytes.length, downloadMs: t1 - t0, loadMs: performance.now() - t1 };
   },
@@ -175,12 +196,12 @@ const ops = {
   // several slices and no `timePoint`).
   async openVolume(src, name, { window = "", timePoint = null } = {}) {
     const bytes = await bytesOf(src, name);
-    return need().open_volume(bytes, name, window || undefined, timePoint ?? undefined);
+    return withInput(bytes, name, (b) => need().open_volume(b, name, window || undefined, timePoint ?? undefined));
   },
 
   async openImage(src, name) {
     const bytes = await bytesOf(src, name);
-    return need().open_image(bytes, name);
+    return withInput(bytes, name, (b) => need().open_image(b, name));
   },
 
   beginClip(name) {
@@ -190,12 +211,12 @@ const ops = {
 
   pushFrame({ data, width, height, grey = false }) {
     const bytes = new Uint8Array(data);
-    return grey ? need().push_frame_grey(bytes, width, height) : need().push_frame_rgba(bytes, width, height);
+    return withInput(bytes, "frame", (b) => (grey ? need().push_frame_grey(b, width, height) : need().push_frame_rgba(b, width, height)));
   },
 
   async pushFrameImage(src, name) {
     const bytes = await bytesOf(src, name);
-    return need().push_frame_image(bytes, name);
+    return withInput(bytes, name, (b) => need().push_frame_image(b, name));
   },
 
   // DICOM: files pushed one at a time (their buffers transferred), then the series opened.
@@ -205,7 +226,7 @@ const ops = {
   },
 
   pushDicom(buf, name, lenient = false) {
-    return need().push_dicom(new Uint8Array(buf), String(name), !!lenient);
+    return withInput(new Uint8Array(buf), name, (b) => need().push_dicom(b, String(name), !!lenient));
   },
 
   skipDicom(name, why) {
@@ -339,7 +360,7 @@ const ops = {
 
   async openLabels(src, name) {
     const bytes = await bytesOf(src, name);
-    return need().open_labels(bytes, name);
+    return withInput(bytes, name, (b) => need().open_labels(b, name));
   },
 
   closeLabels() {
@@ -509,8 +530,15 @@ async function handle({ id, op, args = [] }) {
     post({ id, ok: true, result: out }, transfer);
     ok = true;
   } catch (e) {
-    const message = e instanceof Error ? e.message : String(e);
-    post({ id, ok: false, error: { name: (e && e.name) || "Error", message, kind: (e && e.kind) || null } });
+    if (e instanceof WebAssembly.RuntimeError) {
+      // A trap (an allocation that could not fail softly, or a bug): say what was being
+      // done; the engine's state before the call is usually intact, so the page goes on.
+      const message = `${op}: the engine stopped inside WebAssembly (${e.message}): out of memory, or a fault in MedSeg. Export your masks, and reload the page if the next step fails too`;
+      post({ id, ok: false, error: { name: "MedSegError", message, kind: "engine" } });
+    } else {
+      const message = e instanceof Error ? e.message : String(e);
+      post({ id, ok: false, error: { name: (e && e.name) || "Error", message, kind: (e && e.kind) || null } });
+    }
   }
   if (session && HISTORY_OPS.has(op)) {
     // After the answer, and caught, so that it can fail neither the request nor the queue.

@@ -537,13 +537,15 @@ impl ClipBuilder {
         }
     }
 
-    /// Adds a frame; returns the number of frames so far.
-    pub fn push(&mut self, frame: RgbImage) -> AppResult<usize> {
+    /// Adds a frame, decoded from image file `file` when it was one (the message of a
+    /// frame of the wrong size names it); returns the number of frames so far.
+    pub fn push(&mut self, frame: RgbImage, file: Option<&str>) -> AppResult<usize> {
         if let Some(first) = self.frames.first()
             && (first.width, first.height) != (frame.width, frame.height)
         {
+            let file = file.map(|f| format!(" ({f})")).unwrap_or_default();
             return Err(AppError::bad_input(format!(
-                "{}: frame {} is {}×{}, the clip is {}×{}",
+                "{}: frame {}{file} is {}×{}, the clip is {}×{}",
                 self.name,
                 self.frames.len(),
                 frame.width,
@@ -749,5 +751,21 @@ mod tests {
         .unwrap();
         assert!(image.info().values.is_none());
         assert!(image.slice_values(0).is_err());
+    }
+
+    #[test]
+    fn a_clip_frame_of_another_size_is_named_by_index_and_file() {
+        let grey = |w: usize, h: usize| RgbImage {
+            width: w,
+            height: h,
+            data: vec![0; w * h * 3],
+        };
+        let mut clip = ClipBuilder::new("scan");
+        assert_eq!(clip.push(grey(4, 3), Some("a.png")).unwrap(), 1);
+        let e = clip.push(grey(2, 2), Some("b.png")).unwrap_err().message;
+        assert_eq!(e, "scan: frame 1 (b.png) is 2×2, the clip is 4×3");
+        let e = clip.push(grey(2, 2), None).unwrap_err().message;
+        assert_eq!(e, "scan: frame 1 is 2×2, the clip is 4×3");
+        assert_eq!(clip.finish().unwrap().len(), 1);
     }
 }

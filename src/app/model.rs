@@ -115,8 +115,13 @@ impl LoadedModel {
         expect: Option<ModelKind>,
         device: &Device,
     ) -> AppResult<(Self, ModelInfo)> {
-        let store = TensorStore::from_bytes(bytes)
-            .map_err(|e| AppError::bad_input(format!("cannot read the weights: {e}")))?;
+        let store = TensorStore::from_bytes(bytes).map_err(|e| {
+            let kind = match e {
+                crate::weights::WeightError::OutOfMemory { .. } => ErrorKind::TooLarge,
+                _ => ErrorKind::BadInput,
+            };
+            AppError::new(kind, format!("cannot read the weights: {e}"))
+        })?;
         Self::load(store, preset, expect, device)
     }
 

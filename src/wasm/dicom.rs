@@ -4,7 +4,7 @@
 use wasm_bindgen::prelude::*;
 
 use super::types::{self, busy, from_js, js_error, to_js};
-use super::{Session, js};
+use super::{InputBytes, Session, js};
 use crate::app::AppError;
 use crate::app::dicom::{DicomImport, DicomOpening};
 use crate::app::masks::SegRequest;
@@ -22,7 +22,13 @@ impl Session {
     /// With `lenient` (a file of a folder or of several), a file that is not DICOM or
     /// cannot be read is skipped with a note ([`DicomImport::add_among_others`]); without,
     /// it is an error.
-    pub fn push_dicom(&self, bytes: &[u8], name: String, lenient: bool) -> Result<u32, JsValue> {
+    pub fn push_dicom(
+        &self,
+        bytes: &InputBytes,
+        name: String,
+        lenient: bool,
+    ) -> Result<u32, JsValue> {
+        let bytes = bytes.bytes();
         let mut import = self.dicom.borrow_mut();
         let import = js(import.as_mut().ok_or_else(|| {
             AppError::bad_input("no DICOM import was begun (call beginDicom first)")

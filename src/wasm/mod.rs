@@ -16,6 +16,7 @@
 #![allow(clippy::await_holding_refcell_ref)]
 
 mod dicom;
+mod input;
 mod types;
 
 use std::cell::RefCell;
@@ -34,6 +35,7 @@ use crate::app::workspace::{ModelChoice, TeachOptions};
 use crate::app::{AppError, AppResult, Directions, ModelKind, Workspace};
 use crate::io::image::decode_rgb;
 use crate::io::window::WindowPreset;
+pub use input::InputBytes;
 use types::{DisplayWindowArg, PromptArg, busy, from_js, js_error, to_js};
 
 /// `initThreadPool(n)` in JavaScript: starts `n` Web Workers as rayon's pool, which
@@ -147,7 +149,7 @@ impl Session {
     /// previous model stays.
     pub fn load_model(
         &self,
-        bytes: Vec<u8>,
+        bytes: InputBytes,
         expect: Option<String>,
         progress: Option<Function>,
     ) -> Result<JsValue, JsValue> {
@@ -169,7 +171,7 @@ impl Session {
             .ws
             .try_borrow_mut()
             .map_err(busy)?
-            .load_model(bytes, expect))?;
+            .load_model(bytes.into_vec(), expect))?;
         report("done", 1.0);
         to_js(&info)
     }
@@ -185,8 +187,8 @@ impl Session {
     }
 
     /// Opens a PNG / JPEG / WebP image. On failure the open document and masks stay.
-    pub fn open_image(&self, bytes: &[u8], name: String) -> Result<JsValue, JsValue> {
-        let doc = decode_rgb(bytes)
+    pub fn open_image(&self, bytes: &InputBytes, name: String) -> Result<JsValue, JsValue> {
+        let doc = decode_rgb(bytes.bytes())
             .map_err(|e| AppError::from(e).context(&name))
             .and_then(|img| Document::image(name, img));
         self.open(js(doc)?)
@@ -199,7 +201,7 @@ impl Session {
     /// {time_points, dims}, message}` and the open document stays.
     pub fn open_volume(
         &self,
-        bytes: &[u8],
+        bytes: &InputBytes,
         name: String,
         window: Option<String>,
         time_point: Option<u32>,
@@ -208,7 +210,7 @@ impl Session {
         let time_point = time_point.map(|t| t as usize);
         match js(Document::open_volume_file(
             name.as_str(),
-            bytes,
+            bytes.bytes(),
             window,
             time_point,
         ))? {
@@ -246,18 +248,35 @@ impl Session {
     }
 
     /// Adds an RGBA frame (`ImageData` bytes) to the clip begun; returns the count.
-    pub fn push_frame_rgba(&self, data: &[u8], width: u32, height: u32) -> Result<u32, JsValue> {
-        self.push(rgb_from_pixels(data, width as usize, height as usize, 4))
+    pub fn push_frame_rgba(
+        &self,
+        data: &InputBytes,
+        width: u32,
+        height: u32,
+    ) -> Result<u32, JsValue> {
+        self.push(
+            rgb_from_pixels(data.bytes(), width as usize, height as usize, 4),
+            None,
+        )
     }
 
     /// Adds a grey frame (`width × height` bytes) to the clip begun.
-    pub fn push_frame_grey(&self, data: &[u8], width: u32, height: u32) -> Result<u32, JsValue> {
-        self.push(rgb_from_pixels(data, width as usize, height as usize, 1))
+    pub fn push_frame_grey(
+        &self,
+        data: &InputBytes,
+        width: u32,
+        height: u32,
+    ) -> Result<u32, JsValue> {
+        self.push(
+            rgb_from_pixels(data.bytes(), width as usize, height as usize, 1),
+            None,
+        )
     }
 
     /// Adds an encoded image (PNG / JPEG / WebP) as the next frame of the clip begun.
-    pub fn push_frame_image(&self, bytes: &[u8], name: String) -> Result<u32, JsValue> {
-        self.push(decode_rgb(bytes).map_err(|e| AppError::from(e).context(name)))
+    pub fn push_frame_image(&self, bytes: &InputBytes, name: String) -> Result<u32, JsValue> {
+        let frame = decode_rgb(bytes.bytes()).map_err(|e| AppError::from(e).context(&name));
+        self.push(frame, Some(&name))
     }
 
     /// Makes the pushed frames the open document (masks of the previous one go).
@@ -408,12 +427,12 @@ impl Session {
 
     /// Opens a label file over the open document (NIfTI / npz label volume, PNG mask,
     /// zip of PNG masks): `{name, frames, firstFrame, lastFrame, values}`.
-    pub fn open_labels(&self, bytes: &[u8], name: String) -> Result<JsValue, JsValue> {
+    pub fn open_labels(&self, bytes: &InputBytes, name: String) -> Result<JsValue, JsValue> {
         to_js(&js(self
             .ws
             .try_borrow_mut()
             .map_err(busy)?
-            .open_labels(bytes, &name))?)
+            .open_labels(bytes.bytes(), &name))?)
     }
 
     /// Forgets the label file.
@@ -561,12 +580,17 @@ impl Session {
         to_js(&self.ws.try_borrow_mut().map_err(busy)?.open(doc))
     }
 
-    fn push(&self, frame: AppResult<crate::io::image::RgbImage>) -> Result<u32, JsValue> {
+    /// Adds `frame` (decoded from image file `file`, when it was one) to the clip begun.
+    fn push(
+        &self,
+        frame: AppResult<crate::io::image::RgbImage>,
+        file: Option<&str>,
+    ) -> Result<u32, JsValue> {
         let mut clip = self.clip.borrow_mut();
         let clip = js(clip
             .as_mut()
             .ok_or_else(|| AppError::bad_input("no clip was begun (call beginClip first)")))?;
-        Ok(js(frame.and_then(|f| clip.push(f)))? as u32)
+        Ok(js(frame.and_then(|f| clip.push(f, file)))? as u32)
     }
 }
 

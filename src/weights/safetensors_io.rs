@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use safetensors::{Dtype, SafeTensors};
+use safetensors::{Dtype, SafeTensorError, SafeTensors};
 
 use super::{HostTensor, TensorStore, WeightError, collect_f32};
 
@@ -62,7 +62,20 @@ pub fn decode_to_f32(key: &str, dtype: Dtype, bytes: &[u8]) -> Result<Vec<f32>, 
 
 /// Reads every tensor of a safetensors buffer.
 pub fn read(bytes: &[u8]) -> Result<TensorStore, WeightError> {
-    let st = SafeTensors::deserialize(bytes).map_err(format_err)?;
+    let st = SafeTensors::deserialize(bytes).map_err(|e| match e {
+        // The crate counts a tensor's size in bits, in `usize`: in the browser (32 bits)
+        // a real tensor of 512 MB already overflows, and its message says nothing of it.
+        SafeTensorError::ValidationOverflow => format_err(format!(
+            "a tensor's size (shape × element size, counted in bits) overflows {} bits{}",
+            usize::BITS,
+            if cfg!(target_arch = "wasm32") {
+                ": in the browser a tensor may hold at most 512 MB"
+            } else {
+                ""
+            }
+        )),
+        e => format_err(e),
+    })?;
     let (_, header) = SafeTensors::read_metadata(bytes).map_err(format_err)?;
     let metadata: BTreeMap<String, String> = header
         .metadata()

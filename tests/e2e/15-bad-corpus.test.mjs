@@ -2,11 +2,15 @@
 // through the page: a representative third of it, every format, through openFile /
 // loadModel and a few through the page's own file inputs. After each refusal the error
 // names the problem, and the document, its mask and the model are still there and usable.
+// Then two files that do not fit in the engine's memory, made at run time (a volume of
+// 2 GB of float64 voxels, a model of 1.5 GB whose tensors need 3 GB as float32): each is a
+// "too-large" message, not a WebAssembly trap.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import fs from "node:fs";
 import path from "node:path";
-import { launch, openPage, log, putFile, SHARED, ROOT, DATA_URL_PATH, errorsText, pickBadFile } from "./lib.mjs";
+import zlib from "node:zlib";
+import { launch, openPage, log, putFile, putBytes, SHARED, ROOT, DATA_URL_PATH, errorsText, pickBadFile } from "./lib.mjs";
 
 const CORPUS = path.join(ROOT, "tests/bad-input");
 const FIX = path.join(SHARED, "fixtures/sam2-small");
@@ -49,7 +53,7 @@ const PAGE_CASES = [
   ["img-huge-dimensions", "open"],
   ["img-truncated-jpg", "open"],
   ["img-garbage-webp", "open"],
-  ["frames-mixed-sizes", "open", /frame 2 is 32×32, the clip is 64×48/i],
+  ["frames-mixed-sizes", "open", /frame 2 \(frame_002\.png\) is 32×32, the clip is 64×48/i],
   ["frames-non-image", "open", /frame_002\.png/i],
   ["dcm-no-pixel-data", "open"],
   ["dcm-unsupported-syntax", "open"],
@@ -65,11 +69,44 @@ async function rejection(page, how, names) {
         else await window.medseg.openFile(files.length === 1 ? files[0] : files);
         return { ok: true };
       } catch (e) {
-        return { ok: false, isError: e instanceof Error, message: e.message };
+        return { ok: false, isError: e instanceof Error, message: e.message, kind: e.kind };
       }
     },
     [how, names],
   );
+}
+
+/** A NIfTI-1 float64 volume of `[x, y, z]` zeros, gzipped, as concatenated gzip members
+ * (one of the header, then one 64 MB member of zeros repeated): MB of file for GB of
+ * voxels, made in a second. */
+function zeroVolumeGz([x, y, z]) {
+  const h = Buffer.alloc(352);
+  h.writeInt32LE(348, 0);
+  [3, x, y, z, 1, 1, 1, 1].forEach((d, i) => h.writeInt16LE(d, 40 + 2 * i));
+  h.writeInt16LE(64, 70); // datatype float64
+  h.writeInt16LE(64, 72); // bitpix
+  for (let i = 0; i < 8; i++) h.writeFloatLE(1, 76 + 4 * i);
+  h.writeFloatLE(352, 108);
+  h.writeFloatLE(1, 112);
+  h.write("n+1\0", 344, "latin1");
+  const chunk = 64 << 20;
+  const bytes = x * y * z * 8;
+  assert.equal(bytes % chunk, 0);
+  const zeros = zlib.gzipSync(Buffer.alloc(chunk));
+  return Buffer.concat([zlib.gzipSync(h), ...new Array(bytes / chunk).fill(zeros)]);
+}
+
+/** A safetensors model of `k` half-precision tensors of `mb` MB each, made in the page. */
+function bigModelInPage([k, mb]) {
+  const each = mb << 20;
+  const table = {};
+  for (let i = 0; i < k; i++) table[`t${i}`] = { dtype: "F16", shape: [each / 2], data_offsets: [i * each, (i + 1) * each] };
+  let json = JSON.stringify(table);
+  while (json.length % 8) json += " ";
+  const head = new Uint8Array(8 + json.length);
+  new DataView(head.buffer).setBigUint64(0, BigInt(json.length), true);
+  head.set(new TextEncoder().encode(json), 8);
+  window.__files["big.safetensors"] = new File([head, new Uint8Array(k * each)], "big.safetensors");
 }
 
 const maskSum = (page) => page.evaluate(async () => (await window.medseg.getMask(0, 1))?.data.reduce((a, b) => a + b, 0) ?? null);
@@ -124,6 +161,28 @@ test("the bad-input corpus through the page keeps the session", { timeout: 90000
       assert.equal(await maskSum(page), area, `the mask changed after ${name} (page)`);
     }
     assert.equal(await page.evaluate(() => window.medseg.architecture()), "sam2", "the page keeps its model");
+
+    // Files that do not fit in the engine's memory (the module's 4 GB): each is a
+    // "too-large" message naming the size, not a WebAssembly trap; nothing is lost.
+    await putBytes(page, zeroVolumeGz([1024, 1024, 256]), "f64-volume.nii.gz");
+    await page.evaluate(bigModelInPage, [3, 500]);
+    /** @type {[string, "open" | "model", RegExp][]} */
+    const tooLarge = [
+      ["f64-volume.nii.gz", "open", /f64-volume\.nii\.gz: not enough memory: the inflated voxels needs 2147483648 bytes/],
+      ["big.safetensors", "model", /not enough memory: tensor `t\d` needs 1048576000 bytes/],
+    ];
+    for (const [what, how, pattern] of tooLarge) {
+      const r = await rejection(page, how, [what]);
+      log(`${what} (too large): ${r.ok ? "accepted!" : `${r.message} [${r.kind}]`}`);
+      assert.equal(r.ok, false, `${what} was accepted`);
+      assert.equal(r.kind, "too-large", r.message);
+      assert.match(r.message, pattern);
+      assert.equal(await page.evaluate(() => window.medseg.architecture()), "sam2", `the model after ${what}`);
+      assert.equal(await maskSum(page), area, `the mask changed after ${what}`);
+    }
+    const last = await page.evaluate(() => window.medseg.addBox(0, 3, [32, 28.8, 89.6, 76.8]));
+    assert.ok(last.area > 0, `segmenting after the files that do not fit: area ${last.area}`);
+
     const expected = PAGE_CASES.map(([name]) => path.basename(rows.get(name).file));
     const unexpected = errors.filter((e) => !expected.some((n) => e.includes(n)) && !/bad input|not a model|too large|truncated|unsupported/i.test(e));
     assert.deepEqual(unexpected, [], `console errors:${errorsText(unexpected)}`);
