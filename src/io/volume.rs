@@ -1114,9 +1114,48 @@ fn read_npz(bytes: &[u8], keys: &[&str]) -> Result<Volume, VolumeError> {
 }
 
 /// The shape of the array `key.npy`, from its header alone.
+/// numpy's bound on an `.npy` header (`numpy.lib.format._MAX_HEADER_SIZE`): npyz
+/// allocates whatever length the preamble claims (up to 4 GB in formats 2 and 3) before
+/// reading it, so a 100-byte file could ask for gigabytes.
+const NPY_MAX_HEADER: u64 = 10_000;
+
+/// The archive's entry `name` (its declared size, and its bytes) once its `.npy`
+/// preamble (magic, version, header length) claims a header numpy would read.
+fn npy_entry<'z>(
+    zip: &'z mut zip::ZipArchive<Cursor<&[u8]>>,
+    name: &str,
+) -> Result<(u64, impl Read + 'z), VolumeError> {
+    let mut entry = zip.by_name(name).map_err(npz_err)?;
+    let declared = entry.size();
+    // 6 bytes of magic, the major and minor version, then the header's length: 2 bytes
+    // in format 1, 4 in formats 2 and 3.
+    let mut preamble = Vec::with_capacity(12);
+    entry
+        .by_ref()
+        .take(12)
+        .read_to_end(&mut preamble)
+        .map_err(|e| npz_err(format!("{name}: {e}")))?;
+    let header_len = match preamble[..] {
+        [0x93, b'N', b'U', b'M', b'P', b'Y', 1, _, a, b, ..] => {
+            u64::from(u16::from_le_bytes([a, b]))
+        }
+        [0x93, b'N', b'U', b'M', b'P', b'Y', _, _, a, b, c, d] => {
+            u64::from(u32::from_le_bytes([a, b, c, d]))
+        }
+        _ => 0, // not an .npy preamble: npyz says what is wrong
+    };
+    if header_len > NPY_MAX_HEADER {
+        return Err(npz_err(format!(
+            "{name}: its header claims {header_len} bytes, more than numpy writes or reads \
+             ({NPY_MAX_HEADER})"
+        )));
+    }
+    Ok((declared, Cursor::new(preamble).chain(entry)))
+}
+
 fn npy_shape(zip: &mut zip::ZipArchive<Cursor<&[u8]>>, key: &str) -> Result<Vec<u64>, VolumeError> {
     let name = format!("{key}.npy");
-    let entry = zip.by_name(&name).map_err(npz_err)?;
+    let (_, entry) = npy_entry(zip, &name)?;
     let npy = npyz::NpyFile::new(entry).map_err(|e| npz_err(format!("{name}: {e}")))?;
     Ok(npy.shape().to_vec())
 }
@@ -1127,8 +1166,7 @@ fn read_npy_entry(
     key: &str,
 ) -> Result<(Vec<u64>, DataType, Vec<f32>), VolumeError> {
     let name = format!("{key}.npy");
-    let entry = zip.by_name(&name).map_err(npz_err)?;
-    let declared = entry.size();
+    let (declared, entry) = npy_entry(zip, &name)?;
     let npy = npyz::NpyFile::new(CountingReader {
         inner: entry,
         count: 0,
@@ -1192,7 +1230,7 @@ fn read_npy_f64(
     key: &str,
 ) -> Result<(Vec<u64>, DataType, Vec<f64>), VolumeError> {
     let name = format!("{key}.npy");
-    let entry = zip.by_name(&name).map_err(npz_err)?;
+    let (_, entry) = npy_entry(zip, &name)?;
     let npy = npyz::NpyFile::new(entry).map_err(|e| npz_err(format!("{name}: {e}")))?;
     let shape = npy.shape().to_vec();
     if npy.len() > 16 {

@@ -266,6 +266,9 @@ def make_npz():
     put("npz/object-dtype.npz", zip_of([("imgs.npy", npy("|O", [2, 4, 4], bytes(32)))]))
     put("npz/truncated-data.npz", zip_of([("imgs.npy", npy("|u1", [2, 64, 64], bytes(100)))]))
     put("npz/huge-shape.npz", zip_of([("imgs.npy", npy("<f4", [65536, 65536, 65536], bytes(64)))]))
+    # A format-2 preamble whose header length claims 4 GB (found by fuzzing: the npy
+    # reader allocated it before reading).
+    put("npz/huge-npy-header.npz", zip_of([("imgs.npy", b"\x93NUMPY\x02\x00" + struct.pack("<I", 0xF0000000) + b"{'descr': '<f4'}\n")]))
 
 
 # --- images --------------------------------------------------------------------------------
