@@ -211,7 +211,7 @@ const ops = {
 
   pushFrame({ data, width, height, grey = false }) {
     const bytes = new Uint8Array(data);
-    return withInput(bytes, "frame", (b) => (grey ? need().push_frame_grey(b, width, height) : need().push_frame_rgba(b, width, height)));
+    return withInput(bytes, "frame", (b) => need().push_frame_pixels(b, width, height, grey ? 1 : 4));
   },
 
   async pushFrameImage(src, name) {

@@ -577,15 +577,20 @@ pub fn rgb_from_pixels(
     height: usize,
     channels: usize,
 ) -> AppResult<RgbImage> {
+    let kind = match channels {
+        1 => "grey",
+        3 => "RGB",
+        4 => "RGBA",
+        _ => {
+            return Err(AppError::bad_input(format!(
+                "a frame has 1 (grey), 3 (RGB) or 4 (RGBA) channels, got {channels}"
+            )));
+        }
+    };
     let expected = width
         .checked_mul(height)
         .and_then(|n| n.checked_mul(channels));
     if width == 0 || height == 0 || expected != Some(data.len()) {
-        let kind = match channels {
-            1 => "grey",
-            4 => "RGBA",
-            _ => "RGB",
-        };
         return Err(AppError::bad_input(format!(
             "a {kind} frame of {width}×{height} has {} bytes, got {}",
             expected.map_or_else(|| "too many".to_string(), |n| n.to_string()),
@@ -751,6 +756,21 @@ mod tests {
         .unwrap();
         assert!(image.info().values.is_none());
         assert!(image.slice_values(0).is_err());
+    }
+
+    #[test]
+    fn pixels_of_1_3_or_4_channels_become_rgb() {
+        assert_eq!(
+            rgb_from_pixels(&[7, 9], 2, 1, 1).unwrap().data,
+            [7, 7, 7, 9, 9, 9]
+        );
+        assert_eq!(
+            rgb_from_pixels(&[1, 2, 3, 4], 1, 1, 4).unwrap().data,
+            [1, 2, 3]
+        );
+        let e = |c: usize| rgb_from_pixels(&[0; 4], 1, 2, c).unwrap_err().message;
+        assert!(e(2).contains("1 (grey), 3 (RGB) or 4 (RGBA) channels, got 2"));
+        assert!(e(1).contains("a grey frame of 1×2 has 2 bytes, got 4"));
     }
 
     #[test]

@@ -247,30 +247,17 @@ impl Session {
         *self.clip.borrow_mut() = Some(ClipBuilder::new(name));
     }
 
-    /// Adds an RGBA frame (`ImageData` bytes) to the clip begun; returns the count.
-    pub fn push_frame_rgba(
+    /// Adds a frame of `channels` bytes a pixel (4: `ImageData`'s RGBA, 1: grey) to the
+    /// clip begun; returns the count.
+    pub fn push_frame_pixels(
         &self,
         data: &InputBytes,
         width: u32,
         height: u32,
+        channels: u32,
     ) -> Result<u32, JsValue> {
-        self.push(
-            rgb_from_pixels(data.bytes(), width as usize, height as usize, 4),
-            None,
-        )
-    }
-
-    /// Adds a grey frame (`width × height` bytes) to the clip begun.
-    pub fn push_frame_grey(
-        &self,
-        data: &InputBytes,
-        width: u32,
-        height: u32,
-    ) -> Result<u32, JsValue> {
-        self.push(
-            rgb_from_pixels(data.bytes(), width as usize, height as usize, 1),
-            None,
-        )
+        let (w, h, c) = (width as usize, height as usize, channels as usize);
+        self.push(rgb_from_pixels(data.bytes(), w, h, c), None)
     }
 
     /// Adds an encoded image (PNG / JPEG / WebP) as the next frame of the clip begun.
