@@ -95,7 +95,8 @@ pub fn run(a: Args) -> CliResult {
     let range = a.range.map(whole_range).transpose();
     let (lo, hi) = range
         .and_then(|r| frame_range(r, depth))
-        .map_err(|e| format!("--range: {e}"))?;
+        // Both rules' messages begin "range …": the option's name is that word.
+        .map_err(|e| format!("--{e}"))?;
     if a.frame < lo || a.frame > hi {
         return Err(format!(
             "--range {lo},{hi} must contain --frame {}",
