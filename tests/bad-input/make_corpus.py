@@ -379,6 +379,12 @@ def make_dicom():
     put("dicom/unsupported-transfer-syntax.dcm", dicom(syntax="1.2.840.10008.1.2.4.100", pixels=bytes(128)))
     put("dicom/structured-report.dcm", dicom(sop_class=BASIC_TEXT_SR, with_pixels=False))
     put("dicom/zero-rows.dcm", dicom(rows=0, columns=8, pixels=b""))
+    # A text element (UT, 4-byte length) declaring 3 GB in a file of a few hundred bytes,
+    # inside a sequence: the DICOM reader would size a buffer by it before reading.
+    huge_text = struct.pack("<HH", 0x0040, 0xA160) + b"UT\0\0" + struct.pack("<I", 3_000_000_000) + b"text"
+    item = struct.pack("<HHI", 0xFFFE, 0xE000, 0xFFFFFFFF) + huge_text
+    sequence = struct.pack("<HH", 0x0040, 0xA730) + b"SQ\0\0" + struct.pack("<I", 0xFFFFFFFF) + item
+    put("dicom/huge-element-length.dcm", dicom(extra=sequence))
 
 
 # --- valid inputs the argument-only cases run against ---------------------------------------

@@ -56,6 +56,7 @@ const PAGE_CASES = [
   ["frames-mixed-sizes", "open", /frame 2 \(frame_002\.png\) is 32×32, the clip is 64×48/i],
   ["frames-non-image", "open", /frame_002\.png/i],
   ["dcm-no-pixel-data", "open"],
+  ["dcm-huge-element-length", "open"],
   ["dcm-unsupported-syntax", "open"],
   ["dcm-structured-report", "open"],
 ];

@@ -9,6 +9,7 @@
 //! modality rescale) is done in [`pixels`], so that every value is checked against the
 //! header before anything is allocated.
 
+mod lengths;
 pub mod meta;
 pub mod pixels;
 pub mod seg;
@@ -104,6 +105,7 @@ impl DicomFile {
         if !is_part10(bytes) {
             return Err(DicomError::NotPart10);
         }
+        lengths::check_declared_lengths(bytes)?;
         let object = OpenFileOptions::new()
             .read_preamble(ReadPreamble::Never)
             .from_reader(&bytes[128..])
