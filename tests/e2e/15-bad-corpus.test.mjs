@@ -10,7 +10,7 @@ import assert from "node:assert/strict";
 import fs from "node:fs";
 import path from "node:path";
 import zlib from "node:zlib";
-import { launch, openPage, log, putFile, putBytes, SHARED, ROOT, DATA_URL_PATH, errorsText, pickBadFile } from "./lib.mjs";
+import { launch, openPage, log, putFile, putBytes, screenshot, SHARED, ROOT, DATA_URL_PATH, errorsText, pickBadFile } from "./lib.mjs";
 
 const CORPUS = path.join(ROOT, "tests/bad-input");
 const FIX = path.join(SHARED, "fixtures/sam2-small");
@@ -165,7 +165,8 @@ test("the bad-input corpus through the page keeps the session", { timeout: 90000
 
     // Files that do not fit in the engine's memory (the module's 4 GB): each is a
     // "too-large" message naming the size, not a WebAssembly trap; nothing is lost.
-    await putBytes(page, zeroVolumeGz([1024, 1024, 256]), "f64-volume.nii.gz");
+    const bigVolume = zeroVolumeGz([1024, 1024, 256]);
+    await putBytes(page, bigVolume, "f64-volume.nii.gz");
     await page.evaluate(bigModelInPage, [3, 500]);
     /** @type {[string, "open" | "model", RegExp][]} */
     const tooLarge = [
@@ -181,6 +182,10 @@ test("the bad-input corpus through the page keeps the session", { timeout: 90000
       assert.equal(await page.evaluate(() => window.medseg.architecture()), "sam2", `the model after ${what}`);
       assert.equal(await maskSum(page), area, `the mask changed after ${what}`);
     }
+    // The same through the page's file input: the message is shown, the image stays.
+    log(`the page shows: ${await pickBadFile(page, "#file-input", "f64-volume.nii.gz", bigVolume, "not enough memory", true)}`);
+    assert.match(await page.evaluate(() => document.getElementById("file-info").textContent), /image\.png/, "the page still shows the image");
+    await screenshot(page, "bad-corpus-too-large-1400x900.png");
     const last = await page.evaluate(() => window.medseg.addBox(0, 3, [32, 28.8, 89.6, 76.8]));
     assert.ok(last.area > 0, `segmenting after the files that do not fit: area ${last.area}`);
 
