@@ -6,7 +6,7 @@
 //! limit.
 
 use medseg::app::dicom::{DicomImport, DicomOpening};
-use medseg::app::prompts::{check_prompt, parse_numbers, point_label};
+use medseg::app::prompts::{fit_prompt, parse_numbers, point_label};
 use medseg::app::propagation::{frame_range, whole_range};
 use medseg::app::{Document, VolumeOpening};
 use medseg::io::image::decode_rgb;
@@ -135,8 +135,8 @@ pub fn dicom(data: &[u8]) {
 /// The CLI's typed numbers (`--box`, `--point`, `--range`) through the rules every face
 /// shares: the first 3 bytes give a frame of width 1 + 4·b0, height 1 + 4·b1 and
 /// 1 + b2 frames; the rest is text, a line each for the box, the point and the range. A
-/// box or point that passes `check_prompt` maps to finite model coordinates (SAM 2's and
-/// LiteMedSAM's transforms); a range that passes lies within the frames.
+/// box or point as `fit_prompt` gives it to the model maps to finite model coordinates
+/// (SAM 2's and LiteMedSAM's transforms); a range that passes lies within the frames.
 pub fn arguments(data: &[u8]) {
     let &[bw, bh, bd, ref rest @ ..] = data else {
         return;
@@ -152,7 +152,9 @@ pub fn arguments(data: &[u8]) {
             box_xyxy: Some(b),
             points: Vec::new(),
         };
-        if check_prompt(&prompt, width, height).is_ok() {
+        if let Ok(fitted) = fit_prompt(&prompt, width, height)
+            && let Some(b) = fitted.box_xyxy
+        {
             let hw = (height, width);
             let sam2 = Sam2ImageTransform::new(1024).box_to_model(b, hw);
             let lite = LiteMedSamTransform::default().box_to_model(b, hw);
@@ -166,7 +168,7 @@ pub fn arguments(data: &[u8]) {
             box_xyxy: None,
             points: vec![([x, y], label)],
         };
-        if check_prompt(&prompt, width, height).is_ok() {
+        if fit_prompt(&prompt, width, height).is_ok() {
             let p = Sam2ImageTransform::new(1024).point_to_model([x, y], (height, width));
             assert!(p.iter().all(|v| v.is_finite()), "{x}, {y}");
         }

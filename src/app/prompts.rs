@@ -58,9 +58,11 @@ pub fn point_label(value: f64) -> AppResult<PointLabel> {
     }
 }
 
-/// Checks a prompt against a `width × height` frame: a box is four finite numbers with
-/// `x0 < x1`, `y0 < y1` that overlaps the frame; points are finite and inside it.
-pub fn check_prompt(prompt: &ImagePrompt, width: usize, height: usize) -> AppResult<()> {
+/// A prompt checked against a `width × height` frame, as the model gets it: a box is four
+/// finite numbers with `x0 < x1`, `y0 < y1` that overlaps the frame, and is clipped to it
+/// (the page clips a drawn box to the image; any other caller gets the same box, and a
+/// corner at 1e38 cannot reach the model as infinity); points are finite and inside it.
+pub fn fit_prompt(prompt: &ImagePrompt, width: usize, height: usize) -> AppResult<ImagePrompt> {
     if prompt.is_empty() {
         return Err(AppError::bad_input(
             "a prompt needs a box or at least one point",
@@ -96,7 +98,12 @@ pub fn check_prompt(prompt: &ImagePrompt, width: usize, height: usize) -> AppRes
             )));
         }
     }
-    Ok(())
+    Ok(ImagePrompt {
+        box_xyxy: prompt
+            .box_xyxy
+            .map(|[x0, y0, x1, y1]| [x0.max(0.0), y0.max(0.0), x1.min(w), y1.min(h)]),
+        points: prompt.points.clone(),
+    })
 }
 
 /// A frame's prompt as the JavaScript API holds it: `{box: [x0, y0, x1, y1] | null,
@@ -374,8 +381,10 @@ mod tests {
 
     #[test]
     fn prompts_are_checked_against_the_frame() {
-        let ok = |p: &ImagePrompt| check_prompt(p, 100, 50);
+        let ok = |p: &ImagePrompt| fit_prompt(p, 100, 50);
         assert!(ok(&ImagePrompt::boxed([10.0, 10.0, 20.0, 20.0])).is_ok());
+        let clipped = ok(&ImagePrompt::boxed([-1e30, 10.0, 1e38, 60.0])).unwrap();
+        assert_eq!(clipped.box_xyxy, Some([0.0, 10.0, 100.0, 50.0]));
         for bad in [
             ImagePrompt::boxed([20.0, 10.0, 10.0, 20.0]),
             ImagePrompt::boxed([f32::NAN, 0.0, 1.0, 1.0]),

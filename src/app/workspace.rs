@@ -14,7 +14,7 @@ use crate::app::error::{AppError, AppResult, ErrorKind};
 use crate::app::history::{Action, History, HistoryState, PromptChange, Restored};
 use crate::app::masks::{MaskStore, SegRequest};
 use crate::app::model::{LoadedModel, ModelInfo, ModelKind, no_model};
-use crate::app::prompts::{PromptEntry, PromptStore, check_prompt};
+use crate::app::prompts::{PromptEntry, PromptStore, fit_prompt};
 use crate::app::propagation::{
     Directions, DocSession, Run, StepOutcome, VolumeObject, first_prompted, frame_range,
     planned_passes,
@@ -297,7 +297,7 @@ impl Workspace {
     ) -> AppResult<PromptOutcome> {
         let doc = self.doc()?;
         doc.check_frame(frame)?;
-        check_prompt(edit, doc.width(), doc.height())?;
+        let edit = &fit_prompt(edit, doc.width(), doc.height())?;
         let model = self.loaded_model()?;
         let prompt = self.prompts.preview(obj, frame, edit);
         self.end_run();
