@@ -4,9 +4,11 @@
 //! then fills with zeros (a 700-byte file declaring a 3.7 GB element makes it reserve and
 //! touch 3.7 GB natively; found by fuzzing, `fuzz/regressions/dicom/`), text values with
 //! an allocation that cannot fail softly (in the browser, an abort of the engine). The
-//! pass only refuses what cannot be read anyway; where it does not follow the encoding (a
-//! deflated data set, bytes that are not an element header) it stops and leaves the rest
-//! to dicom-rs.
+//! pass only refuses what cannot be read anyway; a deflated data set is walked inflated
+//! (at most `MAX_INFLATED` bytes); where the bytes end mid-header or the deflate stream
+//! is corrupt, it stops and leaves the rest to dicom-rs.
+
+use std::io::Read;
 
 use dicom_core::dictionary::{DataDictionary, DataDictionaryEntry, VirtualVr};
 use dicom_core::{Tag, VR};
@@ -32,23 +34,62 @@ pub fn check_declared_lengths(file: &[u8]) -> Result<(), DicomError> {
     while r.peek_group() == Some(0x0002) {
         let Some(h) = r.header()? else { return Ok(()) };
         if h.tag == (0x0002, 0x0010) {
-            syntax = r
-                .bytes
-                .get(r.at..r.at + h.len as usize)
-                .unwrap_or_default()
-                .to_vec();
+            let end = r.at.saturating_add(h.len as usize);
+            syntax = r.bytes.get(r.at..end).unwrap_or_default().to_vec();
         }
         r.skip(&h)?;
     }
     let syntax = String::from_utf8_lossy(&syntax);
     match syntax.trim_end_matches(['\0', ' ']) {
-        // Deflated (and JPIP referenced deflate): the data set is a deflate stream, which
-        // dicom-rs inflates as it reads.
-        "1.2.840.10008.1.2.1.99" | "1.2.840.10008.1.2.4.95" => return Ok(()),
+        // Deflated (and JPIP referenced deflate): the data set is a raw deflate stream of
+        // explicit VR little endian (PS3.5 A.5), which dicom-rs inflates as it reads; it
+        // is walked inflated.
+        "1.2.840.10008.1.2.1.99" | "1.2.840.10008.1.2.4.95" => {
+            let Some(inflated) = inflate(r.bytes.get(r.at..).unwrap_or_default())? else {
+                return Ok(());
+            };
+            let mut inner = Reader {
+                bytes: &inflated,
+                at: 0,
+                explicit: true,
+                big_endian: false,
+            };
+            return walk_data_set(&mut inner);
+        }
         "1.2.840.10008.1.2" => r.explicit = false,
         "1.2.840.10008.1.2.2" => r.big_endian = true,
         _ => {}
     }
+    walk_data_set(&mut r)
+}
+
+/// The most a deflated data set may inflate to (deflate expands up to 1032:1: a few MB of
+/// file could ask for gigabytes); a larger one is refused before dicom-rs reads it.
+const MAX_INFLATED: u64 = if cfg!(target_pointer_width = "32") {
+    1 << 29
+} else {
+    1 << 31
+};
+
+/// The inflated data set, or `None` where the stream is corrupt (dicom-rs says how).
+fn inflate(deflated: &[u8]) -> Result<Option<Vec<u8>>, DicomError> {
+    let mut out = Vec::new();
+    let read = flate2::read::DeflateDecoder::new(deflated)
+        .take(MAX_INFLATED + 1)
+        .read_to_end(&mut out);
+    if read.is_err() {
+        return Ok(None);
+    }
+    if out.len() as u64 > MAX_INFLATED {
+        return Err(DicomError::TooLarge(format!(
+            "the deflated data set inflates to more than {MAX_INFLATED} bytes"
+        )));
+    }
+    Ok(Some(out))
+}
+
+/// The data set from `r`'s position to its end.
+fn walk_data_set(r: &mut Reader) -> Result<(), DicomError> {
     // The data set, header after header, as dicom-rs reads it: the values of sequences,
     // of their items and of any other element of undefined length (taken as a sequence,
     // in the file's encoding) are data sets themselves, walked into; other values are
