@@ -334,7 +334,7 @@ def us(v):
     return struct.pack("<H", v)
 
 
-def dicom(sop_class=CT_IMAGE, syntax=EXPLICIT_LE, rows=8, columns=8, pixels=None, with_pixels=True, extra=b""):
+def dicom(sop_class=CT_IMAGE, syntax=EXPLICIT_LE, rows=8, columns=8, pixels=None, with_pixels=True, extra=b"", deflate=False):
     meta_body = (
         element(0x0002, 0x0001, "OB", b"\0\1")
         + element(0x0002, 0x0002, "UI", sop_class)
@@ -364,6 +364,9 @@ def dicom(sop_class=CT_IMAGE, syntax=EXPLICIT_LE, rows=8, columns=8, pixels=None
     if with_pixels:
         data = pixels if pixels is not None else bytes(2 * rows * columns)
         body += element(0x7FE0, 0x0010, "OW", data)
+    if deflate:  # Deflated Explicit VR Little Endian: the data set as raw deflate (PS3.5 A.5)
+        packer = zlib.compressobj(9, zlib.DEFLATED, -15)
+        body = packer.compress(body) + packer.flush()
     return bytes(128) + b"DICM" + meta + body
 
 
@@ -385,6 +388,8 @@ def make_dicom():
     item = struct.pack("<HHI", 0xFFFE, 0xE000, 0xFFFFFFFF) + huge_text
     sequence = struct.pack("<HH", 0x0040, 0xA730) + b"SQ\0\0" + struct.pack("<I", 0xFFFFFFFF) + item
     put("dicom/huge-element-length.dcm", dicom(extra=sequence))
+    # The same inside a deflated data set, which the reader inflates first.
+    put("dicom/deflated-huge-element-length.dcm", dicom(syntax="1.2.840.10008.1.2.1.99", extra=sequence, deflate=True))
 
 
 # --- valid inputs the argument-only cases run against ---------------------------------------
