@@ -5,8 +5,8 @@
 //! touch 3.7 GB natively; found by fuzzing, `fuzz/regressions/dicom/`), text values with
 //! an allocation that cannot fail softly (in the browser, an abort of the engine). The
 //! pass only refuses what cannot be read anyway; a deflated data set is walked inflated
-//! (at most `MAX_INFLATED` bytes); where the bytes end mid-header or the deflate stream
-//! is corrupt, it stops and leaves the rest to dicom-rs.
+//! (at most `MAX_INFLATED` bytes; a corrupt stream as far as it inflates); where the
+//! bytes end mid-header it stops and leaves the rest to dicom-rs.
 
 use std::io::Read;
 
@@ -45,9 +45,7 @@ pub fn check_declared_lengths(file: &[u8]) -> Result<(), DicomError> {
         // explicit VR little endian (PS3.5 A.5), which dicom-rs inflates as it reads; it
         // is walked inflated.
         "1.2.840.10008.1.2.1.99" | "1.2.840.10008.1.2.4.95" => {
-            let Some(inflated) = inflate(r.bytes.get(r.at..).unwrap_or_default())? else {
-                return Ok(());
-            };
+            let inflated = inflate(r.bytes.get(r.at..).unwrap_or_default())?;
             let mut inner = Reader {
                 bytes: &inflated,
                 at: 0,
@@ -71,21 +69,20 @@ const MAX_INFLATED: u64 = if cfg!(target_pointer_width = "32") {
     1 << 31
 };
 
-/// The inflated data set, or `None` where the stream is corrupt (dicom-rs says how).
-fn inflate(deflated: &[u8]) -> Result<Option<Vec<u8>>, DicomError> {
+/// The inflated data set; where the stream is corrupt, what inflated before the damage
+/// (dicom-rs reads that far too, then says what is wrong).
+fn inflate(deflated: &[u8]) -> Result<Vec<u8>, DicomError> {
     let mut out = Vec::new();
-    let read = flate2::read::DeflateDecoder::new(deflated)
+    // On an error, the bytes inflated so far are in `out`.
+    let _ = flate2::read::DeflateDecoder::new(deflated)
         .take(MAX_INFLATED + 1)
         .read_to_end(&mut out);
-    if read.is_err() {
-        return Ok(None);
-    }
     if out.len() as u64 > MAX_INFLATED {
         return Err(DicomError::TooLarge(format!(
             "the deflated data set inflates to more than {MAX_INFLATED} bytes"
         )));
     }
-    Ok(Some(out))
+    Ok(out)
 }
 
 /// The data set from `r`'s position to its end.
