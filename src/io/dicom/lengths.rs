@@ -101,7 +101,7 @@ fn walk_data_set(r: &mut Reader) -> Result<(), DicomError> {
             PIXEL_DATA if h.len == UNDEFINED => in_fragments = true,
             _ if h.len == UNDEFINED => {}
             _ if r.is_sequence(&h) => r.fits(&h)?,
-            _ => r.skip(&h)?,
+            _ => r.skip_as_read(&h)?,
         }
     }
     Ok(())
@@ -199,6 +199,30 @@ impl Reader<'_> {
         if h.len != UNDEFINED {
             self.at += h.len as usize;
         }
+        Ok(())
+    }
+
+    /// Steps over a value as dicom-rs does: a value of fixed-size numbers is read as whole
+    /// numbers only (`len / size` of them), so a length that is not a multiple of the
+    /// size leaves its reader that many bytes early (its next header starts there).
+    fn skip_as_read(&mut self, h: &Header) -> Result<(), DicomError> {
+        self.fits(h)?;
+        let vr =
+            h.vr.or_else(
+                || match StandardDataDictionary.by_tag(Tag(h.tag.0, h.tag.1))?.vr() {
+                    VirtualVr::Exact(vr) => Some(vr),
+                    VirtualVr::Xs => Some(VR::US),
+                    _ => None,
+                },
+            );
+        use VR::*;
+        let size = match vr {
+            Some(FD | OD | SV | UV | OV) => 8,
+            Some(FL | OF | SL | UL | OL | AT) => 4,
+            Some(SS | US | OW) => 2,
+            _ => 1,
+        };
+        self.at += h.len as usize / size * size;
         Ok(())
     }
 
