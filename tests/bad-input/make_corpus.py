@@ -334,7 +334,9 @@ def us(v):
     return struct.pack("<H", v)
 
 
-def dicom(sop_class=CT_IMAGE, syntax=EXPLICIT_LE, rows=8, columns=8, pixels=None, with_pixels=True, extra=b"", deflate=False):
+def dicom(
+    sop_class=CT_IMAGE, syntax=EXPLICIT_LE, rows=8, columns=8, pixels=None, with_pixels=True, extra=b"", deflate=False, fragment=None
+):
     meta_body = (
         element(0x0002, 0x0001, "OB", b"\0\1")
         + element(0x0002, 0x0002, "UI", sop_class)
@@ -361,7 +363,11 @@ def dicom(sop_class=CT_IMAGE, syntax=EXPLICIT_LE, rows=8, columns=8, pixels=None
             + element(0x0028, 0x0102, "US", us(11))
             + element(0x0028, 0x0103, "US", us(0))
         )
-    if with_pixels:
+    if fragment is not None:  # one encapsulated frame: an empty offset table, one fragment (PS3.5 A.4)
+        item = lambda data: struct.pack("<HHI", 0xFFFE, 0xE000, len(data)) + data
+        body += struct.pack("<HH", 0x7FE0, 0x0010) + b"OB\0\0" + struct.pack("<I", 0xFFFFFFFF)
+        body += item(b"") + item(fragment + b"\0" * (len(fragment) % 2)) + struct.pack("<HHI", 0xFFFE, 0xE0DD, 0)
+    elif with_pixels:
         data = pixels if pixels is not None else bytes(2 * rows * columns)
         body += element(0x7FE0, 0x0010, "OW", data)
     if deflate:  # Deflated Explicit VR Little Endian: the data set as raw deflate (PS3.5 A.5)
@@ -390,6 +396,18 @@ def make_dicom():
     put("dicom/huge-element-length.dcm", dicom(extra=sequence))
     # The same inside a deflated data set, which the reader inflates first.
     put("dicom/deflated-huge-element-length.dcm", dicom(syntax="1.2.840.10008.1.2.1.99", extra=sequence, deflate=True))
+    # A JPEG-LS (lossless) frame of 16 x 16 16-bit samples whose scan data is corrupt: its
+    # decoded error values grow past anything a valid scan holds until pure_jpegls 2.0.0
+    # overflowed i32 (a panic in debug builds, wrong pixels in release). Found by mutating
+    # the scan of a frame pure_jpegls encoded; vendor/pure_jpegls now refuses the value.
+    corrupt_scan = bytes.fromhex(
+        "ffd8fff7000b100010001001011100ffda00080101000000000d0e00130000000c2200003700000063000042"
+        "00182d490f000051157a000000000017000000002e002f00003c4b0056006820560000002e00000070712e00"
+        "193200760000120000160000001f00493600007a0001005600185700404c7f0000386c3406000069050a000a"
+        "00070000783003000000000000630000103e0000382d1a00000010660000516c7c7c12000000451d781d1b00"
+        "002d58015d63006f00003a00005e00006b00ffd9"
+    )
+    put("dicom/jpeg-ls-corrupt-scan.dcm", dicom(syntax="1.2.840.10008.1.2.4.80", rows=16, columns=16, fragment=corrupt_scan))
 
 
 # --- valid inputs the argument-only cases run against ---------------------------------------
