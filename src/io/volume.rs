@@ -807,7 +807,7 @@ fn read_nifti_gz(bytes: &[u8]) -> Result<VolumeSeries, VolumeError> {
             .ok()
             .and_then(|n| room.try_reserve_exact(n).ok())
             .ok_or(VolumeError::OutOfMemory {
-                what: "the inflated voxels",
+                what: "the inflated voxel data",
                 bytes: need,
             })?;
         dec.by_ref()

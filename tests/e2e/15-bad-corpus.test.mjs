@@ -170,7 +170,7 @@ test("the bad-input corpus through the page keeps the session", { timeout: 90000
     await page.evaluate(bigModelInPage, [3, 500]);
     /** @type {[string, "open" | "model", RegExp][]} */
     const tooLarge = [
-      ["f64-volume.nii.gz", "open", /f64-volume\.nii\.gz: not enough memory: the inflated voxels needs 2147483648 bytes/],
+      ["f64-volume.nii.gz", "open", /f64-volume\.nii\.gz: not enough memory: the inflated voxel data needs 2147483648 bytes/],
       ["big.safetensors", "model", /not enough memory: tensor `t\d` needs 1048576000 bytes/],
     ];
     for (const [what, how, pattern] of tooLarge) {
