@@ -57,6 +57,7 @@ const PAGE_CASES = [
   ["frames-non-image", "open", /frame_002\.png/i],
   ["dcm-no-pixel-data", "open"],
   ["dcm-huge-element-length", "open"],
+  ["dcm-jpeg-ls-corrupt-scan", "open"],
   ["dcm-unsupported-syntax", "open"],
   ["dcm-structured-report", "open"],
 ];
