@@ -396,6 +396,10 @@ def make_dicom():
     put("dicom/huge-element-length.dcm", dicom(extra=sequence))
     # The same inside a deflated data set, which the reader inflates first.
     put("dicom/deflated-huge-element-length.dcm", dicom(syntax="1.2.840.10008.1.2.1.99", extra=sequence, deflate=True))
+    # In a data set, a tag of the item group that is no delimiter is a plain element to
+    # dicom-rs, read by its length (found by fuzzing: (FFFE,DF0D) declaring 4.3 GB).
+    odd_item_tag = struct.pack("<HHI", 0xFFFE, 0xDF0D, 3_000_000_000) + b"text"
+    put("dicom/item-group-element-huge-length.dcm", dicom(extra=odd_item_tag))
     # A JPEG-LS (lossless) frame of 16 x 16 16-bit samples whose scan data is corrupt: its
     # decoded error values grow past anything a valid scan holds until pure_jpegls 2.0.0
     # overflowed i32 (a panic in debug builds, wrong pixels in release). Found by mutating

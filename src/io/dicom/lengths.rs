@@ -18,6 +18,7 @@ use super::DicomError;
 
 const UNDEFINED: u32 = u32::MAX;
 const ITEM: (u16, u16) = (0xFFFE, 0xE000);
+const ITEM_DELIMITER: (u16, u16) = (0xFFFE, 0xE00D);
 const SEQUENCE_DELIMITER: (u16, u16) = (0xFFFE, 0xE0DD);
 const PIXEL_DATA: (u16, u16) = (0x7FE0, 0x0010);
 
@@ -85,26 +86,101 @@ fn inflate(deflated: &[u8]) -> Result<Vec<u8>, DicomError> {
     Ok(out)
 }
 
-/// The data set from `r`'s position to its end.
+/// A sequence or item open where the walk is, as dicom-rs's reader keeps it.
+struct Open {
+    item: bool,
+    /// In encapsulated pixel data: its items are fragments, whose bytes dicom-rs reads
+    /// into a buffer of the item's length.
+    pixel_data: bool,
+    /// Where a defined length ends it.
+    end: Option<usize>,
+}
+
+/// The data set from `r`'s position to its end, walked in the states of dicom-rs's
+/// `DataSetReader` (dicom-parser 0.10): after a sequence starts it reads item headers,
+/// inside a fragment the fragment's bytes, elsewhere element headers. What a header means
+/// depends on that state: in a data set, a tag of group FFFE other than the item
+/// delimiter is a plain element whose value dicom-rs reads by its length (a fuzzed
+/// (FFFE,DF0D) declared 4.3 GB); an element of undefined length, whatever its VR, is a
+/// sequence. A defined-length sequence or item ends where its length says. Where
+/// dicom-rs would stop with an error, the walk stops too.
 fn walk_data_set(r: &mut Reader) -> Result<(), DicomError> {
-    // The data set, header after header, as dicom-rs reads it: the values of sequences,
-    // of their items and of any other element of undefined length (taken as a sequence,
-    // in the file's encoding) are data sets themselves, walked into; other values are
-    // stepped over. In encapsulated pixel data the items are fragments, stepped over.
-    let mut in_fragments = false;
-    while let Some(h) = r.header()? {
-        match h.tag {
-            ITEM if in_fragments => r.skip(&h)?,
-            ITEM => r.fits(&h)?,
-            SEQUENCE_DELIMITER => in_fragments = false,
-            (0xFFFE, _) => {}
-            PIXEL_DATA if h.len == UNDEFINED => in_fragments = true,
-            _ if h.len == UNDEFINED => {}
-            _ if r.is_sequence(&h) => r.fits(&h)?,
-            _ => r.skip_as_read(&h)?,
+    let mut open: Vec<Open> = Vec::new();
+    let mut in_sequence = false;
+    loop {
+        while let Some(end) = open.last().and_then(|o| o.end) {
+            match r.at.cmp(&end) {
+                std::cmp::Ordering::Less => break,
+                std::cmp::Ordering::Equal => {
+                    in_sequence = open.pop().is_some_and(|o| o.item);
+                }
+                std::cmp::Ordering::Greater => return Ok(()),
+            }
+        }
+        if in_sequence {
+            let Some(h) = r.item_header() else {
+                return Ok(());
+            };
+            match h.tag {
+                ITEM => {
+                    let Some(pixel_data) = open.last().map(|o| o.pixel_data) else {
+                        return Ok(());
+                    };
+                    r.fits(&h)?;
+                    open.push(Open {
+                        item: true,
+                        pixel_data,
+                        end: r.end_of(&h),
+                    });
+                    in_sequence = false;
+                }
+                ITEM_DELIMITER => {
+                    open.pop();
+                }
+                SEQUENCE_DELIMITER => {
+                    open.pop();
+                    in_sequence = false;
+                }
+                _ => return Ok(()),
+            }
+        } else if let Some(Open {
+            item: true,
+            pixel_data: true,
+            end,
+        }) = open.last()
+        {
+            // The fragment's length was checked with its item header.
+            let Some(end) = *end else { return Ok(()) };
+            r.at = end;
+        } else {
+            let Some(h) = r.header()? else {
+                return Ok(());
+            };
+            if r.is_sequence(&h) {
+                r.fits(&h)?;
+                open.push(Open {
+                    item: false,
+                    pixel_data: false,
+                    end: r.end_of(&h),
+                });
+                in_sequence = true;
+            } else if h.tag == ITEM_DELIMITER {
+                // Outside any sequence dicom-rs ignores it.
+                if open.pop().is_some() {
+                    in_sequence = true;
+                }
+            } else if h.len == UNDEFINED {
+                open.push(Open {
+                    item: false,
+                    pixel_data: h.tag == PIXEL_DATA,
+                    end: None,
+                });
+                in_sequence = true;
+            } else {
+                r.skip_as_read(&h)?;
+            }
         }
     }
-    Ok(())
 }
 
 struct Header {
@@ -153,9 +229,12 @@ impl Reader<'_> {
             return Ok(None);
         };
         let tag = (group, element);
-        // Items and delimiters have no VR in any encoding.
-        let (vr, len, size) = if !self.explicit || group == 0xFFFE {
+        // Items and delimiters have no VR in any encoding; in explicit VR dicom-rs reads
+        // every header of their group so, as UN.
+        let (vr, len, size) = if !self.explicit {
             (None, self.u32(at + 4), 8)
+        } else if group == 0xFFFE {
+            (Some(VR::UN), self.u32(at + 4), 8)
         } else {
             let Some(vr) = self
                 .bytes
@@ -179,6 +258,20 @@ impl Reader<'_> {
         let Some(len) = len else { return Ok(None) };
         self.at = at + size;
         Ok(Some(Header { tag, vr, len }))
+    }
+
+    /// An item header (tag and length, no VR in any encoding), the reader after it.
+    fn item_header(&mut self) -> Option<Header> {
+        let at = self.at;
+        let tag = (self.u16(at)?, self.u16(at + 2)?);
+        let len = self.u32(at + 4)?;
+        self.at = at + 8;
+        Some(Header { tag, vr: None, len })
+    }
+
+    /// Where a value of `h`'s length that starts here ends; `None` for undefined.
+    fn end_of(&self, h: &Header) -> Option<usize> {
+        (h.len != UNDEFINED).then(|| self.at + h.len as usize)
     }
 
     /// A defined length must fit in what is left of the file.
