@@ -400,6 +400,25 @@ def make_dicom():
     # dicom-rs, read by its length (found by fuzzing: (FFFE,DF0D) declaring 4.3 GB).
     odd_item_tag = struct.pack("<HHI", 0xFFFE, 0xDF0D, 3_000_000_000) + b"text"
     put("dicom/item-group-element-huge-length.dcm", dicom(extra=odd_item_tag))
+    # dicom-object reads the file meta information up to its group length, in explicit VR
+    # little endian, whatever the data set's encoding. Here that length covers one byte
+    # more than group 0002, so it reads the big-endian data set's first element too, as
+    # little endian: its length 10 (00 0A) as 2560, which puts the data set's start inside
+    # the next value, on a header declaring 3 GB (found by fuzzing, in a deflated file).
+    big_endian = "1.2.840.10008.1.2.2"
+    meta_body = (
+        element(0x0002, 0x0001, "OB", b"\0\1")
+        + element(0x0002, 0x0002, "UI", CT_IMAGE)
+        + element(0x0002, 0x0003, "UI", "1.2.826.0.1.3680043.10.1.1")
+        + element(0x0002, 0x0010, "UI", big_endian)
+    )
+    meta = element(0x0002, 0x0000, "UL", struct.pack("<I", len(meta_body) + 1)) + meta_body
+    creator = struct.pack(">HH", 0x0009, 0x0010) + b"LO" + struct.pack(">H", 10) + b"MEDSEG    "
+    hidden = struct.pack(">HH", 0x0040, 0xA160) + b"UT\0\0" + struct.pack(">I", 3_000_000_000) + b"text"
+    # dicom-object's data set starts 8 + 2560 bytes into this one; the OB value starts 30 in.
+    private = bytes(8 + 2560 - 30) + hidden
+    body = creator + struct.pack(">HH", 0x0009, 0x1010) + b"OB\0\0" + struct.pack(">I", len(private)) + private
+    put("dicom/meta-group-length-past-group.dcm", bytes(128) + b"DICM" + meta + body)
     # A JPEG-LS (lossless) frame of 16 x 16 16-bit samples whose scan data is corrupt: its
     # decoded error values grow past anything a valid scan holds until pure_jpegls 2.0.0
     # overflowed i32 (a panic in debug builds, wrong pixels in release). Found by mutating

@@ -30,15 +30,34 @@ pub fn check_declared_lengths(file: &[u8]) -> Result<(), DicomError> {
         explicit: true,
         big_endian: false,
     };
-    // The file meta information (group 0002) is explicit VR little endian, always.
+    // The file meta information is explicit VR little endian, always, and read as
+    // dicom-object 0.10 reads it: a group length (0002,0000) of 4 bytes, then elements of
+    // any group until that many bytes are read; the data set starts where they end, which
+    // is not where group 0002 ends when the group length says otherwise (found by
+    // fuzzing). dicom-object refuses anything else there, and so the pass stops.
+    let Some(h) = r.header()? else { return Ok(()) };
+    let Some(group_length) = r
+        .u32(r.at)
+        .filter(|_| h.tag == (0x0002, 0x0000) && h.len == 4)
+    else {
+        return Ok(());
+    };
+    r.at += 4;
     let mut syntax = Vec::new();
-    while r.peek_group() == Some(0x0002) {
+    let mut meta_read = 0u32;
+    while meta_read < group_length {
+        let start = r.at;
         let Some(h) = r.header()? else { return Ok(()) };
+        if h.len == UNDEFINED {
+            return Ok(());
+        }
         if h.tag == (0x0002, 0x0010) {
             let end = r.at.saturating_add(h.len as usize);
             syntax = r.bytes.get(r.at..end).unwrap_or_default().to_vec();
         }
         r.skip(&h)?;
+        // At most the file's length: `skip` checked the value fits.
+        meta_read = meta_read.saturating_add(u32::try_from(r.at - start).unwrap_or(u32::MAX));
     }
     let syntax = String::from_utf8_lossy(&syntax);
     match syntax.trim_end_matches(['\0', ' ']) {
@@ -215,10 +234,6 @@ impl Reader<'_> {
         } else {
             u32::from_le_bytes(b)
         })
-    }
-
-    fn peek_group(&self) -> Option<u16> {
-        self.u16(self.at)
     }
 
     /// The next element's header, the reader after it; `None` at the end, or where the
