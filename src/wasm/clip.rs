@@ -6,7 +6,7 @@ use wasm_bindgen::prelude::*;
 use super::{InputBytes, Session, js};
 use crate::app::document::{ClipBuilder, rgb_from_pixels};
 use crate::app::{AppError, AppResult};
-use crate::io::image::decode_rgb;
+use crate::io::image::{RgbImage, decode_rgb};
 
 #[wasm_bindgen]
 impl Session {
@@ -44,11 +44,7 @@ impl Session {
 
 impl Session {
     /// Adds `frame` (decoded from image file `file`, when it was one) to the clip begun.
-    fn push(
-        &self,
-        frame: AppResult<crate::io::image::RgbImage>,
-        file: Option<&str>,
-    ) -> Result<u32, JsValue> {
+    fn push(&self, frame: AppResult<RgbImage>, file: Option<&str>) -> Result<u32, JsValue> {
         let mut clip = self.clip.borrow_mut();
         let clip = js(clip
             .as_mut()

@@ -175,7 +175,7 @@ fn walk_data_set(r: &mut Reader) -> Result<(), DicomError> {
             let Some(h) = r.header()? else {
                 return Ok(());
             };
-            if r.is_sequence(&h) {
+            if h.vr == VR::SQ {
                 r.fits(&h)?;
                 open.push(Open {
                     item: false,
@@ -204,8 +204,8 @@ fn walk_data_set(r: &mut Reader) -> Result<(), DicomError> {
 
 struct Header {
     tag: (u16, u16),
-    /// Explicit VR only.
-    vr: Option<VR>,
+    /// The file's VR in explicit VR; in implicit VR the dictionary's (`implicit_vr`).
+    vr: VR,
     len: u32,
 }
 
@@ -247,9 +247,9 @@ impl Reader<'_> {
         // Items and delimiters have no VR in any encoding; in explicit VR dicom-rs reads
         // every header of their group so, as UN.
         let (vr, len, size) = if !self.explicit {
-            (None, self.u32(at + 4), 8)
+            (implicit_vr(tag), self.u32(at + 4), 8)
         } else if group == 0xFFFE {
-            (Some(VR::UN), self.u32(at + 4), 8)
+            (VR::UN, self.u32(at + 4), 8)
         } else {
             let Some(vr) = self
                 .bytes
@@ -265,9 +265,9 @@ impl Reader<'_> {
                 vr,
                 OB | OD | OF | OL | OV | OW | SQ | SV | UC | UN | UR | UT | UV
             ) {
-                (Some(vr), self.u32(at + 8), 12)
+                (vr, self.u32(at + 8), 12)
             } else {
-                (Some(vr), self.u16(at + 6).map(u32::from), 8)
+                (vr, self.u16(at + 6).map(u32::from), 8)
             }
         };
         let Some(len) = len else { return Ok(None) };
@@ -281,7 +281,11 @@ impl Reader<'_> {
         let tag = (self.u16(at)?, self.u16(at + 2)?);
         let len = self.u32(at + 4)?;
         self.at = at + 8;
-        Some(Header { tag, vr: None, len })
+        Some(Header {
+            tag,
+            vr: VR::UN,
+            len,
+        })
     }
 
     /// Where a value of `h`'s length that starts here ends; `None` for undefined.
@@ -315,31 +319,27 @@ impl Reader<'_> {
     /// size leaves its reader that many bytes early (its next header starts there).
     fn skip_as_read(&mut self, h: &Header) -> Result<(), DicomError> {
         self.fits(h)?;
-        let vr =
-            h.vr.or_else(
-                || match StandardDataDictionary.by_tag(Tag(h.tag.0, h.tag.1))?.vr() {
-                    VirtualVr::Exact(vr) => Some(vr),
-                    VirtualVr::Xs => Some(VR::US),
-                    _ => None,
-                },
-            );
         use VR::*;
-        let size = match vr {
-            Some(FD | OD | SV | UV | OV) => 8,
-            Some(FL | OF | SL | UL | OL | AT) => 4,
-            Some(SS | US | OW) => 2,
+        let size = match h.vr {
+            FD | OD | SV | UV | OV => 8,
+            FL | OF | SL | UL | OL | AT => 4,
+            SS | US | OW => 2,
             _ => 1,
         };
         self.at += h.len as usize / size * size;
         Ok(())
     }
+}
 
-    fn is_sequence(&self, h: &Header) -> bool {
-        match h.vr {
-            Some(vr) => vr == VR::SQ,
-            None => StandardDataDictionary
-                .by_tag(Tag(h.tag.0, h.tag.1))
-                .is_some_and(|e| e.vr() == VirtualVr::Exact(VR::SQ)),
-        }
+/// An implicit-VR element's VR as the pass steps over it, looked up once per header: the
+/// dictionary's, US for its US-or-SS ones, UN where it has none or several.
+fn implicit_vr((group, element): (u16, u16)) -> VR {
+    match StandardDataDictionary
+        .by_tag(Tag(group, element))
+        .map(|e| e.vr())
+    {
+        Some(VirtualVr::Exact(vr)) => vr,
+        Some(VirtualVr::Xs) => VR::US,
+        _ => VR::UN,
     }
 }
